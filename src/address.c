@@ -1,0 +1,2 @@
+/* address: not written yet. */
+#include "buf.h"

@@ -1,0 +1,69 @@
+/*
+ * buf: a growable byte buffer and a NULL-terminated string vector.
+ * The buffer's data is always NUL-terminated once anything was added, so
+ * it can be used as a C string when it holds text. Every function that can
+ * allocate returns 0 or -ENOMEM and leaves the buffer valid on failure.
+ * Nothing here truncates: text grows the buffer or the call fails.
+ */
+#ifndef MP_BUF_H
+#define MP_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+struct buf {
+	char *data;	/* NULL until the first append; then NUL-terminated */
+	size_t len;	/* bytes used, not counting the terminating NUL */
+	size_t cap;	/* bytes allocated */
+};
+
+#define BUF_INIT { NULL, 0, 0 }
+
+/* Make room for extra more bytes (plus the NUL). */
+int buf_reserve(struct buf *b, size_t extra);
+/* Append n bytes. */
+int buf_append(struct buf *b, const void *p, size_t n);
+/* Append a C string. */
+int buf_puts(struct buf *b, const char *s);
+/* Append one byte. */
+int buf_putc(struct buf *b, char c);
+/* Append printf-formatted text. */
+int buf_printf(struct buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Append vprintf-formatted text. */
+int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+/* Forget the contents, keep the allocation. */
+void buf_reset(struct buf *b);
+/* Hand the data (NUL-terminated, never NULL on success) to the caller. */
+int buf_steal(struct buf *b, char **out);
+/* Release the allocation. */
+void buf_free(struct buf *b);
+
+struct strv {
+	char **v;	/* v[n] == NULL whenever v != NULL */
+	size_t n;
+	size_t cap;
+};
+
+#define STRV_INIT { NULL, 0, 0 }
+
+/* Append a copy of s. */
+int strv_push(struct strv *sv, const char *s);
+/* Append a copy of the n bytes at s (NUL added). */
+int strv_pushn(struct strv *sv, const char *s, size_t n);
+/* Append s itself; on failure s is freed. */
+int strv_push_take(struct strv *sv, char *s);
+/* Append a copy of every string of src. */
+int strv_extend(struct strv *sv, const struct strv *src);
+/* Index of the first string equal to s, or -1. */
+long strv_find(const struct strv *sv, const char *s);
+/* Free the strings and the array. */
+void strv_free(struct strv *sv);
+
+/* strdup that returns NULL only on allocation failure and accepts NULL. */
+char *mp_strdup(const char *s);
+/* Copy of n bytes at s, NUL-terminated. */
+char *mp_strndup(const char *s, size_t n);
+
+#endif

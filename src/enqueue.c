@@ -1,0 +1,2 @@
+/* enqueue: not written yet. */
+#include "buf.h"

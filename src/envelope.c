@@ -1,0 +1,2 @@
+/* envelope: not written yet. */
+#include "buf.h"

@@ -1,0 +1,2 @@
+/* foreign: not written yet. */
+#include "buf.h"

@@ -1,0 +1,2 @@
+/* localsub: not written yet. */
+#include "buf.h"

@@ -1,0 +1,2 @@
+/* log: not written yet. */
+#include "buf.h"

@@ -1,0 +1,2 @@
+/* msghdr: not written yet. */
+#include "buf.h"

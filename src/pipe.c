@@ -1,0 +1,2 @@
+/* pipe: not written yet. */
+#include "buf.h"

@@ -1,0 +1,2 @@
+/* pipeaddr: not written yet. */
+#include "buf.h"

@@ -1,0 +1,2 @@
+/* result: not written yet. */
+#include "buf.h"

@@ -1,0 +1,2 @@
+/* routeinfo: not written yet. */
+#include "buf.h"

@@ -1,0 +1,2 @@
+/* router: not written yet. */
+#include "buf.h"

@@ -1,0 +1,2 @@
+/* sched: not written yet. */
+#include "buf.h"

@@ -1,0 +1,2 @@
+/* server: not written yet. */
+#include "buf.h"

@@ -1,0 +1,2 @@
+/* spawn: not written yet. */
+#include "buf.h"

@@ -1,0 +1,2 @@
+/* store: not written yet. */
+#include "buf.h"

@@ -1,0 +1,128 @@
+/*
+ * store: the Queue/ directory, the only code that creates, changes, renames
+ * or removes queue files (docs/QUEUE.md). A new message is written to
+ * Queue/[NN/]ID.tmp (O_EXCL), fsynced, renamed to ID.msg, and the directory
+ * fsynced before the caller hears of it; a recipient's final state is one
+ * byte overwritten in place and fdatasynced; a finished file is unlinked
+ * and its directory fsynced. Directory fsyncs are shared by every change
+ * made before they start (group commit). All blocking disk work runs on the
+ * libuv thread pool; the loop thread only books and calls back. Corrupt
+ * files are moved to Queue/corrupt/, never deleted. Never exits; returns 0
+ * or -errno.
+ */
+#ifndef MP_STORE_H
+#define MP_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "envelope.h"
+#include "log.h"
+
+#define STORE_ID_LEN 16		/* decimal digits: unix seconds * 1e6 + n */
+#define STORE_AUTO_THRESHOLD 5000	/* "auto" folders above this count */
+
+struct store_settings {
+	int foldering;		/* 0, 10, 100 or FOLDERING_AUTO */
+	uint64_t limit;		/* queue limit in messages */
+	bool set_group;		/* chown files/dirs to group (running as root) */
+	gid_t group;		/* program user's group: may read, not write */
+};
+
+/* One queue file as the server knows it. */
+struct store_msg {
+	char id[STORE_ID_LEN + 1];
+	char *relpath;		/* "Queue/ID.msg" or "Queue/NN/ID.msg" */
+	char *path;		/* absolute path */
+	struct envelope env;	/* parsed envelope, state offsets valid */
+	uint64_t msg_off;	/* offset of the message (env.header_len) */
+	uint64_t msg_len;	/* message bytes (env.size) */
+	size_t pending;		/* recipients still pending */
+	unsigned marks;		/* store_mark calls in flight */
+	void *owner;		/* free for the scheduler */
+};
+
+struct store;
+
+/*
+ * Open BASE/Queue (created 0750, group-owned by s->group when set_group).
+ * s is copied.
+ */
+int store_open(uv_loop_t *loop, const char *base_dir,
+	const struct store_settings *s, struct logger *lg, struct store **out);
+
+/* Called for each message found by store_recover / store_import. */
+typedef void (*store_msg_cb)(void *arg, struct store_msg *m);
+/* Called when a recovery or import scan is over. */
+typedef void (*store_scan_cb)(void *arg, int err, size_t found,
+	size_t corrupt);
+
+/*
+ * Start-up recovery: remove every stray ID.tmp, load every ID.msg in Queue/
+ * and every subfolder (whatever foldering says now), move corrupt ones to
+ * Queue/corrupt/ with a log line, remove files whose recipients are all
+ * final. found() gets each live message in ID order (arrival order); the
+ * receiver owns it (store_msg_free). New IDs are allocated above every ID
+ * seen. Must finish before store_commit is used.
+ */
+int store_recover(struct store *st, store_msg_cb found, store_scan_cb done,
+	void *arg);
+
+enum store_commit_flags {
+	STORE_EXEMPT_LIMIT = 1,	/* delivery reports: not held by the limit */
+};
+
+/* Result of a commit: m is the caller's (store_msg_free), NULL on error. */
+typedef void (*store_commit_cb)(void *arg, int err, struct store_msg *m);
+
+/*
+ * Write a new queue file durably from env (moved into the store_msg; its
+ * uid is generated when empty) and message (the bytes are stolen from the
+ * buffer). If unlink_after is not NULL, that file (absolute path, e.g. the
+ * .sub) is unlinked only after the queue file is durable. -ENOSPC when the
+ * queue limit is reached (unless STORE_EXEMPT_LIMIT). cb runs from the
+ * loop, never inside store_commit.
+ */
+int store_commit(struct store *st, struct envelope *env, struct buf *message,
+	const char *unlink_after, unsigned flags, store_commit_cb cb,
+	void *arg);
+
+/* Result of a mark: removed says the file is gone (no recipient left). */
+typedef void (*store_mark_cb)(void *arg, int err, bool removed);
+
+/*
+ * Record recipient rcpt's final state (RCPT_DELIVERED or RCPT_FAILED):
+ * the in-memory state and m->pending change now; on disk the state byte is
+ * overwritten and fdatasynced, or, when no recipient is left pending, the
+ * file is unlinked and its directory fsynced instead. m must stay alive
+ * until cb (the store keeps it pinned through m->marks).
+ */
+int store_mark(struct store *st, struct store_msg *m, size_t rcpt,
+	enum rcpt_state state, store_mark_cb cb, void *arg);
+
+/*
+ * ForeignQueue import: give the .msg at src_path a fresh ID, check its
+ * envelope, move it into Queue/ (rename; same file system), fix owner and
+ * mode, fsync both directories. A corrupt file goes to Queue/corrupt/.
+ * cb gets the new store_msg, or NULL with err (-EBADMSG corrupt).
+ */
+int store_import(struct store *st, const char *src_path, store_commit_cb cb,
+	void *arg);
+
+/* Messages in the queue (live files plus commits in flight). */
+size_t store_count(const struct store *st);
+/* store_count() >= limit. */
+bool store_full(const struct store *st);
+/* Relative folder ("Queue" or "Queue/NN") for an ID under the settings. */
+int store_folder_for(const struct store *st, const char *id, char **out);
+/* Disk operations queued or running. */
+unsigned store_busy(const struct store *st);
+void store_msg_free(struct store_msg *m);
+/* Free st; only when store_busy() == 0. */
+void store_close(struct store *st);
+
+#endif

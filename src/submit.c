@@ -1,0 +1,2 @@
+/* submit: not written yet. */
+#include "buf.h"
