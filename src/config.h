@@ -78,6 +78,8 @@ struct config {
 		uint64_t time_limit_s;	/* default 10m */
 		uint64_t stderr_limit;	/* bytes kept; default 64k */
 		enum direct_policy direct;	/* default local */
+		char *path_env;		/* [pipe] path: PATH for programs;
+					   default /usr/local/bin:/usr/bin:/bin */
 	} pipe;
 
 	struct config_transport *transports;
@@ -115,7 +117,10 @@ struct config {
 	} monitor;
 
 	struct {
-		enum log_level level[LOG_NCOMP];	/* default major */
+		/* [log] level = LEVEL sets all; [log] pipe = LEVEL (and
+		   system, enqueuer, dequeuer, smtpi, smtp, submit, queue)
+		   set one component. Default major. */
+		enum log_level level[LOG_NCOMP];
 	} log;
 };
 
