@@ -22,7 +22,8 @@ struct msghdr_field {
 	size_t name_len;	/* bytes of the name (before ':') */
 };
 
-struct msghdr {
+/* (Not "struct msghdr": that name belongs to <sys/socket.h>.) */
+struct msghdr_block {
 	struct msghdr_field *v;
 	size_t n;
 	size_t body_off;	/* offset of the body (after the empty line),
@@ -39,16 +40,16 @@ struct msghdr {
  * continuation (starting with space/tab), a continuation before any field,
  * a header with no fields. A message with no empty line is all header.
  */
-int msghdr_parse(const char *msg, size_t len, struct msghdr *h,
+int msghdr_parse(const char *msg, size_t len, struct msghdr_block *h,
 	const char **why);
-void msghdr_free(struct msghdr *h);
+void msghdr_free(struct msghdr_block *h);
 /* Is field f named name (ASCII case-insensitive)? */
 bool msghdr_is(const char *msg, const struct msghdr_field *f,
 	const char *name);
 /* Number of fields named name. */
-size_t msghdr_count(const char *msg, const struct msghdr *h, const char *name);
+size_t msghdr_count(const char *msg, const struct msghdr_block *h, const char *name);
 /* Index of the first field named name, or -1. */
-long msghdr_find(const char *msg, const struct msghdr *h, const char *name);
+long msghdr_find(const char *msg, const struct msghdr_block *h, const char *name);
 /* Unfolded value (CR/LF of folds removed, leading white space trimmed). */
 int msghdr_value(const char *msg, const struct msghdr_field *f, char **out);
 /*

@@ -1,2 +1,390 @@
-/* routeinfo: not written yet. */
-#include "buf.h"
+/*
+ * routeinfo: loading and checking the whole configuration, and the route
+ * dry run (see routeinfo.h). Owns no state between calls. Promises that
+ * the explanation printed is computed by the same code the server uses
+ * (router_route, pipe_build), so what it shows is what would run.
+ */
+#include "routeinfo.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pipeaddr.h"
+
+#define ROUTER_FILE_MAX ((size_t)16 << 20)
+
+/* The system's host name. */
+int
+routeinfo_hostname(char **out)
+{
+	char name[256];
+
+	if (gethostname(name, sizeof(name)) < 0)
+		return -errno;
+	name[sizeof(name) - 1] = '\0';
+	*out = strdup(name[0] ? name : "localhost");
+	return *out ? 0 : -ENOMEM;
+}
+
+/* Read a whole file (missing -> -ENOENT). */
+static int
+read_file(const char *path, struct buf *out)
+{
+	char chunk[65536];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), r = 0;
+
+	if (fd < 0)
+		return -errno;
+	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			break;
+		}
+		if (out->len + (size_t)n > ROUTER_FILE_MAX) {
+			r = -EFBIG;
+			break;
+		}
+		if ((r = buf_append(out, chunk, (size_t)n)) < 0)
+			break;
+	}
+	close(fd);
+	return r;
+}
+
+/* Load config and router file. */
+int
+routeinfo_load(const char *base_dir, const char *config_path,
+	const char *hostname, struct config *c, struct router_table *t,
+	char **err)
+{
+	struct buf text = BUF_INIT, msg = BUF_INIT;
+	int r;
+
+	*err = NULL;
+	if ((r = config_load(c, base_dir, config_path, hostname, err)) < 0)
+		return r;
+	r = read_file(c->router.file, &text);
+	if (r == -ENOENT) {
+		buf_free(&text);
+		return 0;		/* missing router file = empty table */
+	}
+	if (r < 0) {
+		buf_printf(&msg, "%s: %s", c->router.file, strerror(-r));
+		buf_steal(&msg, err);
+		buf_free(&text);
+		return r == -EFBIG ? -EINVAL : r;
+	}
+	r = router_table_parse(text.data ? text.data : "", text.len,
+		c->router.file, t, err);
+	buf_free(&text);
+	return r;
+}
+
+/* Router context over c and t. */
+void
+routeinfo_ctx(const struct config *c, const struct router_table *t,
+	struct router_ctx *ctx)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->table = t;
+	ctx->local_domains = &c->router.local_domains;
+	ctx->default_domain = c->router.local_domains.n > 0 ?
+		c->router.local_domains.v[0] : c->server.hostname;
+	ctx->direct_pipe_allowed = false;
+	/* transports and the relay client arrive with the SMTP issue */
+	ctx->transport_domains = NULL;
+	ctx->transport_names = NULL;
+	ctx->relay_configured = false;
+}
+
+/* Append a formatted message to a string vector. */
+static void
+note(struct strv *sv, const char *fmt, ...)
+{
+	struct buf b = BUF_INIT;
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	if (buf_vprintf(&b, fmt, ap) == 0 && buf_steal(&b, &s) == 0)
+		strv_push_take(sv, s);
+	va_end(ap);
+	buf_free(&b);
+}
+
+/* Who can write st: a short text, or NULL when nobody but its owner root. */
+static const char *
+writable_by(const struct stat *st, uid_t prog_uid)
+{
+	if (st->st_mode & S_IWOTH)
+		return "others";
+	if (st->st_mode & S_IWGRP)
+		return "its group";
+	if (st->st_uid == prog_uid)
+		return "the program user (its owner)";
+	return NULL;
+}
+
+/* Warn about an application directory or program that will be refused. */
+static void
+check_apps(const struct config *c, uid_t prog_uid, struct strv *warn)
+{
+	const char *dir = c->pipe.app_dir, *who;
+	struct buf p = BUF_INIT;
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+
+	if (dir == NULL || dir[0] == '\0') {
+		note(warn, "[pipe] app-dir is empty: PIPE delivery is off, "
+			"every pipe address is rejected");
+		return;
+	}
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		note(warn, "[pipe] app-dir %s is missing: every pipe address "
+			"is rejected", dir);
+		return;
+	}
+	if ((who = writable_by(&st, prog_uid)) != NULL)
+		note(warn, "[pipe] app-dir %s is writable by %s: its programs "
+			"are refused", dir, who);
+	if ((d = opendir(dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		buf_reset(&p);
+		if (buf_printf(&p, "%s/%s", dir, de->d_name) < 0 ||
+		    stat(p.data, &st) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		if ((who = writable_by(&st, prog_uid)) != NULL)
+			note(warn, "program %s is writable by %s: it is "
+				"refused", p.data, who);
+		else if ((st.st_mode & 0111) == 0)
+			note(warn, "program %s is not executable", p.data);
+	}
+	closedir(d);
+	buf_free(&p);
+}
+
+/* Checks beyond syntax. */
+int
+routeinfo_check(const struct config *c, uid_t prog_uid, struct strv *warn,
+	struct strv *errs)
+{
+	check_apps(c, prog_uid, warn);
+	for (size_t i = 0; i < c->ntransports; i++) {
+		const struct config_transport *tr = &c->transports[i];
+		struct pipe_cmd cmd = PIPE_CMD_INIT;
+		const char *why = NULL, *cmdtext = tr->command, *word;
+
+		if (cmdtext == NULL) {
+			note(errs, "%s:%u: [transport %s] has no command",
+				c->file ? c->file : "config", tr->line, tr->name);
+			continue;
+		}
+		/* the first word that is not a tag or queue[...] */
+		word = cmdtext;
+		while (*word == ' ' || *word == '[' || strncmp(word, "queue[",
+		    6) == 0) {
+			const char *e = strchr(word, ']');
+
+			if (*word == ' ') {
+				word++;
+				continue;
+			}
+			if (e == NULL)
+				break;
+			word = e + 1;
+		}
+		if (*word == '/') {
+			note(errs, "%s:%u: [transport %s] command names a path "
+				"(%s): a transport names a program in [pipe] "
+				"app-dir, like a pipe address",
+				c->file ? c->file : "config", tr->line,
+				tr->name, word);
+		} else if (pipe_cmd_parse(cmdtext, strlen(cmdtext), &cmd,
+		    &why) < 0) {
+			note(errs, "%s:%u: [transport %s] command: %s",
+				c->file ? c->file : "config", tr->line,
+				tr->name, why ? why : "invalid");
+		}
+		pipe_cmd_free(&cmd);
+	}
+	return 0;
+}
+
+/* Route one address and build the invocation for pipe routes. */
+int
+routeinfo_explain(const struct config *c, const struct router_table *t,
+	const char *address, bool local, const char *sender,
+	struct routeinfo *ri)
+{
+	struct router_ctx ctx;
+	struct pipe_settings ps;
+	struct pipe_request req;
+	int r;
+
+	routeinfo_ctx(c, t, &ctx);
+	ctx.direct_pipe_allowed = local && c->pipe.direct == DIRECT_LOCAL;
+	if ((r = router_route(&ctx, address, &ri->route)) < 0)
+		return r;
+	if (ri->route.kind != ROUTE_PIPE)
+		return 0;
+	memset(&ps, 0, sizeof(ps));
+	ps.base_dir = c->base_dir;
+	ps.app_dir = c->pipe.app_dir;
+	ps.time_limit_s = c->pipe.time_limit_s;
+	ps.stderr_limit = c->pipe.stderr_limit;
+	ps.path_env = c->pipe.path_env;
+	memset(&req, 0, sizeof(req));
+	req.cmd = &ri->route.pipe;
+	req.queue_file = "Queue/ID.msg";
+	req.sender = sender ? sender : "RETURN-PATH";
+	req.recipient = ri->route.address;
+	req.orig_recipient = address;
+	req.queue_id = "ID";
+	req.delivery_id = "UID.N";
+	r = pipe_build(&req, &ps, &ri->argv, &ri->argv_why);
+	if (r == 0)
+		ri->has_argv = true;
+	else if (r == -ENOMEM)
+		return r;
+	else if (ri->argv_why == NULL)
+		ri->argv_why = r == -ENOENT ? "PIPE delivery is off (no "
+			"application directory)" : "cannot be run";
+	return 0;
+}
+
+/* The module that handles a route kind. */
+static const char *
+module_of(enum route_kind k)
+{
+	switch (k) {
+	case ROUTE_PIPE:
+		return "PIPE";
+	case ROUTE_TRANSPORT:
+		return "TRANSPORT";
+	case ROUTE_RELAY:
+		return "SMTP";
+	case ROUTE_NULL:
+		return "NULL";
+	default:
+		return "none";
+	}
+}
+
+/* Length of the name part of "NAME=value". */
+static size_t
+env_name_len(const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+
+	return eq ? (size_t)(eq - kv) : strlen(kv);
+}
+
+/* Print as JSON. */
+static int
+print_json(const struct routeinfo *ri, const char *address, FILE *out)
+{
+	const struct route *rt = &ri->route;
+	json_t *o = json_object(), *a, *e;
+	int r = 0;
+
+	if (o == NULL)
+		return -ENOMEM;
+	json_object_set_new(o, "address", json_string(address));
+	json_object_set_new(o, "route", json_string(route_kind_name(rt->kind)));
+	json_object_set_new(o, "module", json_string(module_of(rt->kind)));
+	if (rt->address)
+		json_object_set_new(o, "target", json_string(rt->address));
+	if (rt->rule_line)
+		json_object_set_new(o, "rule_line",
+			json_integer(rt->rule_line));
+	if (rt->kind == ROUTE_PIPE)
+		json_object_set_new(o, "queue", rt->pipe.queue ?
+			json_string(rt->pipe.queue) : json_null());
+	if (rt->text) {
+		char reply[64];
+
+		snprintf(reply, sizeof(reply), "%d %s", rt->reply, rt->status);
+		json_object_set_new(o, "reply", json_string(reply));
+		json_object_set_new(o, "text", json_string(rt->text));
+	}
+	if (ri->has_argv) {
+		json_object_set_new(o, "program", json_string(ri->argv.path));
+		json_object_set_new(o, "cwd", json_string(ri->argv.cwd));
+		a = json_array();
+		for (size_t i = 0; i < ri->argv.argv.n; i++)
+			json_array_append_new(a, json_string(ri->argv.argv.v[i]));
+		json_object_set_new(o, "argv", a);
+		e = json_array();
+		for (size_t i = 0; i < ri->argv.envp.n; i++)
+			json_array_append_new(e, json_stringn(
+				ri->argv.envp.v[i],
+				env_name_len(ri->argv.envp.v[i])));
+		json_object_set_new(o, "env", e);
+	} else if (ri->argv_why) {
+		json_object_set_new(o, "error", json_string(ri->argv_why));
+	}
+	if (json_dumpf(o, out, JSON_INDENT(2) | JSON_SORT_KEYS) < 0)
+		r = -EIO;
+	fputc('\n', out);
+	json_decref(o);
+	return r;
+}
+
+/* Print the explanation. */
+int
+routeinfo_print(const struct routeinfo *ri, const char *address, bool json,
+	FILE *out)
+{
+	const struct route *rt = &ri->route;
+
+	if (json)
+		return print_json(ri, address, out);
+	fprintf(out, "address: %s\n", address);
+	fprintf(out, "route: %s\n", route_kind_name(rt->kind));
+	if (rt->address)
+		fprintf(out, "target: %s\n", rt->address);
+	fprintf(out, "module: %s\n", module_of(rt->kind));
+	if (rt->kind == ROUTE_PIPE)
+		fprintf(out, "queue: %s\n", rt->pipe.queue ? rt->pipe.queue :
+			"(its own)");
+	if (rt->rule_line)
+		fprintf(out, "rule: line %u\n", rt->rule_line);
+	if (rt->text)
+		fprintf(out, "result: %d %s %s\n", rt->reply, rt->status,
+			rt->text);
+	if (ri->has_argv) {
+		fprintf(out, "program: %s\n", ri->argv.path);
+		fprintf(out, "cwd: %s\n", ri->argv.cwd);
+		for (size_t i = 0; i < ri->argv.argv.n; i++)
+			fprintf(out, "argv[%zu]: %s\n", i, ri->argv.argv.v[i]);
+		for (size_t i = 0; i < ri->argv.envp.n; i++)
+			fprintf(out, "env: %.*s\n",
+				(int)env_name_len(ri->argv.envp.v[i]),
+				ri->argv.envp.v[i]);
+	} else if (ri->argv_why) {
+		fprintf(out, "error: %s\n", ri->argv_why);
+	}
+	return ferror(out) ? -EIO : 0;
+}
+
+/* Free an explanation. */
+void
+routeinfo_free(struct routeinfo *ri)
+{
+	route_free(&ri->route);
+	pipe_argv_free(&ri->argv);
+	ri->has_argv = false;
+}

@@ -1,2 +1,839 @@
-/* sched: not written yet. */
+/*
+ * sched: module queues, processors, delays and retries (see sched.h).
+ * Owns the in-memory queues and the items in them; the queue files belong
+ * to the store and are changed only through store_mark. Promises: one
+ * delivery at a time per named queue, in arrival order; never more than
+ * `processors` programs; one log line per attempt; a recipient's final
+ * state is on disk before its message is released. Never blocks the loop.
+ */
+#include "sched.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include "address.h"
 #include "buf.h"
+#include "envelope.h"
+#include "result.h"
+
+struct sched_msg;
+struct sched_queue;
+
+/* One pending recipient waiting in (or running from) a module queue. */
+struct sched_item {
+	TAILQ_ENTRY(sched_item) link;
+	struct sched_msg *sm;
+	size_t rcpt;
+	struct route route;
+	char *orig;			/* ORIGINAL_RECIPIENT */
+	char *delivery_id;		/* uid.N */
+	unsigned attempts;
+	struct sched_queue *q;
+	uint64_t started_ms;
+};
+
+TAILQ_HEAD(item_list, sched_item);
+
+enum queue_state { Q_READY, Q_ACTIVE, Q_DELAYED };
+
+/* A module queue: named (queue[NAME]) or one item's own numeric queue. */
+struct sched_queue {
+	char *name;
+	bool named;
+	enum queue_state state;
+	uint64_t delayed_until_ms;
+	char *last_error;
+	struct item_list items;
+	TAILQ_ENTRY(sched_queue) ready_link;
+	bool in_ready;
+	size_t heap_idx;		/* position in the delay heap, or SIZE_MAX */
+	LIST_ENTRY(sched_queue) named_link;
+};
+
+TAILQ_HEAD(queue_list, sched_queue);
+LIST_HEAD(named_list, sched_queue);
+
+/* The scheduler's view of one queue file. */
+struct sched_msg {
+	struct store_msg *m;
+	unsigned refs;			/* items alive + marks in flight */
+	struct sched *sc;
+};
+
+struct sched {
+	struct sched_settings set;
+	uint64_t *retry;
+	struct sched_deps d;
+	struct router_ctx router;
+	struct queue_list ready;
+	struct named_list named;
+	struct sched_queue **heap;	/* min-heap on delayed_until_ms */
+	size_t nheap, capheap;
+	uv_timer_t timer;
+	uv_idle_t kick;			/* deferred dispatch, off the caller's stack */
+	bool kick_on;
+	unsigned running;
+	unsigned marks;
+	size_t nmsgs;
+	uint64_t next_qnum;
+	bool stopping;
+	sched_stopped_cb stopped_cb;
+	void *stopped_arg;
+	bool closed_timer, closed_kick;
+};
+
+/* State of a mark in flight. */
+struct mark_ctx {
+	struct sched_msg *sm;
+	size_t rcpt;
+};
+
+static void dispatch(struct sched *sc);
+static void on_timer(uv_timer_t *t);
+static void check_stopped(struct sched *sc);
+
+/* Milliseconds on the loop clock. */
+static uint64_t
+now_ms(struct sched *sc)
+{
+	return uv_now(sc->d.loop);
+}
+
+/* Retry interval after attempt n (the last interval repeats). */
+uint64_t
+sched_retry_delay(const uint64_t *retry_s, size_t nretry, unsigned attempt)
+{
+	size_t i;
+
+	if (nretry == 0)
+		return 300;
+	i = attempt == 0 ? 0 : attempt - 1;
+	if (i >= nretry)
+		i = nretry - 1;
+	return retry_s[i];
+}
+
+/* Value of one hex digit, or -1. */
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* ORIGINAL_RECIPIENT from ORCPT ("rfc822;" + xtext) or the address. */
+int
+sched_original_recipient(const char *addr, const char *orcpt, char **out)
+{
+	struct buf b = BUF_INIT;
+	const char *p;
+	int r = 0;
+
+	if (orcpt == NULL || strncasecmp(orcpt, "rfc822;", 7) != 0) {
+		*out = strdup(addr);
+		return *out ? 0 : -ENOMEM;
+	}
+	for (p = orcpt + 7; *p && r == 0; p++) {
+		if (*p == '+' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
+			r = buf_putc(&b, (char)(hexval(p[1]) * 16 + hexval(p[2])));
+			p += 2;
+		} else {
+			r = buf_putc(&b, *p);
+		}
+	}
+	if (r == 0 && (b.len == 0 || address_has_ctl(b.data, b.len))) {
+		/* an unusable ORCPT falls back to the address as received */
+		buf_free(&b);
+		*out = strdup(addr);
+		return *out ? 0 : -ENOMEM;
+	}
+	if (r == 0)
+		r = buf_steal(&b, out);
+	buf_free(&b);
+	return r;
+}
+
+/* Swap two heap slots and fix their indexes. */
+static void
+heap_swap(struct sched *sc, size_t a, size_t b)
+{
+	struct sched_queue *t = sc->heap[a];
+
+	sc->heap[a] = sc->heap[b];
+	sc->heap[b] = t;
+	sc->heap[a]->heap_idx = a;
+	sc->heap[b]->heap_idx = b;
+}
+
+/* Restore heap order upwards from i. */
+static void
+heap_up(struct sched *sc, size_t i)
+{
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+
+		if (sc->heap[p]->delayed_until_ms <= sc->heap[i]->delayed_until_ms)
+			break;
+		heap_swap(sc, p, i);
+		i = p;
+	}
+}
+
+/* Restore heap order downwards from i. */
+static void
+heap_down(struct sched *sc, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+
+		if (l < sc->nheap && sc->heap[l]->delayed_until_ms <
+		    sc->heap[m]->delayed_until_ms)
+			m = l;
+		if (r < sc->nheap && sc->heap[r]->delayed_until_ms <
+		    sc->heap[m]->delayed_until_ms)
+			m = r;
+		if (m == i)
+			break;
+		heap_swap(sc, i, m);
+		i = m;
+	}
+}
+
+/* Insert q into the delay heap. */
+static int
+heap_push(struct sched *sc, struct sched_queue *q)
+{
+	if (sc->nheap == sc->capheap) {
+		size_t cap = sc->capheap ? sc->capheap * 2 : 64;
+		struct sched_queue **h = realloc(sc->heap, cap * sizeof(*h));
+
+		if (h == NULL)
+			return -ENOMEM;
+		sc->heap = h;
+		sc->capheap = cap;
+	}
+	sc->heap[sc->nheap] = q;
+	q->heap_idx = sc->nheap++;
+	heap_up(sc, q->heap_idx);
+	return 0;
+}
+
+/* Remove the earliest queue from the heap. */
+static struct sched_queue *
+heap_pop(struct sched *sc)
+{
+	struct sched_queue *q;
+
+	if (sc->nheap == 0)
+		return NULL;
+	q = sc->heap[0];
+	heap_swap(sc, 0, --sc->nheap);
+	heap_down(sc, 0);
+	q->heap_idx = SIZE_MAX;
+	return q;
+}
+
+/* Arm the timer for the earliest delayed queue. */
+static void
+arm_timer(struct sched *sc)
+{
+	uint64_t now = now_ms(sc), due;
+
+	if (sc->nheap == 0 || sc->stopping) {
+		uv_timer_stop(&sc->timer);
+		return;
+	}
+	due = sc->heap[0]->delayed_until_ms;
+	uv_timer_start(&sc->timer, on_timer, due > now ? due - now : 0, 0);
+}
+
+/* Put q at the end of the ready list. */
+static void
+make_ready(struct sched *sc, struct sched_queue *q)
+{
+	q->state = Q_READY;
+	if (!q->in_ready && !TAILQ_EMPTY(&q->items)) {
+		TAILQ_INSERT_TAIL(&sc->ready, q, ready_link);
+		q->in_ready = true;
+	}
+}
+
+/* Free a queue that has no items and is not referenced. */
+static void
+queue_free(struct sched_queue *q)
+{
+	if (q->named)
+		LIST_REMOVE(q, named_link);
+	free(q->name);
+	free(q->last_error);
+	free(q);
+}
+
+/* New empty queue; named when name is not NULL. */
+static struct sched_queue *
+queue_new(struct sched *sc, const char *name)
+{
+	struct sched_queue *q = calloc(1, sizeof(*q));
+	bool named = name != NULL;
+	char num[32];
+
+	if (q == NULL)
+		return NULL;
+	if (!named) {
+		snprintf(num, sizeof(num), "%llu",
+			(unsigned long long)++sc->next_qnum);
+		name = num;
+	}
+	q->name = strdup(name);
+	if (q->name == NULL) {
+		free(q);
+		return NULL;
+	}
+	q->named = named;
+	q->state = Q_READY;
+	q->heap_idx = SIZE_MAX;
+	TAILQ_INIT(&q->items);
+	if (q->named)
+		LIST_INSERT_HEAD(&sc->named, q, named_link);
+	return q;
+}
+
+/* The named queue NAME, created on first use. */
+static struct sched_queue *
+queue_named(struct sched *sc, const char *name)
+{
+	struct sched_queue *q;
+
+	LIST_FOREACH(q, &sc->named, named_link)
+		if (strcmp(q->name, name) == 0)
+			return q;
+	return queue_new(sc, name);
+}
+
+/* Drop one reference to sm; free it with its store_msg at zero. */
+static void
+msg_unref(struct sched_msg *sm)
+{
+	struct sched *sc = sm->sc;
+
+	if (--sm->refs > 0)
+		return;
+	store_msg_free(sm->m);
+	free(sm);
+	sc->nmsgs--;
+	check_stopped(sc);
+}
+
+/* The mark of one recipient reached the disk (or failed to). */
+static void
+on_marked(void *arg, int err, bool removed)
+{
+	struct mark_ctx *mc = arg;
+	struct sched_msg *sm = mc->sm;
+	struct sched *sc = sm->sc;
+
+	if (err < 0)
+		log_msg(sc->d.log, LOG_QUEUE, LOG_FAILURES,
+			"cannot record the state of %s recipient %zu: %s "
+			"(it will be retried after a restart)",
+			sm->m->id, mc->rcpt, strerror(-err));
+	else if (removed)
+		log_msg(sc->d.log, LOG_DEQUEUER, LOG_LOWLEVEL,
+			"id=%s removed: every recipient is final", sm->m->id);
+	free(mc);
+	sc->marks--;
+	msg_unref(sm);
+}
+
+/* Record a final state through the store. */
+static void
+mark_final(struct sched *sc, struct sched_msg *sm, size_t rcpt,
+	enum rcpt_state st)
+{
+	struct mark_ctx *mc = calloc(1, sizeof(*mc));
+	int r;
+
+	if (mc == NULL) {
+		log_msg(sc->d.log, LOG_QUEUE, LOG_FAILURES,
+			"out of memory recording %s recipient %zu", sm->m->id,
+			rcpt);
+		return;
+	}
+	mc->sm = sm;
+	mc->rcpt = rcpt;
+	sm->refs++;
+	sc->marks++;
+	r = store_mark(sc->d.store, sm->m, rcpt, st, on_marked, mc);
+	if (r < 0) {
+		log_msg(sc->d.log, LOG_QUEUE, LOG_FAILURES,
+			"cannot record the state of %s recipient %zu: %s",
+			sm->m->id, rcpt, strerror(-r));
+		free(mc);
+		sc->marks--;
+		sm->refs--;
+	}
+}
+
+/* Write the one log line of a delivery attempt. */
+static void
+log_attempt(struct sched *sc, struct sched_msg *sm, size_t rcpt,
+	const char *module, const char *queue, const struct result *res,
+	const struct pipe_info *info, unsigned attempt, const char *routed)
+{
+	struct buf b = BUF_INIT;
+	char *reason = NULL;
+	enum log_comp comp = strcmp(module, "PIPE") == 0 ? LOG_PIPE :
+		LOG_ENQUEUER;
+	enum log_level lvl = res->kind == RESULT_DELIVERED ? LOG_MAJOR :
+		LOG_FAILURES;
+
+	if (!log_enabled(sc->d.log, comp, lvl))
+		return;
+	if (result_format(res, &reason) < 0)
+		reason = NULL;
+	buf_puts(&b, "delivery");
+	log_kv(&b, "id", sm->m->id);
+	log_kv(&b, "rcpt", sm->m->env.rcpt[rcpt].addr);
+	log_kv(&b, "module", module);
+	if (queue)
+		log_kv(&b, "queue", queue);
+	log_kv(&b, "result", result_kind_name(res->kind));
+	log_kv(&b, "reason", reason ? reason : res->text);
+	if (routed && strcmp(routed, sm->m->env.rcpt[rcpt].addr) != 0)
+		log_kv(&b, "routed", routed);
+	log_kvf(&b, "attempt", "%u", attempt);
+	if (info) {
+		log_kvf(&b, "pid", "%ld", (long)info->pid);
+		if (info->end == RUN_EXITED)
+			log_kvf(&b, "exit", "%d", info->code);
+		else if (info->end == RUN_SIGNALED)
+			log_kvf(&b, "signal", "%d", info->code);
+		else if (info->end == RUN_TIMED_OUT)
+			log_kv(&b, "timeout", "yes");
+		log_kvf(&b, "time", "%.3f", info->seconds);
+	}
+	if (b.data)
+		log_msg(sc->d.log, comp, lvl, "%s", b.data);
+	buf_free(&b);
+	free(reason);
+}
+
+/* Route kind -> module name for the log line. */
+static const char *
+module_name(enum route_kind k)
+{
+	return route_kind_name(k);
+}
+
+/* Free an item (not its message reference). */
+static void
+item_free(struct sched_item *it)
+{
+	route_free(&it->route);
+	free(it->orig);
+	free(it->delivery_id);
+	free(it);
+}
+
+/* The final outcome of an item: record, log, release. */
+static void
+item_final(struct sched *sc, struct sched_item *it, const struct result *res)
+{
+	struct sched_msg *sm = it->sm;
+
+	mark_final(sc, sm, it->rcpt, res->kind == RESULT_DELIVERED ?
+		RCPT_DELIVERED : RCPT_FAILED);
+	item_free(it);
+	msg_unref(sm);
+}
+
+/* Is the message past its maximum lifetime? */
+static bool
+expired(struct sched *sc, const struct sched_msg *sm)
+{
+	uint64_t wall = (uint64_t)time(NULL);
+
+	return sm->m->env.submitted >= 0 &&
+		wall >= (uint64_t)sm->m->env.submitted &&
+		wall - (uint64_t)sm->m->env.submitted >= sc->set.max_lifetime_s;
+}
+
+/* A PIPE delivery finished. */
+static void
+on_pipe_done(void *arg, struct result *res, const struct pipe_info *info)
+{
+	struct sched_item *it = arg;
+	struct sched *sc = it->sm->sc;
+	struct sched_queue *q = it->q;
+	struct result fin = RESULT_INIT;
+	unsigned attempt = ++it->attempts;
+
+	sc->running--;
+	log_attempt(sc, it->sm, it->rcpt, "PIPE", q->name, res, info, attempt,
+		it->route.address);
+	if (res->kind == RESULT_DEFERRED && expired(sc, it->sm)) {
+		result_set(&fin, RESULT_FAILED, 554, "5.4.7",
+			"delivery time expired after %u attempts; last error: %s",
+			attempt, res->text ? res->text : "");
+		log_attempt(sc, it->sm, it->rcpt, "PIPE", q->name, &fin, NULL,
+			attempt, it->route.address);
+		result_move(res, &fin);
+	}
+	free(q->last_error);
+	q->last_error = res->kind == RESULT_DELIVERED ? NULL :
+		(res->text ? strdup(res->text) : NULL);
+	if (res->kind == RESULT_DEFERRED) {
+		q->state = Q_DELAYED;
+		q->delayed_until_ms = now_ms(sc) + 1000 * sched_retry_delay(
+			sc->retry, sc->set.nretry, attempt);
+		if (heap_push(sc, q) < 0)
+			make_ready(sc, q);	/* no memory: retry at once */
+		arm_timer(sc);
+	} else {
+		TAILQ_REMOVE(&q->items, it, link);
+		item_final(sc, it, res);
+		if (TAILQ_EMPTY(&q->items)) {
+			q->state = Q_READY;
+			if (!q->named)
+				queue_free(q);
+		} else {
+			make_ready(sc, q);
+		}
+	}
+	result_clear(res);
+	dispatch(sc);
+}
+
+/* Start the first item of q. */
+static void
+start_item(struct sched *sc, struct sched_queue *q)
+{
+	struct sched_item *it = TAILQ_FIRST(&q->items);
+	struct store_msg *m = it->sm->m;
+	struct pipe_request req;
+	struct result res = RESULT_INIT;
+	int r;
+
+	memset(&req, 0, sizeof(req));
+	req.cmd = &it->route.pipe;
+	req.queue_file = m->relpath;
+	req.input_path = m->path;
+	req.input_off = m->msg_off;
+	req.input_len = m->msg_len;
+	req.sender = m->env.from;
+	req.recipient = it->route.address;
+	req.orig_recipient = it->orig;
+	req.queue_id = m->id;
+	req.delivery_id = it->delivery_id;
+	q->state = Q_ACTIVE;
+	it->started_ms = now_ms(sc);
+	sc->running++;
+	r = pipe_run(sc->d.pipe, &req, on_pipe_done, it);
+	if (r < 0) {
+		result_set(&res, RESULT_DEFERRED, 451, "4.3.0",
+			"cannot start delivery: %s", strerror(-r));
+		on_pipe_done(it, &res, NULL);
+	}
+}
+
+/* Start deliveries while processors are free. */
+static void
+dispatch(struct sched *sc)
+{
+	struct sched_queue *q;
+
+	while (!sc->stopping && sc->running < sc->set.processors &&
+	    (q = TAILQ_FIRST(&sc->ready)) != NULL) {
+		TAILQ_REMOVE(&sc->ready, q, ready_link);
+		q->in_ready = false;
+		if (TAILQ_EMPTY(&q->items))
+			continue;
+		start_item(sc, q);
+	}
+	check_stopped(sc);
+}
+
+/* Timer: move due queues back to the ready list. */
+static void
+on_timer(uv_timer_t *t)
+{
+	struct sched *sc = t->data;
+	uint64_t now = now_ms(sc);
+
+	while (sc->nheap > 0 && sc->heap[0]->delayed_until_ms <= now)
+		make_ready(sc, heap_pop(sc));
+	if (sc->nheap > 0)
+		uv_timer_start(&sc->timer, on_timer,
+			sc->heap[0]->delayed_until_ms - now, 0);
+	dispatch(sc);
+}
+
+/* Idle callback: dispatch outside of the caller's stack, then stop. */
+static void
+on_kick(uv_idle_t *h)
+{
+	struct sched *sc = h->data;
+
+	uv_idle_stop(h);
+	sc->kick_on = false;
+	dispatch(sc);
+}
+
+/* Ask for a dispatch on the next loop iteration. */
+static void
+kick(struct sched *sc)
+{
+	if (!sc->kick_on && !sc->stopping) {
+		sc->kick_on = true;
+		uv_idle_start(&sc->kick, on_kick);
+	}
+}
+
+/* Queue a routed PIPE item into its module queue. */
+static int
+queue_item(struct sched *sc, struct sched_item *it)
+{
+	struct sched_queue *q = it->route.pipe.queue ?
+		queue_named(sc, it->route.pipe.queue) : queue_new(sc, NULL);
+
+	if (q == NULL)
+		return -ENOMEM;
+	it->q = q;
+	TAILQ_INSERT_TAIL(&q->items, it, link);
+	if (q->state == Q_READY)
+		make_ready(sc, q);
+	return 0;
+}
+
+/* An outcome decided by routing alone. */
+static void
+route_outcome(const struct route *rt, struct result *res)
+{
+	if (rt->kind == ROUTE_NULL)
+		result_set(res, RESULT_DELIVERED, 250, "2.0.0",
+			"discarded (routed to null)");
+	else
+		result_set(res, RESULT_FAILED, rt->reply ? rt->reply : 550,
+			rt->status[0] ? rt->status : "5.1.1", "%s",
+			rt->text ? rt->text : "undeliverable");
+}
+
+/* Route one pending recipient and queue or finish it. */
+static int
+add_rcpt(struct sched *sc, struct sched_msg *sm, size_t i)
+{
+	struct store_msg *m = sm->m;
+	struct env_rcpt *rc = &m->env.rcpt[i];
+	struct sched_item *it = calloc(1, sizeof(*it));
+	struct router_ctx ctx = sc->router;
+	struct result res = RESULT_INIT;
+	struct buf did = BUF_INIT;
+	int r;
+
+	if (it == NULL)
+		return -ENOMEM;
+	it->sm = sm;
+	it->rcpt = i;
+	it->route = (struct route)ROUTE_INIT;
+	ctx.direct_pipe_allowed = sc->set.direct == DIRECT_LOCAL &&
+		m->env.tag && strcmp(m->env.tag, "PIPE") == 0;
+	if ((r = router_route(&ctx, rc->addr, &it->route)) < 0 ||
+	    (r = sched_original_recipient(rc->addr, rc->orcpt, &it->orig)) < 0 ||
+	    (r = buf_printf(&did, "%s.%zu", m->env.uid, i)) < 0 ||
+	    (r = buf_steal(&did, &it->delivery_id)) < 0) {
+		buf_free(&did);
+		item_free(it);
+		return r;
+	}
+	sm->refs++;
+	if (it->route.kind == ROUTE_PIPE)
+		return queue_item(sc, it);
+	/* everything else is final now (transports and relay arrive later) */
+	if (it->route.kind == ROUTE_TRANSPORT || it->route.kind == ROUTE_RELAY)
+		result_set(&res, RESULT_FAILED, 554, "5.3.3",
+			"%s delivery is not available in this version",
+			route_kind_name(it->route.kind));
+	else
+		route_outcome(&it->route, &res);
+	log_attempt(sc, sm, i, module_name(it->route.kind), NULL, &res, NULL,
+		1, it->route.address);
+	item_final(sc, it, &res);
+	result_clear(&res);
+	return 0;
+}
+
+/* Take over a queue file and queue its pending recipients. */
+int
+sched_add(struct sched *sc, struct store_msg *m)
+{
+	struct sched_msg *sm = calloc(1, sizeof(*sm));
+	int r = 0;
+
+	if (sm == NULL)
+		return -ENOMEM;
+	sm->m = m;
+	sm->sc = sc;
+	sm->refs = 1;		/* held while the recipients are added */
+	m->owner = sm;
+	sc->nmsgs++;
+	for (size_t i = 0; i < m->env.nrcpt && r == 0; i++)
+		if (m->env.rcpt[i].state == RCPT_PENDING)
+			r = add_rcpt(sc, sm, i);
+	if (r < 0)
+		log_msg(sc->d.log, LOG_ENQUEUER, LOG_FAILURES,
+			"id=%s cannot queue every recipient: %s (the rest waits "
+			"for a restart)", m->id, strerror(-r));
+	msg_unref(sm);
+	kick(sc);
+	return 0;
+}
+
+/* Use another router context from now on. */
+void
+sched_set_router(struct sched *sc, const struct router_ctx *router)
+{
+	sc->router = *router;
+}
+
+/* Open the scheduler. */
+int
+sched_open(const struct sched_settings *s, const struct sched_deps *d,
+	struct sched **out)
+{
+	struct sched *sc = calloc(1, sizeof(*sc));
+
+	if (sc == NULL)
+		return -ENOMEM;
+	sc->set = *s;
+	if (sc->set.processors == 0)
+		sc->set.processors = 1;
+	sc->retry = calloc(s->nretry ? s->nretry : 1, sizeof(*sc->retry));
+	if (sc->retry == NULL) {
+		free(sc);
+		return -ENOMEM;
+	}
+	if (s->nretry)
+		memcpy(sc->retry, s->retry_s, s->nretry * sizeof(*sc->retry));
+	sc->set.retry_s = sc->retry;
+	sc->d = *d;
+	sc->router = *d->router;
+	TAILQ_INIT(&sc->ready);
+	LIST_INIT(&sc->named);
+	uv_timer_init(d->loop, &sc->timer);
+	sc->timer.data = sc;
+	uv_idle_init(d->loop, &sc->kick);
+	sc->kick.data = sc;
+	*out = sc;
+	return 0;
+}
+
+/* Call the stopped callback once nothing runs and nothing is being marked. */
+static void
+check_stopped(struct sched *sc)
+{
+	sched_stopped_cb cb;
+
+	if (!sc->stopping || sc->running > 0 || sc->marks > 0 ||
+	    sc->stopped_cb == NULL)
+		return;
+	cb = sc->stopped_cb;
+	sc->stopped_cb = NULL;
+	cb(sc->stopped_arg);
+}
+
+/* Stop dispatching and report when idle. */
+void
+sched_stop(struct sched *sc, sched_stopped_cb cb, void *arg)
+{
+	sc->stopping = true;
+	sc->stopped_cb = cb;
+	sc->stopped_arg = arg;
+	uv_timer_stop(&sc->timer);
+	uv_idle_stop(&sc->kick);
+	sc->kick_on = false;
+	check_stopped(sc);
+}
+
+/* Messages known. */
+size_t
+sched_messages(const struct sched *sc)
+{
+	return sc->nmsgs;
+}
+
+/* Deliveries running. */
+unsigned
+sched_running(const struct sched *sc)
+{
+	return sc->running;
+}
+
+/* Free a queue's remaining items (at close). */
+static void
+drain_queue(struct sched_queue *q)
+{
+	struct sched_item *it;
+
+	while ((it = TAILQ_FIRST(&q->items)) != NULL) {
+		TAILQ_REMOVE(&q->items, it, link);
+		struct sched_msg *sm = it->sm;
+		item_free(it);
+		msg_unref(sm);
+	}
+}
+
+/* Handle-close callback: free the scheduler after both handles closed. */
+static void
+on_handle_closed(uv_handle_t *h)
+{
+	struct sched *sc = h->data;
+
+	if (h == (uv_handle_t *)&sc->timer)
+		sc->closed_timer = true;
+	else
+		sc->closed_kick = true;
+	if (sc->closed_timer && sc->closed_kick) {
+		free(sc->heap);
+		free(sc->retry);
+		free(sc);
+	}
+}
+
+/* Release every queue and item; the queue files stay as they are. */
+void
+sched_close(struct sched *sc)
+{
+	struct sched_queue *q;
+
+	sc->stopping = true;
+	sc->stopped_cb = NULL;
+	/* transient queues are reachable from the ready list or the heap */
+	while ((q = TAILQ_FIRST(&sc->ready)) != NULL) {
+		TAILQ_REMOVE(&sc->ready, q, ready_link);
+		q->in_ready = false;
+		if (!q->named) {
+			drain_queue(q);
+			queue_free(q);
+		}
+	}
+	while ((q = heap_pop(sc)) != NULL)
+		if (!q->named) {
+			drain_queue(q);
+			queue_free(q);
+		}
+	while ((q = LIST_FIRST(&sc->named)) != NULL) {
+		drain_queue(q);
+		queue_free(q);
+	}
+	uv_close((uv_handle_t *)&sc->timer, on_handle_closed);
+	uv_close((uv_handle_t *)&sc->kick, on_handle_closed);
+}

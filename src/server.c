@@ -1,2 +1,552 @@
-/* server: not written yet. */
-#include "buf.h"
+/*
+ * server: the one server context (see server.h). Owns the loop, the
+ * configuration, the logger and every module, and the order in which they
+ * start and stop. Promises: the spawn helper is forked before any thread
+ * exists; intake starts only after the queue has been recovered; a
+ * SIGTERM drain stops intake first, then lets running deliveries finish
+ * and their states reach the disk, and only then returns 0.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib.h>
+#include <gmime/gmime.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "mp_build.h"
+#include "config.h"
+#include "enqueue.h"
+#include "foreign.h"
+#include "log.h"
+#include "pipe.h"
+#include "routeinfo.h"
+#include "router.h"
+#include "sched.h"
+#include "spawn.h"
+#include "store.h"
+#include "submit.h"
+
+struct server {
+	const struct server_opts *opts;
+	char *base;
+	char *hostname;
+	struct config cfg;
+	struct router_table router;
+	struct router_ctx rctx;
+	struct logger log;
+	uv_loop_t loop;
+	int pidfd;
+	char *pidpath;
+	uid_t prog_uid;
+	gid_t prog_gid;
+	bool root;
+	int spawn_sock;
+	pid_t spawn_pid;
+	struct spawn_client *spawn;
+	struct store *store;
+	struct pipe_module *pipe;
+	struct sched *sched;
+	struct enqueue *enq;
+	struct submit *submit;
+	struct foreign *foreign;
+	uv_signal_t sig_term, sig_int, sig_hup;
+	bool stopping;
+	unsigned stop_waits;
+	uv_idle_t closer;
+	int exit_code;
+};
+
+/* Print a start-up error to stderr. */
+static void
+say(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("mailpiped: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* Absolute, normalised form of dir (which must exist). */
+static int
+absolute_dir(const char *dir, char **out)
+{
+	char *p = realpath(dir, NULL);
+
+	if (p == NULL)
+		return -errno;
+	*out = p;
+	return 0;
+}
+
+/* Who programs run as: the configured user when root, else ourselves. */
+static int
+resolve_user(struct server *s)
+{
+	struct passwd *pw;
+
+	s->root = geteuid() == 0;
+	if (!s->root) {
+		s->prog_uid = getuid();
+		s->prog_gid = getgid();
+		return 0;
+	}
+	errno = 0;
+	pw = getpwnam(s->cfg.server.user);
+	if (pw == NULL) {
+		say("%s: [server] user '%s' does not exist",
+			s->cfg.file ? s->cfg.file : "built-in configuration",
+			s->cfg.server.user);
+		return -ENOENT;
+	}
+	if (pw->pw_uid == 0) {
+		say("[server] user '%s' is root: programs never run as root",
+			s->cfg.server.user);
+		return -EPERM;
+	}
+	s->prog_uid = pw->pw_uid;
+	s->prog_gid = pw->pw_gid;
+	return 0;
+}
+
+/* Load the config and the router file into s. */
+static int
+load_config(struct server *s)
+{
+	char *err = NULL;
+	int r;
+
+	r = routeinfo_load(s->base, s->opts->config, s->hostname, &s->cfg,
+		&s->router, &err);
+	if (r < 0) {
+		say("%s", err ? err : strerror(-r));
+		free(err);
+		return r;
+	}
+	return 0;
+}
+
+/* --check-config: syntax was checked by loading; now the rest. */
+static int
+check_config(struct server *s)
+{
+	struct strv warn = STRV_INIT, errs = STRV_INIT;
+	int code;
+
+	routeinfo_check(&s->cfg, s->prog_uid, &warn, &errs);
+	for (size_t i = 0; i < warn.n; i++)
+		fprintf(stderr, "mailpiped: warning: %s\n", warn.v[i]);
+	for (size_t i = 0; i < errs.n; i++)
+		fprintf(stderr, "mailpiped: %s\n", errs.v[i]);
+	code = errs.n > 0 ? EX_CONFIG : EX_OK;
+	if (code == EX_OK)
+		printf("configuration OK: %s, router %s (%zu records)\n",
+			s->cfg.file ? s->cfg.file : "built-in defaults",
+			s->cfg.router.file, s->router.n);
+	strv_free(&warn);
+	strv_free(&errs);
+	return code;
+}
+
+/* Lock and write BASE/mailpiped.pid; one server per base directory. */
+static int
+lock_pidfile(struct server *s)
+{
+	struct buf p = BUF_INIT, txt = BUF_INIT;
+	int r;
+
+	if ((r = buf_printf(&p, "%s/mailpiped.pid", s->base)) < 0 ||
+	    (r = buf_steal(&p, &s->pidpath)) < 0)
+		return r;
+	s->pidfd = open(s->pidpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+		0644);
+	if (s->pidfd < 0) {
+		say("cannot open %s: %s", s->pidpath, strerror(errno));
+		return -errno;
+	}
+	if (flock(s->pidfd, LOCK_EX | LOCK_NB) < 0) {
+		say("another mailpiped runs on %s (%s is locked)", s->base,
+			s->pidpath);
+		return -EBUSY;
+	}
+	buf_printf(&txt, "%ld\n", (long)getpid());
+	if (ftruncate(s->pidfd, 0) < 0 ||
+	    pwrite(s->pidfd, txt.data, txt.len, 0) != (ssize_t)txt.len) {
+		r = -errno;
+		buf_free(&txt);
+		say("cannot write %s: %s", s->pidpath, strerror(-r));
+		return r;
+	}
+	buf_free(&txt);
+	return 0;
+}
+
+/* Everything has stopped: close the modules' handles. */
+static void
+close_all(struct server *s)
+{
+	uv_signal_stop(&s->sig_term);
+	uv_signal_stop(&s->sig_int);
+	uv_signal_stop(&s->sig_hup);
+	uv_close((uv_handle_t *)&s->sig_term, NULL);
+	uv_close((uv_handle_t *)&s->sig_int, NULL);
+	uv_close((uv_handle_t *)&s->sig_hup, NULL);
+	if (s->submit)
+		submit_close(s->submit);
+	if (s->foreign)
+		foreign_close(s->foreign);
+	if (s->sched)
+		sched_close(s->sched);
+	if (s->pipe)
+		pipe_module_close(s->pipe);
+	if (s->spawn)
+		spawn_client_close(s->spawn);
+	s->submit = NULL;
+	s->foreign = NULL;
+	s->sched = NULL;
+	s->pipe = NULL;
+	s->spawn = NULL;
+}
+
+/* Wait (on the loop) until the store has no disk work left, then close. */
+static void
+on_closer(uv_idle_t *h)
+{
+	struct server *s = h->data;
+
+	if (s->store && store_busy(s->store) > 0)
+		return;
+	uv_idle_stop(h);
+	uv_close((uv_handle_t *)h, NULL);
+	close_all(s);
+	log_msg(&s->log, LOG_SYSTEM, LOG_MAJOR, "stopped");
+}
+
+/* One part of the drain finished. */
+static void
+on_part_stopped(void *arg)
+{
+	struct server *s = arg;
+
+	if (--s->stop_waits > 0)
+		return;
+	uv_idle_init(&s->loop, &s->closer);
+	s->closer.data = s;
+	uv_idle_start(&s->closer, on_closer);
+}
+
+/* Intake has stopped: now let the scheduler drain. */
+static void
+on_intake_stopped(void *arg)
+{
+	struct server *s = arg;
+
+	if (--s->stop_waits > 0)
+		return;
+	s->stop_waits = 1;
+	log_msg(&s->log, LOG_SYSTEM, LOG_MAJOR,
+		"intake stopped; waiting for %u running deliveries",
+		sched_running(s->sched));
+	sched_stop(s->sched, on_part_stopped, s);
+}
+
+/* SIGTERM / SIGINT: drain and stop. */
+static void
+on_stop_signal(uv_signal_t *h, int signum)
+{
+	struct server *s = h->data;
+
+	if (s->stopping) {
+		log_msg(&s->log, LOG_SYSTEM, LOG_MAJOR,
+			"already stopping; %u deliveries still running",
+			s->sched ? sched_running(s->sched) : 0);
+		return;
+	}
+	s->stopping = true;
+	log_msg(&s->log, LOG_SYSTEM, LOG_MAJOR, "signal %d: stopping", signum);
+	s->stop_waits = 2;
+	submit_stop(s->submit, on_intake_stopped, s);
+	foreign_stop(s->foreign, on_intake_stopped, s);
+}
+
+/* SIGHUP: re-read config and router; apply router and log levels. */
+static void
+on_hup(uv_signal_t *h, int signum)
+{
+	struct server *s = h->data;
+	struct config nc;
+	struct router_table nt = ROUTER_TABLE_INIT;
+	char *err = NULL;
+	int r;
+
+	memset(&nc, 0, sizeof(nc));
+	r = routeinfo_load(s->base, s->opts->config, s->hostname, &nc, &nt,
+		&err);
+	if (r < 0) {
+		log_msg(&s->log, LOG_SYSTEM, LOG_FAILURES,
+			"SIGHUP: configuration not reloaded: %s",
+			err ? err : strerror(-r));
+		free(err);
+		config_free(&nc);
+		router_table_free(&nt);
+		return;
+	}
+	/* swap the router table and the local domains; keep the rest */
+	router_table_free(&s->router);
+	s->router = nt;
+	strv_free(&s->cfg.router.local_domains);
+	s->cfg.router.local_domains = nc.router.local_domains;
+	nc.router.local_domains = (struct strv)STRV_INIT;
+	if (s->opts->log_level == NULL)
+		memcpy(s->log.level, nc.log.level, sizeof(s->log.level));
+	config_free(&nc);
+	routeinfo_ctx(&s->cfg, &s->router, &s->rctx);
+	sched_set_router(s->sched, &s->rctx);
+	log_msg(&s->log, LOG_SYSTEM, LOG_MAJOR,
+		"SIGHUP: router (%zu records), local domains and log levels "
+		"reloaded; other settings apply at the next start",
+		s->router.n);
+}
+
+/* A recovered message: schedule it; remember where it came from. */
+static void
+on_recovered(void *arg, struct store_msg *m)
+{
+	struct server *s = arg;
+	const char *src = m->env.source;
+	unsigned long long dev, ino;
+	char name[PATH_MAX];
+	int r;
+
+	if (src && sscanf(src, "Submitted/%4095s %llu:%llu", name, &dev,
+	    &ino) == 3)
+		submit_forget(s->submit, name, (dev_t)dev, (ino_t)ino);
+	if ((r = sched_add(s->sched, m)) < 0) {
+		log_msg(&s->log, LOG_QUEUE, LOG_FAILURES,
+			"id=%s cannot be scheduled: %s", m->id, strerror(-r));
+		store_msg_free(m);
+	}
+}
+
+/* Recovery is over: start intake. */
+static void
+on_recovery_done(void *arg, int err, size_t found, size_t corrupt)
+{
+	struct server *s = arg;
+
+	if (err < 0)
+		log_msg(&s->log, LOG_QUEUE, LOG_FAILURES,
+			"queue recovery incomplete: %s", strerror(-err));
+	log_msg(&s->log, LOG_QUEUE, LOG_MAJOR,
+		"recovered %zu messages (%zu corrupt moved to Queue/corrupt)",
+		found, corrupt);
+	if (s->stopping)
+		return;
+	foreign_start(s->foreign);
+	submit_start(s->submit);
+	log_msg(&s->log, LOG_SYSTEM, LOG_MAJOR,
+		"ready: base %s, %zu router records, PIPE %s, user %lu",
+		s->base, s->router.n,
+		s->cfg.pipe.app_dir && s->cfg.pipe.app_dir[0] ?
+		s->cfg.pipe.app_dir : "off", (unsigned long)s->prog_uid);
+}
+
+/* Open every module on the loop. */
+static int
+open_modules(struct server *s)
+{
+	struct store_settings sts;
+	struct pipe_settings ps;
+	struct sched_settings scs;
+	struct sched_deps deps;
+	struct enqueue_settings es;
+	struct submit_settings sbs;
+	struct group *gr;
+	int r;
+
+	if ((r = spawn_client_open(&s->loop, s->spawn_sock, s->spawn_pid,
+	    &s->log, &s->spawn)) < 0)
+		return r;
+	memset(&sts, 0, sizeof(sts));
+	sts.foldering = s->cfg.queue.foldering;
+	sts.limit = s->cfg.queue.limit;
+	sts.set_group = s->root;
+	sts.group = s->prog_gid;
+	if ((r = store_open(&s->loop, s->base, &sts, &s->log, &s->store)) < 0)
+		return r;
+	memset(&ps, 0, sizeof(ps));
+	ps.base_dir = s->base;
+	ps.app_dir = s->cfg.pipe.app_dir;
+	ps.time_limit_s = s->cfg.pipe.time_limit_s;
+	ps.stderr_limit = s->cfg.pipe.stderr_limit;
+	ps.path_env = s->cfg.pipe.path_env;
+	if ((r = pipe_module_open(&s->loop, s->spawn, &ps, &s->log,
+	    &s->pipe)) < 0)
+		return r;
+	routeinfo_ctx(&s->cfg, &s->router, &s->rctx);
+	memset(&scs, 0, sizeof(scs));
+	scs.processors = s->cfg.pipe.processors;
+	scs.retry_s = s->cfg.queue.retry_s;
+	scs.nretry = s->cfg.queue.nretry;
+	scs.max_lifetime_s = s->cfg.queue.max_lifetime_s;
+	scs.direct = s->cfg.pipe.direct;
+	deps.loop = &s->loop;
+	deps.store = s->store;
+	deps.pipe = s->pipe;
+	deps.log = &s->log;
+	deps.router = &s->rctx;
+	if ((r = sched_open(&scs, &deps, &s->sched)) < 0)
+		return r;
+	es.hostname = s->cfg.server.hostname;
+	es.hop_limit = s->cfg.router.hop_limit;
+	if ((r = enqueue_open(&es, s->store, s->sched, &s->log, &s->enq)) < 0)
+		return r;
+	memset(&sbs, 0, sizeof(sbs));
+	sbs.base_dir = s->base;
+	sbs.scan_interval_s = s->cfg.submitted.scan_interval_s;
+	sbs.hostname = s->cfg.server.hostname;
+	sbs.default_domain = s->rctx.default_domain;
+	sbs.set_owner = s->root;
+	gr = getgrnam(MAILPIPE_SUBMIT_GROUP);
+	sbs.submit_gid = gr ? gr->gr_gid : (gid_t)-1;
+	if ((r = submit_open(&s->loop, &sbs, s->enq, s->store, &s->log,
+	    &s->submit)) < 0)
+		return r;
+	return foreign_open(&s->loop, s->base, s->cfg.foreign.scan_interval_s,
+		s->store, s->sched, &s->log, &s->foreign);
+}
+
+/* Install the signal watchers. */
+static void
+watch_signals(struct server *s)
+{
+	uv_signal_init(&s->loop, &s->sig_term);
+	uv_signal_init(&s->loop, &s->sig_int);
+	uv_signal_init(&s->loop, &s->sig_hup);
+	s->sig_term.data = s->sig_int.data = s->sig_hup.data = s;
+	uv_signal_start(&s->sig_term, on_stop_signal, SIGTERM);
+	uv_signal_start(&s->sig_int, on_stop_signal, SIGINT);
+	uv_signal_start(&s->sig_hup, on_hup, SIGHUP);
+}
+
+/* Start the spawn helper: before the loop, GMime or any thread. */
+static int
+start_helper(struct server *s)
+{
+	struct spawn_settings ss;
+	int r;
+
+	ss.drop = s->root;
+	ss.uid = s->prog_uid;
+	ss.gid = s->prog_gid;
+	r = spawn_helper_start(&ss, &s->spawn_sock, &s->spawn_pid);
+	if (r < 0)
+		say("cannot start the spawn helper: %s", strerror(-r));
+	return r;
+}
+
+/* Run the server until it has drained after SIGTERM. */
+static int
+run(struct server *s)
+{
+	int r;
+
+	umask(027);
+	signal(SIGPIPE, SIG_IGN);
+	if (s->opts->log_level == NULL)
+		memcpy(s->log.level, s->cfg.log.level, sizeof(s->log.level));
+	if (lock_pidfile(s) < 0)
+		return EX_TEMPFAIL;
+	if (start_helper(s) < 0)
+		return EX_OSERR;
+	setenv("UV_THREADPOOL_SIZE", "16", 0);
+	g_mime_init();
+	if ((r = uv_loop_init(&s->loop)) < 0) {
+		say("cannot start the event loop: %s", uv_strerror(r));
+		return EX_OSERR;
+	}
+	watch_signals(s);
+	if ((r = open_modules(s)) < 0) {
+		log_msg(&s->log, LOG_SYSTEM, LOG_FAILURES, "cannot start: %s",
+			strerror(-r));
+		return EX_OSERR;
+	}
+	log_msg(&s->log, LOG_SYSTEM, LOG_MAJOR,
+		"mailpiped %s starting on %s (pid %ld)", MAILPIPE_VERSION,
+		s->base, (long)getpid());
+	if ((r = store_recover(s->store, on_recovered, on_recovery_done,
+	    s)) < 0) {
+		log_msg(&s->log, LOG_SYSTEM, LOG_FAILURES,
+			"cannot recover the queue: %s", strerror(-r));
+		return EX_OSERR;
+	}
+	uv_run(&s->loop, UV_RUN_DEFAULT);
+	/* every handle was closed by the drain (close_all) */
+	enqueue_close(s->enq);
+	if (s->store)
+		store_close(s->store);
+	uv_loop_close(&s->loop);
+	unlink(s->pidpath);
+	return EX_OK;
+}
+
+/* Entry point of mailpiped. */
+int
+server_main(const struct server_opts *o)
+{
+	struct server s;
+	enum log_level lvl;
+	int code;
+
+	memset(&s, 0, sizeof(s));
+	s.opts = o;
+	s.pidfd = -1;
+	s.spawn_sock = -1;
+	log_init(&s.log);
+	if (o->log_level) {
+		if (log_level_parse(o->log_level, &lvl) < 0) {
+			say("unknown log level '%s' (none, failures, major, "
+				"problems, low-level, all)", o->log_level);
+			return EX_USAGE;
+		}
+		log_set_all(&s.log, lvl);
+	}
+	if (!o->check_config && mkdir(o->base_dir, 0755) == 0)
+		chmod(o->base_dir, 0755);
+	if (absolute_dir(o->base_dir, &s.base) < 0) {
+		say("base directory %s: %s", o->base_dir, strerror(errno));
+		return o->check_config ? EX_CONFIG : EX_CANTCREAT;
+	}
+	if (routeinfo_hostname(&s.hostname) < 0) {
+		free(s.base);
+		return EX_OSERR;
+	}
+	if (load_config(&s) < 0 || resolve_user(&s) < 0)
+		code = EX_CONFIG;
+	else if (o->check_config)
+		code = check_config(&s);
+	else
+		code = run(&s);
+	config_free(&s.cfg);
+	router_table_free(&s.router);
+	if (s.pidfd >= 0)
+		close(s.pidfd);
+	free(s.pidpath);
+	free(s.hostname);
+	free(s.base);
+	return code;
+}
