@@ -605,10 +605,24 @@ queue_item(struct sched *sc, struct sched_item *it)
 	struct sched_queue *q = it->route.pipe.queue ?
 		queue_named(sc, it->route.pipe.queue) : queue_new(sc, NULL);
 
+	struct sched_item *at;
+
 	if (q == NULL)
 		return -ENOMEM;
 	it->q = q;
-	TAILQ_INSERT_TAIL(&q->items, it, link);
+	/*
+	 * Arrival order is queue-ID order: commits may finish out of order,
+	 * so walk back from the tail; never pass a head that is running or
+	 * delayed.
+	 */
+	at = TAILQ_LAST(&q->items, item_list);
+	while (at != NULL && strcmp(at->sm->m->id, it->sm->m->id) > 0 &&
+	    !(at == TAILQ_FIRST(&q->items) && q->state != Q_READY))
+		at = TAILQ_PREV(at, item_list, link);
+	if (at == NULL)
+		TAILQ_INSERT_HEAD(&q->items, it, link);
+	else
+		TAILQ_INSERT_AFTER(&q->items, at, it, link);
 	if (q->state == Q_READY)
 		make_ready(sc, q);
 	return 0;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,6 +24,9 @@
 
 #define SUBMIT_IN_FLIGHT 16
 #define SUBMIT_MAX_BYTES ((size_t)1 << 30)
+
+struct sub_job;
+TAILQ_HEAD(job_list, sub_job);
 
 /* A .sub that was queued before a crash and must not be queued again. */
 struct forget {
@@ -48,6 +52,7 @@ struct submit {
 	struct strv pending;		/* names from the last scan, sorted */
 	size_t next;
 	struct strv inflight;
+	struct job_list jobs;		/* in flight, in the order started */
 	struct forget *forget;
 	bool full_logged;
 	submit_stopped_cb stopped_cb;
@@ -57,6 +62,10 @@ struct submit {
 
 /* One .sub on its way into the queue. */
 struct sub_job {
+	TAILQ_ENTRY(sub_job) link;
+	bool read_done;		/* the worker has finished */
+	bool dispatched;	/* handed on (enqueue, .bad, or dropped) */
+	int status;		/* uv work status */
 	uv_work_t w;
 	uv_fs_t req;
 	struct submit *sb;
@@ -151,6 +160,7 @@ submit_open(uv_loop_t *loop, const struct submit_settings *s,
 	uv_fs_event_init(loop, &sb->ev);
 	uv_timer_init(loop, &sb->timer);
 	sb->ev.data = sb->timer.data = sb->scan_req.data = sb;
+	TAILQ_INIT(&sb->jobs);
 	sb->open_handles = 2;
 	*out = sb;
 	return 0;
@@ -266,6 +276,7 @@ job_done(struct sub_job *j)
 	struct submit *sb = j->sb;
 	long i = strv_find(&sb->inflight, j->name);
 
+	TAILQ_REMOVE(&sb->jobs, j, link);
 	if (i >= 0) {
 		free(sb->inflight.v[i]);
 		sb->inflight.v[i] = sb->inflight.v[--sb->inflight.n];
@@ -392,11 +403,10 @@ submit_parsed(struct sub_job *j, struct msghdr_submission *sub,
 	}
 }
 
-/* Loop: the file was read; check it and pass it on. */
+/* Check a file that was read and pass it on. */
 static void
-after_read(uv_work_t *w, int status)
+dispatch_job(struct sub_job *j, int status)
 {
-	struct sub_job *j = w->data;
 	struct submit *sb = j->sb;
 	struct msghdr_submission sub = MSGHDR_SUBMISSION_INIT;
 	struct msghdr_submit_params p;
@@ -445,6 +455,30 @@ after_read(uv_work_t *w, int status)
 	msghdr_submission_free(&sub);
 }
 
+/*
+ * Loop: a file was read. Files are read in parallel but handed on in the
+ * order they were started (name order), so queue IDs, and with them the
+ * order of a named queue, follow the order of the files.
+ */
+static void
+after_read(uv_work_t *w, int status)
+{
+	struct sub_job *j = w->data, *next;
+	struct submit *sb = j->sb;
+
+	j->read_done = true;
+	j->status = status;
+	for (j = TAILQ_FIRST(&sb->jobs); j != NULL; j = next) {
+		next = TAILQ_NEXT(j, link);
+		if (!j->read_done)
+			break;
+		if (j->dispatched)
+			continue;
+		j->dispatched = true;
+		dispatch_job(j, j->status);
+	}
+}
+
 /* Start reading one file. */
 static int
 start_job(struct submit *sb, const char *name)
@@ -467,6 +501,7 @@ start_job(struct submit *sb, const char *name)
 		free(j);
 		return -ENOMEM;
 	}
+	TAILQ_INSERT_TAIL(&sb->jobs, j, link);
 	r = uv_queue_work(sb->loop, &j->w, work_read, after_read);
 	if (r < 0) {
 		job_done(j);

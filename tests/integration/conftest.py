@@ -80,3 +80,243 @@ def run(args, input=None, env=None, user=None, timeout=30, cwd=None):
     return subprocess.run(args, input=input, env=full_env, cwd=cwd,
                           capture_output=True, timeout=timeout,
                           preexec_fn=as_user(user) if user else None)
+
+
+# ---------------------------------------------------------------------------
+# The server under test
+
+import re
+import signal
+import stat
+import textwrap
+
+KV_RE = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S*)')
+
+BASE_CONFIG = """\
+[server]
+user = nobody
+hostname = mx.test.example
+
+[router]
+local-domains = test.example, other.example
+
+[pipe]
+app-dir = apps
+time-limit = 20s
+processors = 4
+
+[queue]
+retry = 1s
+
+[submitted]
+scan-interval = 1s
+
+[foreign-queue]
+scan-interval = 1s
+
+[smtp]
+listen =
+
+[monitor]
+http-listen =
+
+[log]
+level = all
+"""
+
+
+def unquote(v):
+    if v.startswith('"') and v.endswith('"') and len(v) >= 2:
+        out, i, s = [], 0, v[1:-1]
+        while i < len(s):
+            c = s[i]
+            if c == "\\" and i + 1 < len(s):
+                n = s[i + 1]
+                if n == "x" and i + 3 < len(s):
+                    out.append(chr(int(s[i + 2:i + 4], 16)))
+                    i += 4
+                    continue
+                out.append({"n": "\n", "t": "\t", "r": "\r"}.get(n, n))
+                i += 2
+                continue
+            out.append(c)
+            i += 1
+        return "".join(out)
+    return v
+
+
+def parse_kv(line):
+    """The key=value pairs of a log line, values unquoted."""
+    return {k: unquote(v) for k, v in KV_RE.findall(line)}
+
+
+def install_app(base, name, text, mode=0o755):
+    """Write a delivery program into BASE/apps (root-owned, 0755)."""
+    apps = os.path.join(base, "apps")
+    os.makedirs(apps, mode=0o755, exist_ok=True)
+    path = os.path.join(apps, name)
+    with open(path, "w") as f:
+        f.write(textwrap.dedent(text).lstrip())
+    os.chmod(path, mode)
+    return path
+
+
+def copy_app(base, name, src):
+    """Copy a built program into BASE/apps."""
+    apps = os.path.join(base, "apps")
+    os.makedirs(apps, mode=0o755, exist_ok=True)
+    dst = os.path.join(apps, name)
+    shutil.copyfile(src, dst)
+    os.chmod(dst, 0o755)
+    return dst
+
+
+def nobody_dir(path):
+    """A directory the delivery programs (run as nobody) can write."""
+    os.makedirs(path, exist_ok=True)
+    os.chown(path, NOBODY.pw_uid, NOBODY.pw_gid)
+    os.chmod(path, 0o700)
+    return path
+
+
+class Server:
+    """A real mailpiped on a temp base directory."""
+
+    def __init__(self, base, config=BASE_CONFIG, router=""):
+        self.base = base
+        self.proc = None
+        self.logpath = os.path.join(os.path.dirname(base), "server.log")
+        self.logoff = 0
+        if config is not None:
+            with open(os.path.join(base, "mailpipe.conf"), "w") as f:
+                f.write(config)
+        with open(os.path.join(base, "router"), "w") as f:
+            f.write(textwrap.dedent(router))
+        os.makedirs(os.path.join(base, "apps"), mode=0o755, exist_ok=True)
+
+    def start(self, wait=True, args=()):
+        self.logfile = open(self.logpath, "ab")
+        self.logoff = os.path.getsize(self.logpath)
+        self.proc = subprocess.Popen(
+            [prog("mailpiped"), "--base", self.base, *args],
+            stdout=self.logfile, stderr=subprocess.STDOUT,
+            env={"PATH": "/usr/bin:/bin", **_sanitizer_env()})
+        if wait:
+            self.wait_log(r"SYSTEM major: ready", since_start=True)
+        return self
+
+    def log(self):
+        with open(self.logpath, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def log_since_start(self):
+        with open(self.logpath, "rb") as f:
+            f.seek(self.logoff)
+            return f.read().decode("utf-8", "replace")
+
+    def wait_log(self, pattern, timeout=20, since_start=False, count=1):
+        rx = re.compile(pattern)
+
+        def found():
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(
+                    f"mailpiped exited ({self.proc.returncode}) while "
+                    f"waiting for {pattern!r}:\n{self.log()[-3000:]}")
+            text = self.log_since_start() if since_start else self.log()
+            hits = rx.findall(text)
+            return hits if len(hits) >= count else None
+        return wait_for(found, timeout, what=f"log line {pattern!r}")
+
+    def deliveries(self):
+        """Every delivery attempt line, parsed."""
+        return [parse_kv(l) for l in self.log().splitlines()
+                if " delivery " in l and "result=" in l]
+
+    def wait_deliveries(self, n, timeout=30, **match):
+        def ok():
+            got = [d for d in self.deliveries()
+                   if all(d.get(k) == v for k, v in match.items())]
+            return got if len(got) >= n else None
+        return wait_for(ok, timeout, what=f"{n} deliveries {match}")
+
+    def submit(self, message, name=None, owner=None):
+        """Drop a .sub file into Submitted (as root or owner)."""
+        sub = os.path.join(self.base, "Submitted")
+        os.makedirs(sub, exist_ok=True)
+        name = name or f"t{time.monotonic_ns()}"
+        tmp = os.path.join(sub, name + ".tmp")
+        data = message.encode() if isinstance(message, str) else message
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o600)
+        if owner is not None:
+            os.chown(tmp, owner.pw_uid, owner.pw_gid)
+        os.rename(tmp, os.path.join(sub, name + ".sub"))
+        return os.path.join(sub, name + ".sub")
+
+    def queue_files(self):
+        out = []
+        for root, dirs, files in os.walk(os.path.join(self.base, "Queue")):
+            if os.path.basename(root) == "corrupt":
+                continue
+            out += [os.path.join(root, f) for f in files if f.endswith(".msg")]
+        return sorted(out)
+
+    def wait_queue_empty(self, timeout=30):
+        wait_for(lambda: not self.queue_files(), timeout, what="empty queue")
+
+    def stop(self, timeout=30, expect=0):
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout)
+        self.proc = None
+        self.logfile.close()
+        assert code == expect, f"mailpiped exit {code}:\n{self.log()[-3000:]}"
+        if expect == 0:
+            check_sanitizer_log(self.log_since_start())
+
+    def kill(self):
+        if self.proc is None:
+            return
+        self.proc.kill()
+        self.proc.wait(10)
+        self.proc = None
+        self.logfile.close()
+
+
+def _sanitizer_env():
+    env = {}
+    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
+        if k in os.environ:
+            env[k] = os.environ[k]
+    return env
+
+
+def check_sanitizer_log(text):
+    for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:"):
+        assert marker not in text, f"sanitizer report:\n{text[-5000:]}"
+
+
+def message(to="demo@test.example", frm="sender@remote.example",
+            subject="test", body="hello\n", extra=""):
+    return (f"From: {frm}\nTo: {to}\nSubject: {subject}\n{extra}\n{body}")
+
+
+@pytest.fixture
+def server_factory(base):
+    servers = []
+
+    def make(config=BASE_CONFIG, router=""):
+        s = Server(base, config, router)
+        servers.append(s)
+        return s
+    yield make
+    for s in servers:
+        if s.proc is not None:
+            try:
+                s.stop()
+            except Exception:
+                s.kill()
+                raise

@@ -1,0 +1,273 @@
+"""The Submitted folder, end to end: files dropped as root or by sendmail
+and mail as an unprivileged user, picked up by the real server and
+delivered to a real program."""
+import grp
+import os
+import shutil
+import stat
+import subprocess
+
+import pytest
+
+from conftest import (BASE_CONFIG, NOBODY, install_app, message, nobody_dir,
+                      prog, run, wait_for)
+
+SAVE = r"""
+    #!/bin/sh
+    # save OUT: the message and the envelope values, one file per delivery
+    cat > "$1/$DELIVERY_ID.msg"
+    printf '%s\n' "$SENDER" > "$1/$DELIVERY_ID.sender"
+    printf '%s\n' "$ORIGINAL_RECIPIENT" > "$1/$DELIVERY_ID.rcpt"
+"""
+
+
+@pytest.fixture
+def out(tmpdir755):
+    return nobody_dir(os.path.join(tmpdir755, "out"))
+
+
+@pytest.fixture
+def srv(server_factory, out):
+    s = server_factory(router=f'<*> = "save {out}"@pipe\n')
+    install_app(s.base, "save", SAVE)
+    return s
+
+
+def delivered(out):
+    """{original recipient: (sender, message text)} of every delivery."""
+    got = {}
+    for f in os.listdir(out):
+        if f.endswith(".rcpt"):
+            stem = os.path.join(out, f[:-5])
+            with open(stem + ".rcpt") as a, open(stem + ".sender") as b, \
+                    open(stem + ".msg") as c:
+                got[a.read().strip()] = (b.read().strip(), c.read())
+    return got
+
+
+def wait_delivered(out, n):
+    return wait_for(lambda: (lambda d: d if len(d) >= n else None)(delivered(out)),
+                    what=f"{n} deliveries")
+
+
+def test_envelope_to_wins_over_to_cc_bcc(srv, out):
+    srv.start()
+    path = srv.submit("Envelope-To: a@test.example, b@test.example\n"
+                      "Envelope-To: c@test.example\n"
+                      "From: joe@remote.example\nTo: x@test.example\n"
+                      "Cc: y@test.example\nBcc: z@test.example\n"
+                      "Subject: env\n\nbody\n")
+    got = wait_delivered(out, 3)
+    srv.wait_queue_empty()
+    assert set(got) == {"a@test.example", "b@test.example", "c@test.example"}
+    text = got["a@test.example"][1]
+    assert "Envelope-To" not in text and "Bcc" not in text
+    assert "To: x@test.example\n" in text and "Cc: y@test.example\n" in text
+    assert not os.path.exists(path)
+
+
+def test_to_cc_bcc_minus_envelope_ignore(srv, out):
+    srv.start()
+    srv.submit("From: joe@remote.example\nTo: a@test.example, b@test.example\n"
+               "Cc: c@test.example\nBcc: d@test.example\n"
+               "Envelope-Ignore: b@test.example\nSubject: x\n\nhi\n")
+    got = wait_delivered(out, 3)
+    srv.wait_queue_empty()
+    assert set(got) == {"a@test.example", "c@test.example", "d@test.example"}
+    for _, text in got.values():
+        assert "Bcc:" not in text and "Envelope-Ignore" not in text
+
+
+def test_return_path_field_is_used_and_removed(srv, out):
+    srv.start()
+    srv.submit("Return-Path: <bounces@lists.example>\n"
+               "From: joe@remote.example\nTo: a@test.example\n\nhi\n")
+    sender, text = wait_delivered(out, 1)["a@test.example"]
+    assert sender == "bounces@lists.example"
+    assert "Return-Path" not in text
+
+
+def test_null_return_path(srv, out):
+    srv.start()
+    srv.submit("Return-Path: <>\nFrom: daemon@test.example\n"
+               "To: a@test.example\n\nhi\n")
+    sender, _ = wait_delivered(out, 1)["a@test.example"]
+    assert sender == ""
+
+
+def test_from_is_the_return_path_otherwise(srv, out):
+    srv.start()
+    srv.submit('From: "Joe" <joe@remote.example>\nTo: a@test.example\n\nhi\n')
+    sender, _ = wait_delivered(out, 1)["a@test.example"]
+    assert sender == "joe@remote.example"
+
+
+def test_date_message_id_and_received_are_added(srv, out):
+    srv.start()
+    srv.submit("From: joe@remote.example\nTo: a@test.example\n\nhi\n")
+    _, text = wait_delivered(out, 1)["a@test.example"]
+    header = text.split("\n\n", 1)[0]
+    assert header.startswith("Received: from local user 0\n\tby mx.test.example")
+    assert "\nDate: " in header
+    assert "\nMessage-ID: <" in header and "@mx.test.example>" in header
+
+
+def test_existing_date_and_message_id_are_kept(srv, out):
+    srv.start()
+    srv.submit("From: joe@remote.example\nTo: a@test.example\n"
+               "Date: Mon, 1 Jan 2024 00:00:00 +0000\nMessage-ID: <keep@me>\n\nhi\n")
+    _, text = wait_delivered(out, 1)["a@test.example"]
+    assert text.count("Date:") == 1 and "Date: Mon, 1 Jan 2024" in text
+    assert text.count("Message-ID:") == 1 and "<keep@me>" in text
+
+
+def test_crlf_files_are_stored_with_lf(srv, out):
+    srv.start()
+    srv.submit(b"From: joe@remote.example\r\nTo: a@test.example\r\n\r\nhi\r\nthere\r\n")
+    _, text = wait_delivered(out, 1)["a@test.example"]
+    assert "\r" not in text and text.endswith("\n\nhi\nthere\n")
+
+
+@pytest.mark.parametrize("content,reason", [
+    ("From: joe@remote.example\nSubject: none\n\nno recipient\n", "recipient"),
+    ("To: a@test.example\nSubject: x\n\nno sender\n", "return-path"),
+    ("this is not a header\n\nbody\n", "header"),
+    ("From: joe@remote.example\nTo: <<broken\n\nx\n", "address"),
+])
+def test_bad_files_are_renamed_with_a_reason(srv, out, content, reason):
+    srv.start()
+    path = srv.submit(content, name="bad1")
+    bad = path[:-4] + ".bad"
+    wait_for(lambda: os.path.exists(bad), what=".bad file")
+    assert not os.path.exists(path)
+    line = srv.wait_log(r"Submitted/bad1\.sub rejected: [^\n]*")[0]
+    assert reason in line.lower()
+    assert delivered(out) == {}
+
+
+def test_too_many_hops_is_rejected(srv, out):
+    srv.start()
+    rcv = "".join(f"Received: from h{i} by h{i + 1}; Mon, 1 Jan 2024 00:00:00 +0000\n"
+                  for i in range(30))
+    path = srv.submit(rcv + "From: joe@remote.example\nTo: a@test.example\n\nloop\n",
+                      name="loop")
+    wait_for(lambda: os.path.exists(path[:-4] + ".bad"), what=".bad file")
+    assert "hop" in srv.wait_log(r"Submitted/loop\.sub rejected: [^\n]*")[0]
+    # 29 Received: fields plus ours is 30, the limit: accepted
+    srv.submit(rcv.split("\n", 1)[1] + "From: joe@remote.example\n"
+               "To: a@test.example\n\nok\n")
+    wait_delivered(out, 1)
+
+
+def test_symlinks_hard_links_and_fifos_are_refused(srv, out, tmpdir755):
+    sub = os.path.join(srv.base, "Submitted")
+    os.makedirs(sub, exist_ok=True)
+    target = os.path.join(tmpdir755, "secret")
+    with open(target, "w") as f:
+        f.write("From: a@test.example\nTo: a@test.example\n\nsecret\n")
+    os.symlink(target, os.path.join(sub, "link.sub"))
+    os.link(target, os.path.join(sub, "hard.sub"))
+    os.mkfifo(os.path.join(sub, "fifo.sub"))
+    srv.start()
+    for name in ("link", "hard", "fifo"):
+        wait_for(lambda: os.path.lexists(os.path.join(sub, name + ".bad")),
+                 what=f"{name}.bad")
+    log = srv.log()
+    assert "link.sub rejected: is a symbolic link" in log
+    assert "hard.sub rejected: has more than one link" in log
+    assert "fifo.sub rejected: is not a regular file" in log
+    assert delivered(out) == {}
+    with open(target) as f:
+        assert "secret" in f.read()
+
+
+def test_other_extensions_are_ignored(srv, out):
+    sub = os.path.join(srv.base, "Submitted")
+    os.makedirs(sub, exist_ok=True)
+    for name in ("draft.tmp", "note.txt", "x.sub.old"):
+        with open(os.path.join(sub, name), "w") as f:
+            f.write(message(to="a@test.example"))
+    srv.start()
+    srv.submit(message(to="b@test.example"))
+    wait_delivered(out, 1)
+    assert set(os.listdir(sub)) == {"draft.tmp", "note.txt", "x.sub.old"}
+    assert "a@test.example" not in delivered(out)
+
+
+def test_files_dropped_while_down_are_picked_up_at_start(srv, out):
+    for i in range(5):
+        srv.submit(message(to=f"r{i}@test.example"))
+    srv.start()
+    assert len(wait_delivered(out, 5)) == 5
+
+
+def test_notification_picks_files_up_before_the_scan_interval(server_factory, out):
+    cfg = BASE_CONFIG.replace("scan-interval = 1s\n\n[foreign", "scan-interval = 1h\n\n[foreign")
+    s = server_factory(config=cfg, router=f'<*> = "save {out}"@pipe\n')
+    install_app(s.base, "save", SAVE)
+    s.start()
+    s.submit(message(to="quick@test.example"))
+    wait_delivered(out, 1)
+
+
+def test_owner_is_recorded_as_the_submitting_user(srv, out):
+    srv.start()
+    srv.submit(message(to="a@test.example"), owner=NOBODY)
+    _, text = wait_delivered(out, 1)["a@test.example"]
+    assert text.startswith(f"Received: from local user {NOBODY.pw_uid}\n")
+
+
+def ensure_submit_group():
+    try:
+        return grp.getgrnam("mailpipe-submit").gr_gid
+    except KeyError:
+        subprocess.run(["groupadd", "--system", "mailpipe-submit"], check=True)
+        return grp.getgrnam("mailpipe-submit").gr_gid
+
+
+def test_submitted_is_1730_with_the_submit_group(srv):
+    gid = ensure_submit_group()
+    srv.start()
+    st = os.stat(os.path.join(srv.base, "Submitted"))
+    assert stat.S_IMODE(st.st_mode) == 0o1730
+    assert st.st_uid == 0 and st.st_gid == gid
+
+
+def test_sendmail_as_an_unprivileged_user_is_delivered(srv, out, tmpdir755):
+    ensure_submit_group()
+    srv.start()
+    sm = os.path.join(tmpdir755, "sendmail")
+    shutil.copy(prog("sendmail"), sm)
+    os.chown(sm, 0, grp.getgrnam("mailpipe-submit").gr_gid)
+    os.chmod(sm, 0o2755)
+    r = run([sm, "-f", "nobody@test.example", "a@test.example"],
+            input=b"Subject: from nobody\n\nhello from an ordinary user\n",
+            env={"MAILPIPE_BASE": srv.base}, user=NOBODY)
+    assert r.returncode == 0, r.stderr
+    sender, text = wait_delivered(out, 1)["a@test.example"]
+    assert sender == "nobody@test.example"
+    assert text.startswith(f"Received: from local user {NOBODY.pw_uid}\n")
+    assert text.endswith("\n\nhello from an ordinary user\n")
+
+
+def test_mail_command_is_delivered(srv, out):
+    srv.start()
+    r = run([prog("mail"), "-s", "hi", "-c", "c@test.example", "a@test.example"],
+            input=b"mail body\n", env={"MAILPIPE_BASE": srv.base})
+    assert r.returncode == 0, r.stderr
+    got = wait_delivered(out, 2)
+    _, text = got["a@test.example"]
+    assert "Subject: hi\n" in text and text.endswith("\n\nmail body\n")
+    assert "c@test.example" in got
+
+
+def test_sendmail_works_while_the_server_is_down(srv, out):
+    srv.start()     # an installed system: Submitted/ exists
+    srv.stop()
+    r = run([prog("sendmail"), "-i", "a@test.example"],
+            input=b"Subject: queued while down\n\n.\nstill here\n",
+            env={"MAILPIPE_BASE": srv.base})
+    assert r.returncode == 0, r.stderr
+    srv.start()
+    _, text = wait_delivered(out, 1)["a@test.example"]
+    assert text.endswith("\n\n.\nstill here\n")
