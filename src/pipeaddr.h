@@ -74,14 +74,16 @@ int pipe_tmpl_parse(const char *s, size_t len, struct pipe_tmpl *t,
 int pipe_tmpl_expand(const struct pipe_tmpl *t, const char *text,
 	struct pipe_cmd *c, const char **why);
 /*
- * Canonical local-part text for c (before RFC 5321 quoting): tags, then
- * "queue[NAME]", then words with white space, '\\', '"', '*' and a leading
- * '[' backslash-escaped, so that pipe_cmd_parse gives back c.
+ * Canonical local-part text for c (before RFC 5321 quoting): "queue[NAME]",
+ * then tags, then words with white space, '\\', '"', '*' and a leading
+ * '[' (and the 'q' of an application word beginning "queue[")
+ * backslash-escaped, so that pipe_cmd_parse gives back c. -EINVAL when c
+ * could not have come from pipe_cmd_parse / pipe_tmpl_expand.
  */
 int pipe_cmd_format(const struct pipe_cmd *c, char **out);
 /*
  * Application name rules: non-empty, no '/' or '\\', not starting with
- * '.', no control characters. 0 or -EINVAL with *why.
+ * '.' or '-', no control characters. 0 or -EINVAL with *why.
  */
 int pipe_app_check(const char *app, const char **why);
 /* Queue name rule: 1-64 of [A-Za-z0-9_-]. */
