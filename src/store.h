@@ -121,6 +121,9 @@ bool store_full(const struct store *st);
 int store_folder_for(const struct store *st, const char *id, char **out);
 /* Disk operations queued or running. */
 unsigned store_busy(const struct store *st);
+/* Counters for tests and metrics: durable commits, directory fsyncs run. */
+void store_stats(const struct store *st, uint64_t *commits,
+	uint64_t *dir_fsyncs);
 void store_msg_free(struct store_msg *m);
 /* Free st; only when store_busy() == 0. */
 void store_close(struct store *st);
