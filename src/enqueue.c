@@ -10,9 +10,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <time.h>
 
 #include "msghdr.h"
+
+struct enq_job;
+TAILQ_HEAD(enq_list, enq_job);
 
 struct enqueue {
 	char *hostname;
@@ -20,13 +24,18 @@ struct enqueue {
 	struct store *store;
 	struct sched *sched;
 	struct logger *log;
+	struct enq_list jobs;		/* commits in the order they were asked */
 };
 
 /* One enqueue waiting for the store. */
 struct enq_job {
+	TAILQ_ENTRY(enq_job) link;
 	struct enqueue *eq;
 	enqueue_cb cb;
 	void *arg;
+	bool done;
+	int err;
+	struct store_msg *m;
 };
 
 /* Open the enqueuer. */
@@ -44,6 +53,7 @@ enqueue_open(const struct enqueue_settings *s, struct store *st,
 	eq->store = st;
 	eq->sched = sc;
 	eq->log = lg;
+	TAILQ_INIT(&eq->jobs);
 	*out = eq;
 	return 0;
 }
@@ -72,16 +82,16 @@ enqueue_received_local(int64_t uid, const char *hostname, int64_t now,
 	return buf_putc(out, '\n');
 }
 
-/* The store made the file durable (or failed): tell the submitter. */
+/* Tell the submitter and hand a durable message to the scheduler. */
 static void
-on_committed(void *arg, int err, struct store_msg *m)
+release(struct enq_job *j)
 {
-	struct enq_job *j = arg;
 	struct enqueue *eq = j->eq;
+	struct store_msg *m = j->m;
 	char id[STORE_ID_LEN + 1] = "";
 	int r;
 
-	if (err == 0) {
+	if (j->err == 0) {
 		memcpy(id, m->id, sizeof(id));
 		log_msg(eq->log, LOG_ENQUEUER, LOG_LOWLEVEL,
 			"id=%s queued from=<%s> rcpts=%zu size=%llu tag=%s", id,
@@ -89,17 +99,37 @@ on_committed(void *arg, int err, struct store_msg *m)
 			(unsigned long long)m->msg_len, m->env.tag);
 	} else {
 		log_msg(eq->log, LOG_ENQUEUER, LOG_FAILURES,
-			"cannot write a queue file: %s", strerror(-err));
+			"cannot write a queue file: %s", strerror(-j->err));
 	}
 	if (j->cb)
-		j->cb(j->arg, err, err == 0 ? id : NULL);
-	if (err == 0 && (r = sched_add(eq->sched, m)) < 0) {
+		j->cb(j->arg, j->err, j->err == 0 ? id : NULL);
+	if (j->err == 0 && (r = sched_add(eq->sched, m)) < 0) {
 		log_msg(eq->log, LOG_ENQUEUER, LOG_FAILURES,
 			"id=%s cannot be scheduled: %s (delivered after a "
 			"restart)", id, strerror(-r));
 		store_msg_free(m);
 	}
 	free(j);
+}
+
+/*
+ * The store made a file durable (or failed). Commits finish in any order;
+ * they are released in the order they were asked for, which is queue-ID
+ * order, so the scheduler sees messages in arrival order.
+ */
+static void
+on_committed(void *arg, int err, struct store_msg *m)
+{
+	struct enq_job *j = arg;
+	struct enqueue *eq = j->eq;
+
+	j->done = true;
+	j->err = err;
+	j->m = m;
+	while ((j = TAILQ_FIRST(&eq->jobs)) != NULL && j->done) {
+		TAILQ_REMOVE(&eq->jobs, j, link);
+		release(j);
+	}
 }
 
 /* Count hops and hand the message to the store. */
@@ -147,10 +177,13 @@ enqueue_message(struct enqueue *eq, struct envelope *env,
 	j->eq = eq;
 	j->cb = cb;
 	j->arg = arg;
+	TAILQ_INSERT_TAIL(&eq->jobs, j, link);
 	r = store_commit(eq->store, env, &full, unlink_after, 0, on_committed,
 		j);
 	if (r == 0)
 		j = NULL;
+	else
+		TAILQ_REMOVE(&eq->jobs, j, link);
 out:
 	free(j);
 	msghdr_free(&h);

@@ -202,6 +202,9 @@ on_imported(void *arg, int err, struct store_msg *m)
 		}
 	} else if (err == -EBADMSG) {
 		f->corrupt++;
+	} else if (err == -EALREADY) {
+		log_msg(f->log, LOG_QUEUE, LOG_MAJOR, "ForeignQueue: a message "
+			"whose recipients were all final was removed");
 	} else {
 		log_msg(f->log, LOG_QUEUE, LOG_FAILURES,
 			"ForeignQueue: import failed: %s (left in place)",

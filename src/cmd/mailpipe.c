@@ -20,7 +20,7 @@ usage(FILE *f)
 {
 	fputs("usage: mailpipe [--base DIR] [--config FILE] [--json] COMMAND\n"
 		"commands:\n"
-		"  route ADDRESS [--sender ADDR] [--smtp]\n"
+		"  route [--sender ADDR] [--smtp] [--] ADDRESS\n"
 		"      how ADDRESS is routed and, for pipe targets, the exact\n"
 		"      program, argv and environment names (no server needed);\n"
 		"      --smtp shows it as mail received over SMTP\n"
@@ -55,8 +55,8 @@ cmd_route(const char *base, const char *config, bool json, int argc,
 	bool local = true;
 	int c, r, code;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+s:nj", opts, NULL)) != -1) {
+	optind = 0;	/* glibc: 0 re-initialises (permute again) */
+	while ((c = getopt_long(argc, argv, "s:nj", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			sender = optarg;

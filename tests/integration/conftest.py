@@ -24,7 +24,7 @@ def prog(name):
     return os.path.join(BUILD, "src", name)
 
 
-def test_program(name):
+def built_program(name):
     """Path of a helper program built into build/tests/programs."""
     return os.path.join(BUILD, "tests", "programs", name)
 
@@ -237,7 +237,11 @@ class Server:
             got = [d for d in self.deliveries()
                    if all(d.get(k) == v for k, v in match.items())]
             return got if len(got) >= n else None
-        return wait_for(ok, timeout, what=f"{n} deliveries {match}")
+        try:
+            return wait_for(ok, timeout, what=f"{n} deliveries {match}")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n--- server log ---\n"
+                                 f"{self.log()[-4000:]}") from None
 
     def submit(self, message, name=None, owner=None):
         """Drop a .sub file into Submitted (as root or owner)."""

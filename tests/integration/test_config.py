@@ -15,9 +15,21 @@ def write(base, name, text):
 
 
 def test_no_config_file_means_defaults(base):
-    code, out, err = check(base)
-    assert code == 0, err
-    assert "built-in defaults" in out
+    # as an ordinary user ([server] user only matters when started as root)
+    r = run([prog("mailpiped"), "--base", base, "--check-config"], user=NOBODY)
+    assert r.returncode == 0, r.stderr
+    assert b"built-in defaults" in r.stdout
+
+
+def test_the_default_user_must_exist_when_root(base):
+    code, _, err = check(base)
+    try:
+        import pwd
+        pwd.getpwnam("mailpipe")
+        assert code == 0, err
+    except KeyError:
+        assert code == 78
+        assert "[server] user 'mailpipe' does not exist" in err
 
 
 def test_valid_config_and_router(base):
@@ -70,11 +82,11 @@ def test_untrusted_app_dir_is_a_warning(base):
 
 def test_transport_command_with_a_path_is_an_error(base):
     write(base, "mailpipe.conf",
-          "[transport tickets]\ndomains = tickets.example\n"
-          "command = /usr/bin/cat\n")
+          "[server]\nuser = nobody\n[transport tickets]\n"
+          "domains = tickets.example\ncommand = /usr/bin/cat\n")
     code, _, err = check(base)
     assert code == 78
-    assert "mailpipe.conf:1:" in err and "path" in err
+    assert "mailpipe.conf:3:" in err and "path" in err
 
 
 def test_missing_user_is_a_config_error(base):

@@ -14,7 +14,7 @@ ROUTER = r"""
 """
 
 
-def setup(base, config=BASE_CONFIG):
+def make_base(base, config=BASE_CONFIG):
     cfg = config.replace("local-domains = test.example, other.example",
                          "local-domains = test.example, other.example, "
                          "lists.test.example")
@@ -40,14 +40,14 @@ def fields(text):
 
 
 def test_pipe_route_prints_exact_argv_and_env_names(base):
-    setup(base)
+    make_base(base)
     code, out, err = route(base, "joe@lists.test.example",
                            "--sender", "bob@remote.example")
     assert code == 0, err
     f = fields(out)
     assert f["route"] == ["PIPE"]
     assert f["module"] == ["PIPE"]
-    assert f["target"] == ['"listmgr -u joe"@pipe']
+    assert f["target"] == ['"[RETPATH] listmgr -u joe"@pipe']
     assert f["queue"] == ["(its own)"]
     assert f["program"] == [os.path.join(base, "apps", "listmgr")]
     assert f["cwd"] == [os.path.join(base, "apps")]
@@ -59,7 +59,7 @@ def test_pipe_route_prints_exact_argv_and_env_names(base):
 
 
 def test_quoted_spaces_stay_one_argument(base):
-    setup(base)
+    make_base(base)
     code, out, _ = route(base, '"joe smith"@lists.test.example')
     assert code == 0
     argv = [l.split(": ", 1)[1] for l in out.splitlines() if l.startswith("argv[")]
@@ -67,7 +67,7 @@ def test_quoted_spaces_stay_one_argument(base):
 
 
 def test_named_queue_and_every_local_domain(base):
-    setup(base)
+    make_base(base)
     for dom in ("test.example", "other.example"):
         code, out, _ = route(base, f"incoming@{dom}")
         assert code == 0
@@ -79,8 +79,8 @@ def test_named_queue_and_every_local_domain(base):
 
 
 def test_failures_exit_67_with_the_reply(base):
-    setup(base)
-    code, out, _ = route(base, "-rf@lists.test.example")
+    make_base(base)
+    code, out, _ = route(base, "--", "-rf@lists.test.example")
     assert code == 67
     assert fields(out)["route"] == ["REFUSED"]
     assert fields(out)["result"][0].startswith("550 5.1.3")
@@ -93,7 +93,7 @@ def test_failures_exit_67_with_the_reply(base):
 
 
 def test_null_and_rewrite(base):
-    setup(base)
+    make_base(base)
     code, out, _ = route(base, "gone@test.example")
     assert code == 0 and fields(out)["route"] == ["NULL"]
     code, out, _ = route(base, "old-x@test.example")
@@ -102,7 +102,7 @@ def test_null_and_rewrite(base):
 
 
 def test_direct_pipe_addresses_local_vs_smtp(base):
-    setup(base)
+    make_base(base)
     code, out, _ = route(base, '"procin -x"@pipe')
     assert code == 0 and fields(out)["route"] == ["PIPE"]
     code, out, _ = route(base, '"procin -x"@pipe', "--smtp")
@@ -110,7 +110,7 @@ def test_direct_pipe_addresses_local_vs_smtp(base):
 
 
 def test_json_output(base):
-    setup(base)
+    make_base(base)
     r = run([prog("mailpipe"), "--base", base, "--json", "route",
              "joe@lists.test.example"])
     assert r.returncode == 0
@@ -121,7 +121,7 @@ def test_json_output(base):
 
 
 def test_config_error_exits_78(base):
-    setup(base)
+    make_base(base)
     with open(os.path.join(base, "router"), "a") as f:
         f.write("<broken = x\n")
     code, _, err = route(base, "a@test.example")
@@ -130,7 +130,7 @@ def test_config_error_exits_78(base):
 
 
 def test_works_from_the_environment_base(base):
-    setup(base)
+    make_base(base)
     r = run([prog("mailpipe"), "route", "incoming@test.example"],
             env={"MAILPIPE_BASE": base})
     assert r.returncode == 0 and b"procin" in r.stdout

@@ -132,7 +132,9 @@ def test_crlf_files_are_stored_with_lf(srv, out):
     ("From: joe@remote.example\nSubject: none\n\nno recipient\n", "recipient"),
     ("To: a@test.example\nSubject: x\n\nno sender\n", "return-path"),
     ("this is not a header\n\nbody\n", "header"),
-    ("From: joe@remote.example\nTo: <<broken\n\nx\n", "address"),
+    ('From: joe@remote.example\nTo: "unterminated@test.example\n\nx\n', "address"),
+    ("From: joe@remote.example\nTo: a@-bad-.example\n\nx\n", "address"),
+    ("From: joe@remote.example\nTo: undisclosed-recipients:;\n\nx\n", "recipient"),
 ])
 def test_bad_files_are_renamed_with_a_reason(srv, out, content, reason):
     srv.start()
