@@ -79,7 +79,8 @@ int envelope_format(struct envelope *e, struct buf *out);
  * before the empty line that ends the envelope (read more and call
  * again), -EINVAL when the envelope is corrupt (*why constant text,
  * *line = 1-based line number). The parser checks nothing about the
- * message after the envelope.
+ * message after the envelope. e need not be initialised (it must own
+ * nothing): it is filled on success and left empty otherwise.
  */
 int envelope_parse(const char *data, size_t len, struct envelope *e,
 	const char **why, unsigned *line);

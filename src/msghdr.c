@@ -1,2 +1,801 @@
-/* msghdr: not written yet. */
-#include "buf.h"
+/*
+ * msghdr: the RFC 5322 header block of an in-memory message with LF line
+ * ends: fields and their folds, unfolded values, address lists (parsed by
+ * GMime, checked by address.c) and the Submitted-folder rules. Promises
+ * that a rewritten message differs from its input only by the fields it
+ * was told to drop or add. Never does I/O (getrandom aside), never keeps
+ * global state, never initialises GMime (the program does), never exits.
+ */
+#include "msghdr.h"
+
+#include <errno.h>
+#include <gmime/gmime.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "address.h"
+
+#define MSGHDR_MAX_HEADER ((size_t)1024 * 1024)	/* bytes, blank line included */
+#define MSGHDR_MID_RANDOM 8	/* random bytes in a generated Message-ID */
+
+/* The one why-text that names no field: kept as is by the callers. */
+static const char msghdr_why_unqualified[] =
+	"unqualified address and no default domain";
+
+/* Fields the Submitted rules remove from the stored message. */
+static const char *const msghdr_removed[] = {
+	"Bcc", "Envelope-To", "Envelope-Ignore", "Return-Path",
+};
+
+/* Error texts for an unparsable address, one per field we read. */
+static const struct {
+	const char *name;
+	const char *why;
+} msghdr_field_why[] = {
+	{ "To", "unparsable address in To:" },
+	{ "Cc", "unparsable address in Cc:" },
+	{ "Bcc", "unparsable address in Bcc:" },
+	{ "Envelope-To", "unparsable address in Envelope-To:" },
+	{ "Envelope-Ignore", "unparsable address in Envelope-Ignore:" },
+	{ "Return-Path", "unparsable address in Return-Path:" },
+	{ "From", "unparsable address in From:" },
+};
+
+/* Is c a character allowed in a field name (RFC 5322 ftext)? */
+static bool
+msghdr_ftext(unsigned char c)
+{
+	return c >= 33 && c <= 126 && c != ':';
+}
+
+/* Append field f to h, growing the array (cap is the caller's count). */
+static int
+msghdr_push(struct msghdr_block *h, size_t *cap, size_t off, size_t len,
+	size_t name_len)
+{
+	if (h->n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 16;
+		struct msghdr_field *v;
+
+		if (ncap > (size_t)-1 / sizeof(*v))
+			return -ENOMEM;
+		v = realloc(h->v, ncap * sizeof(*v));
+		if (v == NULL)
+			return -ENOMEM;
+		h->v = v;
+		*cap = ncap;
+	}
+	h->v[h->n].off = off;
+	h->v[h->n].len = len;
+	h->v[h->n].name_len = name_len;
+	h->n++;
+	return 0;
+}
+
+/* Split the header of msg into fields (see msghdr.h). */
+int
+msghdr_parse(const char *msg, size_t len, struct msghdr_block *h,
+	const char **why)
+{
+	size_t pos = 0, cap = 0;
+	int r;
+
+	h->v = NULL;
+	h->n = 0;
+	h->body_off = len;
+	while (pos < len) {
+		const char *s = msg + pos;
+		const char *nl = memchr(s, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - s) : len - pos;
+		size_t next = nl ? pos + n + 1 : len;
+		size_t k = 0;
+
+		if (memchr(s, '\0', n) != NULL) {
+			*why = "NUL byte in the header";
+			goto bad;
+		}
+		if (n == 0) {		/* the empty line: the body follows */
+			h->body_off = next;
+			break;
+		}
+		if (s[0] == ' ' || s[0] == '\t') {
+			if (h->n == 0) {
+				*why = "continuation line before the first "
+					"header field";
+				goto bad;
+			}
+			h->v[h->n - 1].len = next - h->v[h->n - 1].off;
+			pos = next;
+			continue;
+		}
+		while (k < n && msghdr_ftext((unsigned char)s[k]))
+			k++;
+		if (k == 0 || k == n || s[k] != ':') {
+			*why = "malformed header line (not \"Name: value\")";
+			goto bad;
+		}
+		if ((r = msghdr_push(h, &cap, pos, next - pos, k)) < 0) {
+			msghdr_free(h);
+			*why = "out of memory";
+			return r;
+		}
+		pos = next;
+	}
+	if (h->n == 0) {
+		*why = "no header fields";
+		goto bad;
+	}
+	return 0;
+bad:
+	msghdr_free(h);
+	return -EINVAL;
+}
+
+/* Release the field array. */
+void
+msghdr_free(struct msghdr_block *h)
+{
+	free(h->v);
+	h->v = NULL;
+	h->n = 0;
+	h->body_off = 0;
+}
+
+/* Is field f named name (ASCII case-insensitive)? */
+bool
+msghdr_is(const char *msg, const struct msghdr_field *f, const char *name)
+{
+	return strlen(name) == f->name_len &&
+		strncasecmp(msg + f->off, name, f->name_len) == 0;
+}
+
+/* Number of fields named name. */
+size_t
+msghdr_count(const char *msg, const struct msghdr_block *h, const char *name)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < h->n; i++)
+		if (msghdr_is(msg, &h->v[i], name))
+			n++;
+	return n;
+}
+
+/* Index of the first field named name, or -1. */
+long
+msghdr_find(const char *msg, const struct msghdr_block *h, const char *name)
+{
+	for (size_t i = 0; i < h->n; i++)
+		if (msghdr_is(msg, &h->v[i], name))
+			return (long)i;
+	return -1;
+}
+
+/* Unfolded value of f: line breaks (LF, CR LF) removed, leading WSP cut. */
+int
+msghdr_value(const char *msg, const struct msghdr_field *f, char **out)
+{
+	const char *s = msg + f->off + f->name_len + 1;
+	const char *end = msg + f->off + f->len;
+	struct buf b = BUF_INIT;
+	int r;
+
+	while (s < end && (*s == ' ' || *s == '\t'))
+		s++;
+	while (s < end) {
+		const char *nl = memchr(s, '\n', (size_t)(end - s));
+		const char *stop = nl ? nl : end;
+
+		if (nl != NULL && stop > s && stop[-1] == '\r')
+			stop--;
+		if ((r = buf_append(&b, s, (size_t)(stop - s))) < 0) {
+			buf_free(&b);
+			return r;
+		}
+		s = nl ? nl + 1 : end;
+		/* a fold may start the value: cut its white space too */
+		if (b.len == 0)
+			while (s < end && (*s == ' ' || *s == '\t'))
+				s++;
+	}
+	return buf_steal(&b, out);
+}
+
+/* Drop the strings of sv after the first n. */
+static void
+msghdr_strv_cut(struct strv *sv, size_t n)
+{
+	while (sv->n > n)
+		free(sv->v[--sv->n]);
+	if (sv->v != NULL)
+		sv->v[sv->n] = NULL;
+}
+
+/* GMime parser warnings: any invalid address list makes the list bad. */
+static void
+msghdr_gmime_warning(gint64 offset, GMimeParserWarning code,
+	const gchar *item, gpointer user_data)
+{
+	bool *bad = user_data;
+
+	(void)offset;
+	(void)item;
+	if (code == GMIME_WARN_INVALID_ADDRESS_LIST)
+		*bad = true;
+}
+
+/* Check, qualify and append one GMime addr-spec to out. */
+static int
+msghdr_add_addr(const char *spec, const char *default_domain,
+	bool need_domain, struct strv *out, const char **why)
+{
+	struct address a = ADDRESS_INIT;
+	char *s;
+	int r;
+
+	if (spec == NULL || *spec == '\0') {
+		*why = "empty address";
+		return -EINVAL;
+	}
+	r = address_parse(spec, strlen(spec), ADDRESS_ALLOW_UNQUALIFIED, &a,
+		why);
+	if (r < 0) {
+		address_free(&a);
+		return r;
+	}
+	if (a.domain == NULL && default_domain != NULL &&
+	    (a.domain = mp_strdup(default_domain)) == NULL) {
+		address_free(&a);
+		return -ENOMEM;
+	}
+	if (a.domain == NULL && need_domain) {
+		address_free(&a);
+		*why = msghdr_why_unqualified;
+		return -EINVAL;
+	}
+	r = address_format(&a, &s);
+	address_free(&a);
+	if (r < 0)
+		return r;
+	return strv_push_take(out, s);
+}
+
+/* Append the mailboxes of list (groups flattened) to out. */
+static int
+msghdr_walk(InternetAddressList *list, const char *default_domain,
+	bool need_domain, struct strv *out, const char **why)
+{
+	int n = internet_address_list_length(list);
+	int r;
+
+	for (int i = 0; i < n; i++) {
+		InternetAddress *ia;
+
+		ia = internet_address_list_get_address(list, i);
+		if (INTERNET_ADDRESS_IS_GROUP(ia)) {
+			InternetAddressGroup *g = INTERNET_ADDRESS_GROUP(ia);
+
+			r = msghdr_walk(internet_address_group_get_members(g),
+				default_domain, need_domain, out, why);
+		} else if (INTERNET_ADDRESS_IS_MAILBOX(ia)) {
+			InternetAddressMailbox *mb;
+
+			mb = INTERNET_ADDRESS_MAILBOX(ia);
+			r = msghdr_add_addr(
+				internet_address_mailbox_get_addr(mb),
+				default_domain, need_domain, out, why);
+		} else {
+			*why = "unknown kind of address";
+			r = -EINVAL;
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* msghdr_addresses, optionally refusing what stays unqualified. */
+static int
+msghdr_addresses_q(const char *value, const char *default_domain,
+	bool need_domain, struct strv *out, const char **why)
+{
+	GMimeParserOptions *opts;
+	InternetAddressList *list;
+	size_t n0 = out->n;
+	bool bad = false;
+	int r;
+
+	if (value[strspn(value, " \t\r\n")] == '\0')
+		return 0;		/* an empty field lists nobody */
+	opts = g_mime_parser_options_new();
+	if (opts == NULL)
+		return -ENOMEM;
+	/*
+	 * Loose mode: GMime 3.2's strict mode leaks memory on some malformed
+	 * lists ("a@b>"). Loose mode only forgives stray angle brackets; every
+	 * list it cannot read completely raises the warning that fails us.
+	 */
+	g_mime_parser_options_set_address_compliance_mode(opts,
+		GMIME_RFC_COMPLIANCE_LOOSE);
+	g_mime_parser_options_set_allow_addresses_without_domain(opts, TRUE);
+	g_mime_parser_options_set_warning_callback(opts, msghdr_gmime_warning,
+		&bad);
+	list = internet_address_list_parse(opts, value);
+	g_mime_parser_options_free(opts);
+	if (list == NULL || bad) {
+		*why = "not an address list";
+		r = -EINVAL;
+	} else {
+		r = msghdr_walk(list, default_domain, need_domain, out, why);
+	}
+	if (list != NULL)
+		g_object_unref(list);
+	if (r < 0)
+		msghdr_strv_cut(out, n0);
+	return r;
+}
+
+/* Canonical addresses of an address-list value (see msghdr.h). */
+int
+msghdr_addresses(const char *value, const char *default_domain,
+	struct strv *out, const char **why)
+{
+	return msghdr_addresses_q(value, default_domain, false, out, why);
+}
+
+/* An address with its comparison key and its place in the list. */
+struct msghdr_key {
+	char *key;
+	size_t idx;
+};
+
+/*
+ * Comparison key of a canonical address: the local part exactly (a pipe
+ * address's local part is a command line), the domain (after the last
+ * '@') in ASCII lower case.
+ */
+static char *
+msghdr_addr_key(const char *addr)
+{
+	char *k = mp_strdup(addr);
+	char *at = k ? strrchr(k, '@') : NULL;
+
+	if (at != NULL)
+		address_lower(at);
+	return k;
+}
+
+/* qsort order: by key, then by place in the list. */
+static int
+msghdr_key_cmp(const void *a, const void *b)
+{
+	const struct msghdr_key *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+
+	if (c != 0)
+		return c;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Free the first n keys and the array. */
+static void
+msghdr_keys_free(struct msghdr_key *k, size_t n)
+{
+	for (size_t i = 0; k != NULL && i < n; i++)
+		free(k[i].key);
+	free(k);
+}
+
+/* The keys of every address of sv, sorted (O(n log n), no hashing). */
+static int
+msghdr_keys(const struct strv *sv, struct msghdr_key **out)
+{
+	struct msghdr_key *k = calloc(sv->n ? sv->n : 1, sizeof(*k));
+
+	if (k == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < sv->n; i++) {
+		k[i].idx = i;
+		if ((k[i].key = msghdr_addr_key(sv->v[i])) == NULL) {
+			msghdr_keys_free(k, i);
+			return -ENOMEM;
+		}
+	}
+	qsort(k, sv->n, sizeof(*k), msghdr_key_cmp);
+	*out = k;
+	return 0;
+}
+
+/* Is key among the n sorted keys k? */
+static bool
+msghdr_keys_has(const struct msghdr_key *k, size_t n, const char *key)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(k[mid].key, key);
+
+		if (c == 0)
+			return true;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+/*
+ * Append to out, in their order, the addresses of all that are not in
+ * ign, each only the first time it appears (same key).
+ */
+static int
+msghdr_filter(const struct strv *all, const struct strv *ign,
+	struct strv *out)
+{
+	struct msghdr_key *ka = NULL, *ki = NULL;
+	bool *keep = NULL;
+	int r;
+
+	if ((r = msghdr_keys(all, &ka)) < 0)
+		return r;
+	if ((r = msghdr_keys(ign, &ki)) < 0 ||
+	    (keep = calloc(all->n ? all->n : 1, sizeof(*keep))) == NULL) {
+		r = r < 0 ? r : -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < all->n; i++) {
+		/* sorted by key then place: the first of a run came first */
+		if (i > 0 && strcmp(ka[i].key, ka[i - 1].key) == 0)
+			continue;
+		if (!msghdr_keys_has(ki, ign->n, ka[i].key))
+			keep[ka[i].idx] = true;
+	}
+	for (size_t i = 0; r == 0 && i < all->n; i++)
+		if (keep[i])
+			r = strv_push(out, all->v[i]);
+out:
+	msghdr_keys_free(ka, all->n);
+	msghdr_keys_free(ki, ign->n);
+	free(keep);
+	return r;
+}
+
+/* The why text for an unparsable address in a field named like f. */
+static const char *
+msghdr_bad_addr_why(const char *msg, const struct msghdr_field *f)
+{
+	for (size_t i = 0; i < sizeof(msghdr_field_why) /
+	    sizeof(msghdr_field_why[0]); i++)
+		if (msghdr_is(msg, f, msghdr_field_why[i].name))
+			return msghdr_field_why[i].why;
+	return "unparsable address";
+}
+
+/* Append the addresses of field f to out; why names the field. */
+static int
+msghdr_field_addresses(const char *msg, const struct msghdr_field *f,
+	const char *domain, struct strv *out, const char **why)
+{
+	const char *detail = NULL;
+	char *value;
+	int r;
+
+	if ((r = msghdr_value(msg, f, &value)) < 0)
+		return r;
+	r = msghdr_addresses_q(value, domain, true, out, &detail);
+	free(value);
+	if (r == -EINVAL)
+		*why = detail == msghdr_why_unqualified ? detail :
+			msghdr_bad_addr_why(msg, f);
+	return r;
+}
+
+/* Append addresses of every field named one of names (header order). */
+static int
+msghdr_collect(const char *msg, const struct msghdr_block *h,
+	const char *const *names, size_t nnames, const char *domain,
+	struct strv *out, const char **why)
+{
+	int r;
+
+	for (size_t i = 0; i < h->n; i++) {
+		for (size_t j = 0; j < nnames; j++) {
+			if (!msghdr_is(msg, &h->v[i], names[j]))
+				continue;
+			r = msghdr_field_addresses(msg, &h->v[i], domain, out,
+				why);
+			if (r < 0)
+				return r;
+			break;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The recipients: Envelope-To: if any, else To/Cc/Bcc minus
+ * Envelope-Ignore:, de-duplicated in first-seen order.
+ */
+static int
+msghdr_rcpts(const char *msg, const struct msghdr_block *h, const char *domain,
+	struct strv *out, const char **why)
+{
+	static const char *const env_to[] = { "Envelope-To" };
+	static const char *const to_cc_bcc[] = { "To", "Cc", "Bcc" };
+	static const char *const ignore[] = { "Envelope-Ignore" };
+	struct strv all = STRV_INIT, ign = STRV_INIT;
+	int r;
+
+	if (msghdr_count(msg, h, "Envelope-To") > 0) {
+		r = msghdr_collect(msg, h, env_to, 1, domain, &all, why);
+	} else {
+		r = msghdr_collect(msg, h, to_cc_bcc, 3, domain, &all, why);
+		if (r == 0)
+			r = msghdr_collect(msg, h, ignore, 1, domain, &ign,
+				why);
+	}
+	if (r == 0)
+		r = msghdr_filter(&all, &ign, out);
+	strv_free(&all);
+	strv_free(&ign);
+	if (r == 0 && out->n == 0) {
+		*why = "no recipient";
+		r = -EINVAL;
+	}
+	return r;
+}
+
+/* Is v (already unfolded) "<>" with optional white space inside/around? */
+static bool
+msghdr_is_null_path(const char *v)
+{
+	v += strspn(v, " \t");
+	if (*v++ != '<')
+		return false;
+	v += strspn(v, " \t");
+	if (*v++ != '>')
+		return false;
+	v += strspn(v, " \t\r");
+	return *v == '\0';
+}
+
+/* The return-path: first Return-Path:, else the first From: address. */
+static int
+msghdr_return_path(const char *msg, const struct msghdr_block *h,
+	const char *domain, char **out, const char **why)
+{
+	struct strv addrs = STRV_INIT;
+	long i = msghdr_find(msg, h, "Return-Path");
+	bool from = i < 0;
+	char *value;
+	int r;
+
+	if (from && (i = msghdr_find(msg, h, "From")) < 0) {
+		*why = "no return-path (no Return-Path: and no From:)";
+		return -EINVAL;
+	}
+	if (!from) {
+		if ((r = msghdr_value(msg, &h->v[i], &value)) < 0)
+			return r;
+		if (msghdr_is_null_path(value)) {
+			free(value);
+			*out = mp_strdup("");
+			return *out ? 0 : -ENOMEM;
+		}
+		free(value);
+	}
+	r = msghdr_field_addresses(msg, &h->v[i], domain, &addrs, why);
+	if (r == 0 && addrs.n == 0) {
+		*why = from ? "no return-path (From: holds no address)" :
+			"Return-Path: holds no address";
+		r = -EINVAL;
+	} else if (r == 0 && !from && addrs.n > 1) {
+		*why = "Return-Path: holds more than one address";
+		r = -EINVAL;
+	}
+	if (r == 0) {
+		*out = addrs.v[0];
+		addrs.v[0] = NULL;	/* now the caller's */
+	}
+	strv_free(&addrs);
+	return r;
+}
+
+/* Copy data to out with every CR LF turned into LF (lone CRs stay). */
+static int
+msghdr_crlf_to_lf(const char *data, size_t len, struct buf *out)
+{
+	size_t pos = 0;
+	int r;
+
+	if ((r = buf_reserve(out, len)) < 0)
+		return r;
+	while (pos < len) {
+		const char *cr = memchr(data + pos, '\r', len - pos);
+		size_t n = cr ? (size_t)(cr - (data + pos)) : len - pos;
+
+		if ((r = buf_append(out, data + pos, n)) < 0)
+			return r;
+		pos += n;
+		if (cr == NULL)
+			break;
+		if (pos + 1 < len && data[pos + 1] == '\n') {
+			pos++;		/* drop the CR, keep the LF */
+			continue;
+		}
+		if ((r = buf_putc(out, '\r')) < 0)
+			return r;
+		pos++;
+	}
+	return 0;
+}
+
+/* Bytes of the header of m, blank line included (or all of m). */
+static size_t
+msghdr_header_size(const char *m, size_t len)
+{
+	const char *e;
+
+	if (len > 0 && m[0] == '\n')
+		return 1;
+	e = memmem(m, len, "\n\n", 2);
+	return e ? (size_t)(e - m) + 2 : len;
+}
+
+/* Append "Message-ID: <ID.RANDOM@hostname>\n" to b. */
+static int
+msghdr_add_message_id(const struct msghdr_submit_params *p, struct buf *b)
+{
+	unsigned char raw[MSGHDR_MID_RANDOM];
+	size_t got = 0;
+	int r;
+
+	while (got < sizeof(raw)) {
+		ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		got += (size_t)n;
+	}
+	if ((r = buf_puts(b, "Message-ID: <")) < 0)
+		return r;
+	if (p->id != NULL && (r = buf_printf(b, "%s.", p->id)) < 0)
+		return r;
+	for (size_t i = 0; i < sizeof(raw); i++)
+		if ((r = buf_printf(b, "%02x", raw[i])) < 0)
+			return r;
+	return buf_printf(b, "@%s>\n", p->hostname);
+}
+
+/*
+ * The stored message: every field but the removed ones, byte for byte,
+ * then Date:/Message-ID: when missing, the empty line and the body.
+ */
+static int
+msghdr_rewrite(const char *m, size_t len, const struct msghdr_block *h,
+	const struct msghdr_submit_params *p, struct buf *out)
+{
+	int r;
+
+	for (size_t i = 0; i < h->n; i++) {
+		bool drop = false;
+
+		for (size_t j = 0; j < sizeof(msghdr_removed) /
+		    sizeof(msghdr_removed[0]); j++)
+			drop = drop ||
+				msghdr_is(m, &h->v[i], msghdr_removed[j]);
+		if (!drop && (r = buf_append(out, m + h->v[i].off,
+		    h->v[i].len)) < 0)
+			return r;
+	}
+	/* a header-only message may end without a line feed */
+	if (out->len > 0 && out->data[out->len - 1] != '\n' &&
+	    (r = buf_putc(out, '\n')) < 0)
+		return r;
+	if (msghdr_find(m, h, "Date") < 0 &&
+	    ((r = buf_puts(out, "Date: ")) < 0 ||
+	     (r = msghdr_date(p->now, out)) < 0 ||
+	     (r = buf_putc(out, '\n')) < 0))
+		return r;
+	if (msghdr_find(m, h, "Message-ID") < 0 &&
+	    (r = msghdr_add_message_id(p, out)) < 0)
+		return r;
+	if ((r = buf_putc(out, '\n')) < 0)
+		return r;
+	return buf_append(out, m + h->body_off, len - h->body_off);
+}
+
+/* Apply the Submitted-folder rules (see msghdr.h). */
+int
+msghdr_submission(const char *data, size_t len,
+	const struct msghdr_submit_params *p, struct msghdr_submission *out,
+	const char **why)
+{
+	const char *domain = p->default_domain ? p->default_domain :
+		p->hostname;
+	struct buf m = BUF_INIT;
+	struct msghdr_block h = MSGHDR_INIT;
+	int r;
+
+	*out = (struct msghdr_submission)MSGHDR_SUBMISSION_INIT;
+	if (p->hostname == NULL || *p->hostname == '\0') {
+		*why = "no hostname for Message-ID";
+		return -EINVAL;
+	}
+	if ((r = msghdr_crlf_to_lf(data, len, &m)) < 0) {
+		*why = "out of memory";
+		goto out;
+	}
+	if (msghdr_header_size(m.data ? m.data : "", m.len) >
+	    MSGHDR_MAX_HEADER) {
+		*why = "header larger than 1 MiB";
+		r = -EINVAL;
+		goto out;
+	}
+	if ((r = msghdr_parse(m.data ? m.data : "", m.len, &h, why)) < 0)
+		goto out;
+	if ((r = msghdr_rcpts(m.data, &h, domain, &out->rcpts, why)) < 0 ||
+	    (r = msghdr_return_path(m.data, &h, domain, &out->return_path,
+	    why)) < 0)
+		goto out;
+	if ((r = msghdr_rewrite(m.data, m.len, &h, p, &out->message)) < 0) {
+		*why = "cannot make the Date: or Message-ID: field";
+		goto out;
+	}
+	out->hops = (unsigned)msghdr_count(m.data, &h, "Received");
+out:
+	if (r == -ENOMEM)
+		*why = "out of memory";
+	if (r < 0)
+		msghdr_submission_free(out);
+	msghdr_free(&h);
+	buf_free(&m);
+	return r;
+}
+
+/* Release what a submission result owns. */
+void
+msghdr_submission_free(struct msghdr_submission *s)
+{
+	strv_free(&s->rcpts);
+	free(s->return_path);
+	s->return_path = NULL;
+	buf_free(&s->message);
+	s->hops = 0;
+}
+
+/* Append an RFC 5322 date-time for t in local time (C locale names). */
+int
+msghdr_date(int64_t t, struct buf *b)
+{
+	static const char days[7][4] = {
+		"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat",
+	};
+	static const char months[12][4] = {
+		"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+		"Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+	};
+	time_t tt = (time_t)t;
+	struct tm tm;
+	long off, aoff;
+
+	if ((int64_t)tt != t || localtime_r(&tt, &tm) == NULL ||
+	    tm.tm_wday < 0 || tm.tm_wday > 6 || tm.tm_mon < 0 ||
+	    tm.tm_mon > 11)
+		return -EINVAL;
+	off = tm.tm_gmtoff;
+	aoff = off < 0 ? -off : off;
+	return buf_printf(b, "%s, %d %s %04lld %02d:%02d:%02d %c%02ld%02ld",
+		days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
+		(long long)tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		off < 0 ? '-' : '+', aoff / 3600, (aoff % 3600) / 60);
+}

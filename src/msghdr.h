@@ -57,7 +57,7 @@ int msghdr_value(const char *msg, const struct msghdr_field *f, char **out);
  * address-list header value, parsed with GMime. Unqualified addresses get
  * "@default_domain" when default_domain is not NULL. Each address is
  * checked with address_parse and stored canonical. -EINVAL when the list
- * holds something that is not an address.
+ * holds something that is not an address; out is then as it was.
  */
 int msghdr_addresses(const char *value, const char *default_domain,
 	struct strv *out, const char **why);
@@ -86,7 +86,10 @@ struct msghdr_submission {
  * Return-Path: (removed) else the first From: address; Bcc:, Envelope-To:,
  * Envelope-Ignore: and Return-Path: removed; Date: and Message-ID: added
  * when missing (at the end of the header). -EINVAL with *why on: bad
- * header, no recipient, no return-path, an unparsable address.
+ * header, no recipient, no return-path, an unparsable address. Addresses
+ * compare exactly on the local part and ASCII case-insensitively on the
+ * domain; unqualified ones take default_domain, else hostname. out is
+ * overwritten, and left empty on error.
  */
 int msghdr_submission(const char *data, size_t len,
 	const struct msghdr_submit_params *p, struct msghdr_submission *out,
