@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 /* Grow b so that len + extra + 1 bytes fit. */
 int
@@ -216,4 +217,47 @@ mp_strndup(const char *s, size_t n)
 	memcpy(p, s, n);
 	p[n] = '\0';
 	return p;
+}
+
+/* n random bytes; getrandom blocks only before the pool is seeded. */
+int
+mp_random(void *p, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = getrandom((char *)p + got, n - got, 0);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+/* 2 * n random hex digits. */
+int
+mp_random_hex(char *out, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char raw[64];
+	size_t done = 0;
+	int r;
+
+	while (done < n) {
+		size_t k = n - done < sizeof(raw) ? n - done : sizeof(raw);
+
+		if ((r = mp_random(raw, k)) < 0)
+			return r;
+		for (size_t i = 0; i < k; i++) {
+			out[2 * (done + i)] = hex[raw[i] >> 4];
+			out[2 * (done + i) + 1] = hex[raw[i] & 0xf];
+		}
+		done += k;
+	}
+	out[2 * n] = '\0';
+	return 0;
 }

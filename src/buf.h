@@ -61,6 +61,11 @@ long strv_find(const struct strv *sv, const char *s);
 /* Free the strings and the array. */
 void strv_free(struct strv *sv);
 
+/* Fill p with n random bytes from getrandom(2) (retries EINTR). */
+int mp_random(void *p, size_t n);
+/* Write 2 * n random lower-case hex digits and a NUL to out. */
+int mp_random_hex(char *out, size_t n);
+
 /* strdup that returns NULL only on allocation failure and accepts NULL. */
 char *mp_strdup(const char *s);
 /* Copy of n bytes at s, NUL-terminated. */

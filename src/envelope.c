@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <sys/types.h>
 
 #include "address.h"
@@ -749,24 +748,5 @@ envelope_notify_parse(const char *s, unsigned *bits)
 int
 envelope_new_uid(char uid[ENVELOPE_UID_LEN + 1])
 {
-	static const char hex[] = "0123456789abcdef";
-	unsigned char raw[ENVELOPE_UID_LEN / 2];
-	size_t got = 0;
-
-	while (got < sizeof(raw)) {
-		ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		got += (size_t)n;
-	}
-	for (size_t i = 0; i < sizeof(raw); i++) {
-		uid[2 * i] = hex[raw[i] >> 4];
-		uid[2 * i + 1] = hex[raw[i] & 0xf];
-	}
-	uid[ENVELOPE_UID_LEN] = '\0';
-	return 0;
+	return mp_random_hex(uid, ENVELOPE_UID_LEN / 2);
 }

@@ -16,7 +16,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sysexits.h>
@@ -935,13 +934,10 @@ static int
 localsub__name(struct buf *b)
 {
 	uint64_t rnd;
-	ssize_t n;
+	int r;
 
-	do
-		n = getrandom(&rnd, sizeof(rnd), 0);
-	while (n < 0 && errno == EINTR);
-	if (n != (ssize_t)sizeof(rnd))
-		return n < 0 ? -errno : -EIO;
+	if ((r = mp_random(&rnd, sizeof(rnd))) < 0)
+		return r;
 	return buf_printf(b, "%lld.%ld.%016" PRIx64, (long long)time(NULL),
 		(long)getpid(), rnd);
 }

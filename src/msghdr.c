@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -652,27 +651,17 @@ msghdr_header_size(const char *m, size_t len)
 static int
 msghdr_add_message_id(const struct msghdr_submit_params *p, struct buf *b)
 {
-	unsigned char raw[MSGHDR_MID_RANDOM];
-	size_t got = 0;
+	char rnd[2 * MSGHDR_MID_RANDOM + 1];
 	int r;
 
-	while (got < sizeof(raw)) {
-		ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		got += (size_t)n;
-	}
+	if ((r = mp_random_hex(rnd, MSGHDR_MID_RANDOM)) < 0)
+		return r;
 	if ((r = buf_puts(b, "Message-ID: <")) < 0)
 		return r;
 	if (p->id != NULL && (r = buf_printf(b, "%s.", p->id)) < 0)
 		return r;
-	for (size_t i = 0; i < sizeof(raw); i++)
-		if ((r = buf_printf(b, "%02x", raw[i])) < 0)
-			return r;
+	if ((r = buf_puts(b, rnd)) < 0)
+		return r;
 	return buf_printf(b, "@%s>\n", p->hostname);
 }
 

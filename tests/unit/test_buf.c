@@ -1,0 +1,114 @@
+/*
+ * Unit tests for buf.c: growable buffers never truncate, string vectors
+ * stay NULL-terminated, random hex is well-formed.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+
+/* Appends grow the buffer and keep it NUL-terminated. */
+static void
+test_buf_grows(void **state)
+{
+	struct buf b = BUF_INIT;
+	char *s = NULL;
+
+	for (int i = 0; i < 10000; i++)
+		assert_int_equal(buf_putc(&b, (char)('a' + i % 26)), 0);
+	assert_int_equal(b.len, 10000);
+	assert_int_equal(b.data[b.len], '\0');
+	assert_int_equal(buf_printf(&b, "%s-%d", "x", 42), 0);
+	assert_string_equal(b.data + 10000, "x-42");
+	assert_int_equal(buf_steal(&b, &s), 0);
+	assert_null(b.data);
+	assert_int_equal(strlen(s), 10004);
+	free(s);
+}
+
+/* A long printf is never cut. */
+static void
+test_buf_printf_long(void **state)
+{
+	struct buf b = BUF_INIT;
+	char big[5000];
+
+	memset(big, 'z', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(buf_printf(&b, "<%s>", big), 0);
+	assert_int_equal(b.len, sizeof(big) + 1);
+	assert_int_equal(b.data[0], '<');
+	assert_int_equal(b.data[b.len - 1], '>');
+	buf_reset(&b);
+	assert_int_equal(b.len, 0);
+	assert_string_equal(b.data, "");
+	buf_free(&b);
+}
+
+/* Stealing an empty buffer gives an empty string. */
+static void
+test_buf_steal_empty(void **state)
+{
+	struct buf b = BUF_INIT;
+	char *s = NULL;
+
+	assert_int_equal(buf_steal(&b, &s), 0);
+	assert_string_equal(s, "");
+	free(s);
+}
+
+/* Vectors push, find and stay NULL-terminated. */
+static void
+test_strv(void **state)
+{
+	struct strv a = STRV_INIT, c = STRV_INIT;
+
+	assert_int_equal(strv_push(&a, "one"), 0);
+	assert_int_equal(strv_pushn(&a, "twoXX", 3), 0);
+	assert_int_equal(strv_push_take(&a, mp_strdup("three")), 0);
+	assert_int_equal(a.n, 3);
+	assert_null(a.v[3]);
+	assert_string_equal(a.v[1], "two");
+	assert_int_equal(strv_find(&a, "three"), 2);
+	assert_int_equal(strv_find(&a, "four"), -1);
+	assert_int_equal(strv_extend(&c, &a), 0);
+	assert_int_equal(c.n, 3);
+	assert_ptr_not_equal(c.v[0], a.v[0]);
+	strv_free(&a);
+	strv_free(&c);
+	assert_null(a.v);
+	assert_int_equal(strv_push_take(&a, NULL), -ENOMEM);
+}
+
+/* Random hex: right length, hex digits only, different every time. */
+static void
+test_random_hex(void **state)
+{
+	char a[201], b[201];
+
+	assert_int_equal(mp_random_hex(a, 100), 0);
+	assert_int_equal(mp_random_hex(b, 100), 0);
+	assert_int_equal(strlen(a), 200);
+	assert_int_equal(strspn(a, "0123456789abcdef"), 200);
+	assert_string_not_equal(a, b);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_buf_grows),
+		cmocka_unit_test(test_buf_printf_long),
+		cmocka_unit_test(test_buf_steal_empty),
+		cmocka_unit_test(test_strv),
+		cmocka_unit_test(test_random_hex),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
