@@ -803,12 +803,16 @@ on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 /* ------------------------------------------------------------------ */
 /* stdin.                                                              */
 
-/* All of the message was written: EOF for the program. */
+/*
+ * All of the message was written: EOF for the program, once the helper
+ * also lets go of the copy of the write end it holds (spawn_release).
+ */
 static void
 stdin_finish(struct pipe_job *j)
 {
 	j->in_done = true;
 	job_close(j, (uv_handle_t *)&j->in, &j->in_open);
+	spawn_release(j->pm->sp, j->job_id);
 }
 
 /* Read the next chunk of the queue file (defined below). */
@@ -1193,7 +1197,7 @@ pipe_run(struct pipe_module *pm, const struct pipe_request *req,
 	sr = (struct spawn_req){ .dir = pm->s.app_dir, .name = req->cmd->app,
 	    .argv = j->av.argv.v, .envp = j->av.envp.v, .cwd = j->av.cwd,
 	    .fd_in = in[0], .fd_out = j->output_file ? out[1] : pm->devnull,
-	    .fd_err = err[1] };
+	    .fd_err = err[1], .fd_hold = in[1] };
 	r = spawn_run(pm->sp, &sr, on_exit_cb, j, &j->job_id);
 	close(err[1]);
 	if (out[1] >= 0)

@@ -90,10 +90,12 @@ struct sched {
 struct mark_ctx {
 	struct sched_msg *sm;
 	size_t rcpt;
+	bool slot;		/* the delivery still holds its processor */
 };
 
 static void dispatch(struct sched *sc);
 static void on_timer(uv_timer_t *t);
+static void kick(struct sched *sc);
 static void check_stopped(struct sched *sc);
 
 /* Milliseconds on the loop clock. */
@@ -349,15 +351,24 @@ on_marked(void *arg, int err, bool removed)
 	else if (removed)
 		log_msg(sc->d.log, LOG_DEQUEUER, LOG_LOWLEVEL,
 			"id=%s removed: every recipient is final", sm->m->id);
+	if (mc->slot) {
+		sc->running--;
+		kick(sc);
+	}
 	free(mc);
 	sc->marks--;
 	msg_unref(sm);
 }
 
-/* Record a final state through the store. */
+/*
+ * Record a final state through the store. A delivery keeps its processor
+ * (slot) until its state is on disk, so at any moment at most
+ * `processors` deliveries are done but not yet recorded: those are the
+ * only ones a crash can make run again.
+ */
 static void
 mark_final(struct sched *sc, struct sched_msg *sm, size_t rcpt,
-	enum rcpt_state st)
+	enum rcpt_state st, bool slot)
 {
 	struct mark_ctx *mc = calloc(1, sizeof(*mc));
 	int r;
@@ -366,10 +377,13 @@ mark_final(struct sched *sc, struct sched_msg *sm, size_t rcpt,
 		log_msg(sc->d.log, LOG_QUEUE, LOG_FAILURES,
 			"out of memory recording %s recipient %zu", sm->m->id,
 			rcpt);
+		if (slot)
+			sc->running--;
 		return;
 	}
 	mc->sm = sm;
 	mc->rcpt = rcpt;
+	mc->slot = slot;
 	sm->refs++;
 	sc->marks++;
 	r = store_mark(sc->d.store, sm->m, rcpt, st, on_marked, mc);
@@ -380,6 +394,8 @@ mark_final(struct sched *sc, struct sched_msg *sm, size_t rcpt,
 		free(mc);
 		sc->marks--;
 		sm->refs--;
+		if (slot)
+			sc->running--;
 	}
 }
 
@@ -446,12 +462,13 @@ item_free(struct sched_item *it)
 
 /* The final outcome of an item: record, log, release. */
 static void
-item_final(struct sched *sc, struct sched_item *it, const struct result *res)
+item_final(struct sched *sc, struct sched_item *it, const struct result *res,
+	bool slot)
 {
 	struct sched_msg *sm = it->sm;
 
 	mark_final(sc, sm, it->rcpt, res->kind == RESULT_DELIVERED ?
-		RCPT_DELIVERED : RCPT_FAILED);
+		RCPT_DELIVERED : RCPT_FAILED, slot);
 	item_free(it);
 	msg_unref(sm);
 }
@@ -477,7 +494,6 @@ on_pipe_done(void *arg, struct result *res, const struct pipe_info *info)
 	struct result fin = RESULT_INIT;
 	unsigned attempt = ++it->attempts;
 
-	sc->running--;
 	log_attempt(sc, it->sm, it->rcpt, "PIPE", q->name, res, info, attempt,
 		it->route.address);
 	if (res->kind == RESULT_DEFERRED && expired(sc, it->sm)) {
@@ -492,6 +508,7 @@ on_pipe_done(void *arg, struct result *res, const struct pipe_info *info)
 	q->last_error = res->kind == RESULT_DELIVERED ? NULL :
 		(res->text ? strdup(res->text) : NULL);
 	if (res->kind == RESULT_DEFERRED) {
+		sc->running--;		/* nothing to record: free the slot */
 		q->state = Q_DELAYED;
 		q->delayed_until_ms = now_ms(sc) + 1000 * sched_retry_delay(
 			sc->retry, sc->set.nretry, attempt);
@@ -500,7 +517,7 @@ on_pipe_done(void *arg, struct result *res, const struct pipe_info *info)
 		arm_timer(sc);
 	} else {
 		TAILQ_REMOVE(&q->items, it, link);
-		item_final(sc, it, res);
+		item_final(sc, it, res, true);	/* slot freed in on_marked */
 		if (TAILQ_EMPTY(&q->items)) {
 			q->state = Q_READY;
 			if (!q->named)
@@ -680,7 +697,7 @@ add_rcpt(struct sched *sc, struct sched_msg *sm, size_t i)
 		route_outcome(&it->route, &res);
 	log_attempt(sc, sm, i, module_name(it->route.kind), NULL, &res, NULL,
 		1, it->route.address);
-	item_final(sc, it, &res);
+	item_final(sc, it, &res, false);
 	result_clear(&res);
 	return 0;
 }

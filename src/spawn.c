@@ -35,8 +35,9 @@
 #define SPAWN_SOCKBUF (SPAWN_REQ_MAX + 64 * 1024)
 
 enum msg_type {
-	MSG_RUN = 1,	/* client -> helper, with 3 fds */
+	MSG_RUN = 1,	/* client -> helper, with 3 fds (+ 1 to hold) */
 	MSG_KILL,	/* client -> helper */
+	MSG_RELEASE,	/* client -> helper: close the held fd of a job */
 	REP_READY,	/* helper -> client, once, err = setup errno */
 	REP_DONE,	/* helper -> client, once per job */
 };
@@ -126,6 +127,7 @@ static const char *const why_text[WHY_COUNT] = {
 struct helper_job {
 	uint64_t id;
 	pid_t pid;
+	int hold;		/* stdin write end held until released, or -1 */
 };
 
 struct helper {
@@ -356,6 +358,28 @@ helper_parse(const char *p, const char *end, const struct msg_hdr *hdr,
 	return p == end;
 }
 
+/*
+ * Keep a copy of a program's stdin write end. While the helper holds it,
+ * the program cannot see end-of-file on a message the server has not
+ * finished writing, even if the server dies: the helper then kills the
+ * program's group first.
+ */
+static int
+dup_hold(int fd)
+{
+	return fcntl(fd, F_DUPFD_CLOEXEC, SPAWN_SOCK_FD + 1);
+}
+
+/* Close a job's held stdin write end. */
+static void
+job_release(struct helper_job *j)
+{
+	if (j->hold >= 0) {
+		close(j->hold);
+		j->hold = -1;
+	}
+}
+
 /* Handle one MSG_RUN: check, start, remember the job. */
 static void
 helper_run(struct helper *h, const struct msg_hdr *hdr, size_t len,
@@ -371,7 +395,8 @@ helper_run(struct helper *h, const struct msg_hdr *hdr, size_t len,
 		helper_fail(h, hdr->job, SPAWN_FAIL_EXEC, WHY_TOO_LONG, E2BIG);
 		return;
 	}
-	if ((flags & MSG_CTRUNC) || nfds != 3 || hdr->argc < 1 ||
+	if ((flags & MSG_CTRUNC) || (nfds != 3 && nfds != 4) ||
+	    hdr->argc < 1 ||
 	    hdr->argc > len || hdr->envc > len) {
 		helper_fail(h, hdr->job, SPAWN_FAIL_EXEC, WHY_BAD_REQUEST, 0);
 		return;
@@ -410,7 +435,8 @@ helper_run(struct helper *h, const struct msg_hdr *hdr, size_t len,
 	else if (err != 0)
 		helper_fail(h, hdr->job, SPAWN_FAIL_EXEC, WHY_EXEC, err);
 	else
-		h->jobs[h->njobs++] = (struct helper_job){ hdr->job, pid };
+		h->jobs[h->njobs++] = (struct helper_job){ hdr->job, pid,
+		    nfds == 4 ? dup_hold(fds[3]) : -1 };
 out:
 	free(argv);
 	free(envp);
@@ -422,7 +448,7 @@ static int
 helper_requests(struct helper *h)
 {
 	union {
-		char buf[CMSG_SPACE(3 * sizeof(int))];
+		char buf[CMSG_SPACE(4 * sizeof(int))];
 		struct cmsghdr align;
 	} ctl;
 
@@ -431,7 +457,7 @@ helper_requests(struct helper *h)
 		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
 		    .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
 		struct msg_hdr hdr;
-		int fds[3], nfds = 0;
+		int fds[4], nfds = 0;
 		ssize_t n;
 		long i;
 
@@ -455,7 +481,7 @@ helper_requests(struct helper *h)
 
 				memcpy(&fd, CMSG_DATA(c) + j * sizeof(int),
 				    sizeof(int));
-				if (nfds < 3)
+				if (nfds < 4)
 					fds[nfds++] = fd;
 				else
 					close(fd);
@@ -469,6 +495,9 @@ helper_requests(struct helper *h)
 			else if (hdr.type == MSG_KILL &&
 			    (i = helper_find_job(h, hdr.job)) >= 0)
 				kill(-h->jobs[i].pid, SIGKILL);
+			else if (hdr.type == MSG_RELEASE &&
+			    (i = helper_find_job(h, hdr.job)) >= 0)
+				job_release(&h->jobs[i]);
 		}
 		for (int j = 0; j < nfds; j++)
 			close(fds[j]);
@@ -504,6 +533,7 @@ helper_reap(struct helper *h)
 			;
 		if (i < 0)
 			continue;
+		job_release(&h->jobs[i]);
 		if (WIFSIGNALED(st))
 			helper_reply(h, h->jobs[i].id, SPAWN_SIGNALED,
 			    WTERMSIG(st), 0, WHY_NONE, si.si_pid);
@@ -526,11 +556,14 @@ helper_shutdown(struct helper *h)
 	struct pollfd p = { h->sfd, POLLIN, 0 };
 	int st, rounds = 0;
 
+	/* kill before letting go of stdin: no program sees a cut message */
 	for (size_t i = 0; i < h->njobs; i++)
 		kill(-h->jobs[i].pid, SIGKILL);
-	for (size_t i = 0; i < h->njobs; i++)
+	for (size_t i = 0; i < h->njobs; i++) {
 		while (waitpid(h->jobs[i].pid, &st, 0) < 0 && errno == EINTR)
 			;
+		job_release(&h->jobs[i]);
+	}
 	for (;;) {
 		pid_t r;
 
@@ -741,7 +774,7 @@ struct smsg {
 	uint64_t run_job;		/* MSG_RUN: its job id, else 0 */
 	char *data;
 	size_t len;
-	int fds[3];
+	int fds[4];
 	int nfds;
 };
 
@@ -912,7 +945,7 @@ static int
 send_msg(int sock, const void *data, size_t len, const int *fds, int nfds)
 {
 	union {
-		char buf[CMSG_SPACE(3 * sizeof(int))];
+		char buf[CMSG_SPACE(4 * sizeof(int))];
 		struct cmsghdr align;
 	} ctl;
 	struct iovec iov = { (void *)data, len };
@@ -1131,7 +1164,7 @@ spawn_run(struct spawn_client *c, const struct spawn_req *r, spawn_cb cb,
 	struct msg_hdr hdr = { .type = MSG_RUN };
 	struct buf msg = BUF_INIT;
 	struct sjob *j;
-	int fds[3] = { r->fd_in, r->fd_out, r->fd_err }, e = 0;
+	int fds[4] = { r->fd_in, r->fd_out, r->fd_err, r->fd_hold }, e = 0;
 
 	if (c->dead || c->closing)
 		return -EPIPE;
@@ -1171,7 +1204,7 @@ spawn_run(struct spawn_client *c, const struct spawn_req *r, spawn_cb cb,
 		buf_free(&msg);
 		return 0;
 	}
-	e = client_send(c, &msg, fds, 3, j->id);
+	e = client_send(c, &msg, fds, r->fd_hold > 2 ? 4 : 3, j->id);
 	buf_free(&msg);
 	if (e == -EMSGSIZE) {
 		job_local(c, j, SPAWN_FAIL_EXEC, WHY_TOO_LONG, E2BIG);
@@ -1198,6 +1231,26 @@ int
 spawn_kill(struct spawn_client *c, uint64_t job)
 {
 	struct msg_hdr hdr = { .type = MSG_KILL, .job = job };
+	struct buf msg = BUF_INIT;
+	int e;
+
+	if (c->dead || c->closing || job_find(c, job) == NULL)
+		return 0;
+	if ((e = buf_append(&msg, &hdr, sizeof(hdr))) == 0)
+		e = client_send(c, &msg, NULL, 0, 0);
+	buf_free(&msg);
+	if (e < 0 && e != -ENOMEM) {
+		client_dead(c, -e);
+		return -EPIPE;
+	}
+	return e;
+}
+
+/* The server has written all of a job's stdin: drop the helper's copy. */
+int
+spawn_release(struct spawn_client *c, uint64_t job)
+{
+	struct msg_hdr hdr = { .type = MSG_RELEASE, .job = job };
 	struct buf msg = BUF_INIT;
 	int e;
 

@@ -56,6 +56,14 @@ struct spawn_req {
 	int fd_in, fd_out, fd_err;	/* become 0, 1, 2; the caller keeps
 					   its copies and may close them as
 					   soon as spawn_run returns */
+	int fd_hold;		/* the write end of the program's stdin pipe,
+				   or <= 2 for none (a zero-initialised
+				   request holds nothing): the helper
+				   holds a copy until
+				   spawn_release (or the program ends), so
+				   the program never sees end-of-file on a
+				   message the server did not finish, even
+				   when the server dies mid-way */
 };
 
 enum spawn_how {
@@ -83,6 +91,8 @@ typedef void (*spawn_cb)(void *arg, const struct spawn_exit *ex);
  */
 int spawn_run(struct spawn_client *c, const struct spawn_req *r, spawn_cb cb,
 	void *arg, uint64_t *job);
+/* All of the job's stdin is written: the helper drops its fd_hold copy. */
+int spawn_release(struct spawn_client *c, uint64_t job);
 /* SIGKILL the job's whole process group (no-op if already gone). */
 int spawn_kill(struct spawn_client *c, uint64_t job);
 /* Jobs started and not yet reported. */

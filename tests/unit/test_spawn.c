@@ -1047,6 +1047,121 @@ test_close_running(void **state)
 	env_stop(&e);
 }
 
+
+/* Does process pid have a descriptor open on the pipe with inode ino? */
+static bool
+holds_pipe(pid_t pid, ino_t ino)
+{
+	char dir[64], link[PATH_MAX], want[64], got[PATH_MAX];
+	struct dirent *d;
+	bool found = false;
+	DIR *dp;
+
+	xsnprintf(dir, sizeof(dir), "/proc/%ld/fd", (long)pid);
+	xsnprintf(want, sizeof(want), "pipe:[%lu]", (unsigned long)ino);
+	if ((dp = opendir(dir)) == NULL)
+		return false;
+	while (!found && (d = readdir(dp)) != NULL) {
+		ssize_t n;
+
+		if (d->d_name[0] == '.')
+			continue;
+		xsnprintf(link, sizeof(link), "%s/%s", dir, d->d_name);
+		n = readlink(link, got, sizeof(got) - 1);
+		if (n > 0) {
+			got[n] = '\0';
+			found = strcmp(got, want) == 0;
+		}
+	}
+	closedir(dp);
+	return found;
+}
+
+/* Start readall OPT OUT with stdin from a pipe whose write end the
+   helper holds; the caller's copy of the write end is closed at once.
+   (-w copies stdin to OUT as it reads; -o appends a record at EOF.) */
+static uint64_t
+start_held(struct env *e, const char *opt, const char *out, struct got *g,
+	ino_t *ino)
+{
+	char *const envp[] = { "PATH=/usr/bin:/bin", NULL };
+	char *argv[] = { "readall", (char *)opt, (char *)out, NULL };
+	struct spawn_req r = { .dir = e->f->app, .name = "readall",
+	    .argv = argv, .envp = envp, .cwd = "/" };
+	struct stat st;
+	uint64_t job;
+	int in[2], nul;
+
+	assert_int_equal(pipe2(in, O_CLOEXEC), 0);
+	assert_int_equal(fstat(in[1], &st), 0);
+	*ino = st.st_ino;
+	nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	r.fd_in = in[0];
+	r.fd_out = r.fd_err = nul;
+	r.fd_hold = in[1];
+	memset(g, 0, sizeof(*g));
+	assert_int_equal(spawn_run(e->c, &r, on_done, g, &job), 0);
+	close(in[0]);
+	close(nul);
+	assert_int_equal(write(in[1], "abc", 3), 3);
+	close(in[1]);
+	return job;
+}
+
+/* Condition: the helper holds the pipe. */
+static bool
+helper_holds(void *arg)
+{
+	struct { pid_t pid; ino_t ino; } *h = arg;
+
+	return holds_pipe(h->pid, h->ino);
+}
+
+/*
+ * The helper holds a copy of the stdin write end: the program sees end of
+ * file only after spawn_release, and when the server goes away first it
+ * is killed without ever seeing end of file on a cut message.
+ */
+static void
+test_hold_stdin(void **state)
+{
+	struct fix *f = *state;
+	char out1[PATH_MAX + 16], out2[PATH_MAX + 16];
+	struct { pid_t pid; ino_t ino; } h;
+	struct env e;
+	struct got g1, g2;
+	uint64_t job;
+	char *s;
+
+	xsnprintf(out1, sizeof(out1), "%s/held.1", f->out);
+	xsnprintf(out2, sizeof(out2), "%s/held.2", f->out);
+	env_start(&e, f, true);
+	h.pid = e.helper;
+
+	/* Released: the program reads everything and ends normally. */
+	job = start_held(&e, "-w", out1, &g1, &h.ino);
+	assert_true(run_until(&e.loop, helper_holds, &h, 10000));
+	assert_int_equal(g1.done, 0);
+	assert_int_equal(spawn_release(e.c, job), 0);
+	assert_true(run_until(&e.loop, is_done, &g1, 10000));
+	assert_int_equal(g1.ex.how, SPAWN_EXITED);
+	assert_int_equal(g1.ex.code, 0);
+	assert_false(holds_pipe(e.helper, h.ino));
+	s = slurp(out1);
+	assert_string_equal(s, "abc");
+	free(s);
+
+	/* Not released, and the server goes away: killed, never saw EOF. */
+	start_held(&e, "-o", out2, &g2, &h.ino);
+	assert_true(run_until(&e.loop, helper_holds, &h, 10000));
+	spawn_client_close(e.c);
+	e.c = NULL;
+	assert_int_equal(g2.done, 1);
+	assert_int_equal(g2.ex.how, SPAWN_FAILED);
+	assert_int_equal(access(out2, F_OK), -1);
+	env_stop(&e);
+}
+
 int
 main(void)
 {
@@ -1065,6 +1180,7 @@ main(void)
 		cmocka_unit_test(test_helper_malformed),
 		cmocka_unit_test(test_helper_dies),
 		cmocka_unit_test(test_close_running),
+		cmocka_unit_test(test_hold_stdin),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
