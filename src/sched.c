@@ -509,6 +509,7 @@ on_pipe_done(void *arg, struct result *res, const struct pipe_info *info)
 		(res->text ? strdup(res->text) : NULL);
 	if (res->kind == RESULT_DEFERRED) {
 		sc->running--;		/* nothing to record: free the slot */
+		store_msg_drop_body(it->sm->m);	/* retries read the file */
 		q->state = Q_DELAYED;
 		q->delayed_until_ms = now_ms(sc) + 1000 * sched_retry_delay(
 			sc->retry, sc->set.nretry, attempt);
@@ -543,9 +544,13 @@ start_item(struct sched *sc, struct sched_queue *q)
 	memset(&req, 0, sizeof(req));
 	req.cmd = &it->route.pipe;
 	req.queue_file = m->relpath;
-	req.input_path = m->path;
-	req.input_off = m->msg_off;
 	req.input_len = m->msg_len;
+	if (m->body) {
+		req.input_mem = m->body;	/* fresh: still in memory */
+	} else {
+		req.input_path = m->path;
+		req.input_off = m->msg_off;
+	}
 	req.sender = m->env.from;
 	req.recipient = it->route.address;
 	req.orig_recipient = it->orig;

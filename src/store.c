@@ -58,6 +58,7 @@ struct store {
 	unsigned busy;		/* works queued or running */
 	bool recovering;
 	bool closing;		/* store_close while busy: free at the end */
+	size_t kept;		/* bytes of message bodies kept in memory */
 	uint64_t commits;	/* durable commits reported */
 	atomic_uint_fast64_t dir_fsyncs;	/* directory fsyncs run */
 	uv_mutex_t dirs_mu;
@@ -186,10 +187,23 @@ store_msg_free(struct store_msg *m)
 {
 	if (m == NULL)
 		return;
+	store_msg_drop_body(m);
 	free(m->relpath);
 	free(m->path);
 	envelope_free(&m->env);
 	free(m);
+}
+
+/* Forget the in-memory copy of the message. */
+void
+store_msg_drop_body(struct store_msg *m)
+{
+	if (m->body == NULL)
+		return;
+	free(m->body);
+	m->body = NULL;
+	if (m->kept)
+		*m->kept -= m->msg_len;
 }
 
 /* A new, empty store_msg. */
@@ -805,6 +819,24 @@ out:
 	buf_free(&msg);
 }
 
+/*
+ * Keep the committed message bytes (j->data, without the envelope) in
+ * memory when small, so its first deliveries feed programs from memory
+ * instead of reading the file back on the thread pool, where the read
+ * would wait behind other commits' fsyncs.
+ */
+static void
+keep_body(struct store *st, struct store_msg *m, struct commit_job *j)
+{
+	if (j->data == NULL || j->len != m->msg_len || j->len > STORE_KEEP_MAX ||
+	    st->kept + j->len > STORE_KEEP_TOTAL)
+		return;
+	m->body = j->data;
+	j->data = NULL;
+	st->kept += j->len;
+	m->kept = &st->kept;
+}
+
 /* Loop: a commit finished. */
 static void
 commit_after(uv_work_t *req, int status)
@@ -820,6 +852,7 @@ commit_after(uv_work_t *req, int status)
 	if (err == 0) {
 		st->live++;
 		st->commits++;
+		keep_body(st, m, j);
 	} else {
 		if (st->log)
 			log_msg(st->log, LOG_QUEUE, LOG_FAILURES, "id=%s cannot "

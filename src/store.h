@@ -25,6 +25,8 @@
 
 #define STORE_ID_LEN 16		/* decimal digits: unix seconds * 1e6 + n */
 #define STORE_AUTO_THRESHOLD 5000	/* "auto" folders above this count */
+#define STORE_KEEP_MAX (64 * 1024)	/* keep fresh messages this small */
+#define STORE_KEEP_TOTAL (64 * 1024 * 1024)	/* ... up to this in all */
 
 struct store_settings {
 	int foldering;		/* 0, 10, 100 or FOLDERING_AUTO */
@@ -44,6 +46,10 @@ struct store_msg {
 	size_t pending;		/* recipients still pending */
 	unsigned marks;		/* store_mark calls in flight */
 	void *owner;		/* free for the scheduler */
+	char *body;		/* after a commit: the message bytes (msg_len)
+				   kept in memory, so first deliveries need
+				   not read the file back; NULL otherwise */
+	size_t *kept;		/* the store's count of kept bytes */
 };
 
 struct store;
@@ -125,6 +131,8 @@ unsigned store_busy(const struct store *st);
 void store_stats(const struct store *st, uint64_t *commits,
 	uint64_t *dir_fsyncs);
 void store_msg_free(struct store_msg *m);
+/* Forget m->body (the file stays the truth). */
+void store_msg_drop_body(struct store_msg *m);
 /* Free st; only when store_busy() == 0. */
 void store_close(struct store *st);
 

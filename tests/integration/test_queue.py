@@ -248,3 +248,51 @@ def test_unknown_user_and_null_and_error_targets(server_factory, out):
     assert got["far@elsewhere.example"]["result"] == "failed"
     assert got["far@elsewhere.example"]["reason"].startswith("554 5.4.4")
     s.wait_queue_empty()
+
+
+def test_sighup_reloads_the_router_and_keeps_it_on_errors(server_factory, out):
+    import signal as sig
+    s = server_factory(router="<x> = null\n").start()
+    s.submit(message(to="x@test.example"), name="first")
+    assert s.wait_deliveries(1)[0]["result"] == "delivered"
+    with open(os.path.join(s.base, "router"), "w") as f:
+        f.write("<x> = error\n<y> = null\n")
+    s.proc.send_signal(sig.SIGHUP)
+    s.wait_log(r"SIGHUP: router \(2 records\)")
+    s.submit(message(to="x@test.example"), name="second")
+    got = s.wait_deliveries(2)
+    assert got[1]["result"] == "failed"
+    # a broken router is refused; the one in use stays
+    with open(os.path.join(s.base, "router"), "w") as f:
+        f.write("<x = null\n")
+    s.proc.send_signal(sig.SIGHUP)
+    s.wait_log(r"SIGHUP: configuration not reloaded: .*router:1:")
+    s.submit(message(to="y@test.example"), name="third")
+    got = s.wait_deliveries(3)
+    assert got[2]["rcpt"] == "y@test.example" and got[2]["result"] == "delivered"
+    s.wait_queue_empty()
+
+
+def test_a_sub_already_queued_before_a_crash_is_not_queued_again(server_factory, out):
+    # the state after a crash between the commit and the .sub's removal
+    s = server_factory(router="<*> = null\n")
+    sub = os.path.join(s.base, "Submitted")
+    os.makedirs(sub)
+    path = os.path.join(sub, "crash.sub")
+    with open(path, "w") as f:
+        f.write(message(to="once@test.example"))
+    st = os.stat(path)
+    os.makedirs(os.path.join(s.base, "Queue"))
+    body = b"Subject: test\n\nhello\n"
+    env = (f"mailpipe-queue 1\nuid {'d' * 32}\ntag PIPE\nsubmitted 1763892300\n"
+           f"from <sender@remote.example>\nuser 0\ntrusted yes\n"
+           f"source Submitted/crash.sub {st.st_dev}:{st.st_ino}\n"
+           f"size {len(body)}\nrcpt P 0 - <once@test.example>\nend\n\n").encode()
+    with open(os.path.join(s.base, "Queue", "1763892300000001.msg"), "wb") as f:
+        f.write(env + body)
+    s.start()
+    s.wait_deliveries(1)
+    s.wait_log(r"Submitted/crash\.sub was already queued before a restart; removed")
+    assert not os.path.exists(path)
+    s.wait_queue_empty()
+    assert len([d for d in s.deliveries() if d["rcpt"] == "once@test.example"]) == 1
