@@ -58,7 +58,7 @@ struct store {
 	unsigned busy;		/* works queued or running */
 	bool recovering;
 	bool closing;		/* store_close while busy: free at the end */
-	size_t kept;		/* bytes of message bodies kept in memory */
+	struct store_kept *kept;	/* bytes of bodies kept in memory */
 	uint64_t commits;	/* durable commits reported */
 	atomic_uint_fast64_t dir_fsyncs;	/* directory fsyncs run */
 	uv_mutex_t dirs_mu;
@@ -194,6 +194,24 @@ store_msg_free(struct store_msg *m)
 	free(m);
 }
 
+/*
+ * The count of message bytes kept in memory: shared by the store and
+ * every message holding a body, freed with the last of them (a message
+ * may outlive the store). Loop thread only.
+ */
+struct store_kept {
+	size_t bytes;
+	unsigned refs;
+};
+
+/* Drop one reference to the kept-bytes count. */
+static void
+kept_unref(struct store_kept *k)
+{
+	if (k != NULL && --k->refs == 0)
+		free(k);
+}
+
 /* Forget the in-memory copy of the message. */
 void
 store_msg_drop_body(struct store_msg *m)
@@ -202,8 +220,9 @@ store_msg_drop_body(struct store_msg *m)
 		return;
 	free(m->body);
 	m->body = NULL;
-	if (m->kept)
-		*m->kept -= m->msg_len;
+	m->kept->bytes -= m->msg_len;
+	kept_unref(m->kept);
+	m->kept = NULL;
 }
 
 /* A new, empty store_msg. */
@@ -598,8 +617,12 @@ store_open(uv_loop_t *loop, const char *base_dir,
 	st->loop = loop;
 	st->log = lg;
 	st->set = *s;
+	/* no count: bodies are simply not kept (keep_body checks) */
+	if ((st->kept = calloc(1, sizeof(*st->kept))) != NULL)
+		st->kept->refs = 1;
 	atomic_init(&st->dir_fsyncs, 0);
 	if ((r = uv_mutex_init(&st->dirs_mu)) < 0) {
+		kept_unref(st->kept);
 		free(st);
 		return r;
 	}
@@ -641,6 +664,7 @@ fail:
 	buf_free(&path);
 	sdirs_free(st);
 	uv_mutex_destroy(&st->dirs_mu);
+	kept_unref(st->kept);
 	free(st->qpath);
 	free(st);
 	return r;
@@ -683,6 +707,7 @@ store_free(struct store *st)
 {
 	sdirs_free(st);
 	uv_mutex_destroy(&st->dirs_mu);
+	kept_unref(st->kept);
 	free(st->qpath);
 	free(st);
 }
@@ -828,13 +853,15 @@ out:
 static void
 keep_body(struct store *st, struct store_msg *m, struct commit_job *j)
 {
-	if (j->data == NULL || j->len != m->msg_len || j->len > STORE_KEEP_MAX ||
-	    st->kept + j->len > STORE_KEEP_TOTAL)
+	if (st->kept == NULL || j->data == NULL || j->len != m->msg_len ||
+	    j->len > STORE_KEEP_MAX || st->kept->bytes + j->len >
+	    STORE_KEEP_TOTAL)
 		return;
 	m->body = j->data;
 	j->data = NULL;
-	st->kept += j->len;
-	m->kept = &st->kept;
+	st->kept->bytes += j->len;
+	st->kept->refs++;
+	m->kept = st->kept;
 }
 
 /* Loop: a commit finished. */

@@ -49,7 +49,8 @@ struct store_msg {
 	char *body;		/* after a commit: the message bytes (msg_len)
 				   kept in memory, so first deliveries need
 				   not read the file back; NULL otherwise */
-	size_t *kept;		/* the store's count of kept bytes */
+	struct store_kept *kept;	/* count of kept bytes, shared with the
+					   store (may outlive it) */
 };
 
 struct store;

@@ -1187,10 +1187,51 @@ test_close_deferred(void **state)
 	store_msg_free(r.m);
 }
 
+
+/* Small fresh messages keep their bytes in memory; big ones do not; the
+   copy can be dropped and may outlive the store. */
+static void
+test_body_kept(void **state)
+{
+	struct fx *fx = *state;
+	struct envelope env;
+	struct rec small, big;
+	char *large = malloc(STORE_KEEP_MAX + 2);
+
+	assert_non_null(large);
+	memset(large, 'b', STORE_KEEP_MAX + 1);
+	large[STORE_KEEP_MAX + 1] = '\0';
+	open_store(fx, 0, 100);
+	make_env(&env, 1, NULL);
+	commit_wait(fx, &env, BODY, NULL, 0, &small);
+	assert_int_equal(small.err, 0);
+	assert_non_null(small.m->body);
+	assert_memory_equal(small.m->body, BODY, strlen(BODY));
+	make_env(&env, 1, NULL);
+	commit_wait(fx, &env, large, NULL, 0, &big);
+	assert_int_equal(big.err, 0);
+	assert_null(big.m->body);	/* over STORE_KEEP_MAX: read the file */
+	store_msg_drop_body(small.m);
+	assert_null(small.m->body);
+	store_msg_drop_body(small.m);	/* twice is harmless */
+	store_msg_free(big.m);
+	/* a message holding a body may be freed after the store */
+	make_env(&env, 1, NULL);
+	commit_wait(fx, &env, BODY, NULL, 0, &big);
+	assert_non_null(big.m->body);
+	store_close(fx->st);
+	fx->st = NULL;
+	store_msg_free(big.m);
+	store_msg_free(small.m);
+	free(large);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_body_kept, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_commit_readback, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(test_commit_is_queued, setup,
