@@ -203,11 +203,27 @@ parse_u64(const char *s, uint64_t *out, const char **end)
 	return 0;
 }
 
-/* "30s", "10m", "2h", "3d", bare number = seconds. */
-int
-config_parse_duration(const char *s, uint64_t *secs)
+/* A unit letter and what it multiplies by. */
+struct unit {
+	char letter;		/* lower case; upper case is accepted too */
+	uint64_t mul;
+};
+
+static const struct unit duration_units[] = {
+	{ 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 }, { 0, 0 },
+};
+
+static const struct unit size_units[] = {
+	{ 'k', 1024 }, { 'm', 1024 * 1024 }, { 'g', 1024 * 1024 * 1024 },
+	{ 0, 0 },
+};
+
+/* A number with an optional unit letter from units, at most max. */
+static int
+parse_scaled(const char *s, const struct unit *units, uint64_t max,
+	uint64_t *out)
 {
-	uint64_t n, mul;
+	uint64_t n, mul = 1;
 	const char *end;
 	int r;
 
@@ -215,74 +231,33 @@ config_parse_duration(const char *s, uint64_t *secs)
 		return -EINVAL;
 	if ((r = parse_u64(s, &n, &end)) < 0)
 		return r;
-	switch (*end) {
-	case '\0':
-		mul = 1;
-		break;
-	case 's': case 'S':
-		mul = 1;
-		end++;
-		break;
-	case 'm': case 'M':
-		mul = 60;
-		end++;
-		break;
-	case 'h': case 'H':
-		mul = 3600;
-		end++;
-		break;
-	case 'd': case 'D':
-		mul = 86400;
-		end++;
-		break;
-	default:
-		return -EINVAL;
+	if (*end != '\0') {
+		const struct unit *u = units;
+
+		while (u->letter && u->letter != (*end | 0x20))
+			u++;
+		if (u->letter == 0 || end[1] != '\0')
+			return -EINVAL;
+		mul = u->mul;
 	}
-	if (*end)
-		return -EINVAL;
-	if (n > DURATION_MAX / mul)
+	if (n > max / mul)
 		return -ERANGE;
-	*secs = n * mul;
+	*out = n * mul;
 	return 0;
+}
+
+/* "30s", "10m", "2h", "3d", bare number = seconds. */
+int
+config_parse_duration(const char *s, uint64_t *secs)
+{
+	return parse_scaled(s, duration_units, DURATION_MAX, secs);
 }
 
 /* "64k", "10m", "1g", bare number = bytes (k = 1024). */
 int
 config_parse_size(const char *s, uint64_t *bytes)
 {
-	uint64_t n, mul;
-	const char *end;
-	int r;
-
-	if (s == NULL)
-		return -EINVAL;
-	if ((r = parse_u64(s, &n, &end)) < 0)
-		return r;
-	switch (*end) {
-	case '\0':
-		mul = 1;
-		break;
-	case 'k': case 'K':
-		mul = 1024;
-		end++;
-		break;
-	case 'm': case 'M':
-		mul = 1024 * 1024;
-		end++;
-		break;
-	case 'g': case 'G':
-		mul = 1024 * 1024 * 1024;
-		end++;
-		break;
-	default:
-		return -EINVAL;
-	}
-	if (*end)
-		return -EINVAL;
-	if (n > UINT64_MAX / mul)
-		return -ERANGE;
-	*bytes = n * mul;
-	return 0;
+	return parse_scaled(s, size_units, UINT64_MAX, bytes);
 }
 
 /* Is s a domain name: dot-separated labels of letters, digits, '-'? */

@@ -1226,11 +1226,11 @@ spawn_run(struct spawn_client *c, const struct spawn_req *r, spawn_cb cb,
 	return 0;
 }
 
-/* SIGKILL a job's whole process group. */
-int
-spawn_kill(struct spawn_client *c, uint64_t job)
+/* Send a job message (MSG_KILL, MSG_RELEASE) for a job still running. */
+static int
+job_msg(struct spawn_client *c, uint32_t type, uint64_t job)
 {
-	struct msg_hdr hdr = { .type = MSG_KILL, .job = job };
+	struct msg_hdr hdr = { .type = type, .job = job };
 	struct buf msg = BUF_INIT;
 	int e;
 
@@ -1246,24 +1246,18 @@ spawn_kill(struct spawn_client *c, uint64_t job)
 	return e;
 }
 
+/* SIGKILL a job's whole process group. */
+int
+spawn_kill(struct spawn_client *c, uint64_t job)
+{
+	return job_msg(c, MSG_KILL, job);
+}
+
 /* The server has written all of a job's stdin: drop the helper's copy. */
 int
 spawn_release(struct spawn_client *c, uint64_t job)
 {
-	struct msg_hdr hdr = { .type = MSG_RELEASE, .job = job };
-	struct buf msg = BUF_INIT;
-	int e;
-
-	if (c->dead || c->closing || job_find(c, job) == NULL)
-		return 0;
-	if ((e = buf_append(&msg, &hdr, sizeof(hdr))) == 0)
-		e = client_send(c, &msg, NULL, 0, 0);
-	buf_free(&msg);
-	if (e < 0 && e != -ENOMEM) {
-		client_dead(c, -e);
-		return -EPIPE;
-	}
-	return e;
+	return job_msg(c, MSG_RELEASE, job);
 }
 
 /* Jobs started and not yet reported. */
