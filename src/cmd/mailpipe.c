@@ -51,7 +51,7 @@ cmd_route(const char *base, const char *config, bool json, int argc,
 	struct router_table t = ROUTER_TABLE_INIT;
 	struct routeinfo ri = ROUTEINFO_INIT;
 	const char *sender = NULL;
-	char *host = NULL, *err = NULL;
+	char *host = NULL, *err = NULL, *abase = NULL;
 	bool local = true;
 	int c, r, code;
 
@@ -79,6 +79,9 @@ cmd_route(const char *base, const char *config, bool json, int argc,
 	memset(&cfg, 0, sizeof(cfg));
 	if (routeinfo_hostname(&host) < 0)
 		return EX_OSERR;
+	/* the server works from the absolute base: show the same paths */
+	if ((abase = realpath(base, NULL)) != NULL)
+		base = abase;
 	r = routeinfo_load(base, config, host, &cfg, &t, &err);
 	if (r < 0) {
 		fprintf(stderr, "mailpipe: %s\n", err ? err : strerror(-r));
@@ -98,6 +101,7 @@ cmd_route(const char *base, const char *config, bool json, int argc,
 	config_free(&cfg);
 	free(err);
 	free(host);
+	free(abase);
 	return code;
 }
 

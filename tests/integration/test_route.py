@@ -134,3 +134,14 @@ def test_works_from_the_environment_base(base):
     r = run([prog("mailpipe"), "route", "incoming@test.example"],
             env={"MAILPIPE_BASE": base})
     assert r.returncode == 0 and b"procin" in r.stdout
+
+
+def test_relative_base_shows_the_absolute_paths_the_server_uses(base):
+    make_base(base)
+    parent, name = os.path.split(base)
+    r = run([prog("mailpipe"), "--base", name, "route", "incoming@test.example"],
+            cwd=parent)
+    assert r.returncode == 0
+    f = fields(r.stdout.decode())
+    assert f["program"] == [os.path.join(base, "apps", "procin")]
+    assert f["cwd"] == [os.path.join(base, "apps")]
