@@ -63,6 +63,7 @@ struct server {
 	struct foreign *foreign;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	bool stopping;
+	bool reloading;			/* a SIGHUP reload is on the pool */
 	unsigned stop_waits;
 	uv_idle_t closer;
 	int exit_code;
@@ -283,43 +284,81 @@ on_stop_signal(uv_signal_t *h, int signum)
 	foreign_stop(s->foreign, on_intake_stopped, s);
 }
 
-/* SIGHUP: re-read config and router; apply router and log levels. */
+/* A configuration reload running on the thread pool. */
+struct reload {
+	uv_work_t w;
+	struct server *s;
+	struct config cfg;
+	struct router_table router;
+	char *err;
+	int r;
+};
+
+/* Worker: read and parse the config and router files (disk work). */
+static void
+reload_work(uv_work_t *w)
+{
+	struct reload *rl = w->data;
+
+	rl->r = routeinfo_load(rl->s->base, rl->s->opts->config,
+		rl->s->hostname, &rl->cfg, &rl->router, &rl->err);
+}
+
+/* Loop: apply the router table, local domains and log levels. */
+static void
+reload_after(uv_work_t *w, int status)
+{
+	struct reload *rl = w->data;
+	struct server *s = rl->s;
+
+	int e = status < 0 ? status : rl->r;
+
+	s->reloading = false;
+	if (e < 0) {
+		log_msg(&s->log, LOG_SYSTEM, LOG_FAILURES,
+			"SIGHUP: configuration not reloaded: %s",
+			rl->err ? rl->err : strerror(-e));
+	} else if (!s->stopping) {
+		router_table_free(&s->router);
+		s->router = rl->router;
+		rl->router = (struct router_table)ROUTER_TABLE_INIT;
+		strv_free(&s->cfg.router.local_domains);
+		s->cfg.router.local_domains = rl->cfg.router.local_domains;
+		rl->cfg.router.local_domains = (struct strv)STRV_INIT;
+		if (s->opts->log_level == NULL)
+			memcpy(s->log.level, rl->cfg.log.level,
+				sizeof(s->log.level));
+		routeinfo_ctx(&s->cfg, &s->router, &s->rctx);
+		sched_set_router(s->sched, &s->rctx);
+		log_msg(&s->log, LOG_SYSTEM, LOG_MAJOR,
+			"SIGHUP: router (%zu records), local domains and log "
+			"levels reloaded; other settings apply at the next "
+			"start", s->router.n);
+	}
+	free(rl->err);
+	config_free(&rl->cfg);
+	router_table_free(&rl->router);
+	free(rl);
+}
+
+/* SIGHUP: re-read config and router off the loop thread, then apply. */
 static void
 on_hup(uv_signal_t *h, int signum)
 {
 	struct server *s = h->data;
-	struct config nc;
-	struct router_table nt = ROUTER_TABLE_INIT;
-	char *err = NULL;
-	int r;
+	struct reload *rl;
 
-	memset(&nc, 0, sizeof(nc));
-	r = routeinfo_load(s->base, s->opts->config, s->hostname, &nc, &nt,
-		&err);
-	if (r < 0) {
-		log_msg(&s->log, LOG_SYSTEM, LOG_FAILURES,
-			"SIGHUP: configuration not reloaded: %s",
-			err ? err : strerror(-r));
-		free(err);
-		config_free(&nc);
-		router_table_free(&nt);
+	if (s->reloading || s->stopping)
+		return;
+	if ((rl = calloc(1, sizeof(*rl))) == NULL)
+		return;
+	rl->s = s;
+	rl->w.data = rl;
+	if (uv_queue_work(&s->loop, &rl->w, reload_work, reload_after) < 0) {
+		free(rl);
 		return;
 	}
-	/* swap the router table and the local domains; keep the rest */
-	router_table_free(&s->router);
-	s->router = nt;
-	strv_free(&s->cfg.router.local_domains);
-	s->cfg.router.local_domains = nc.router.local_domains;
-	nc.router.local_domains = (struct strv)STRV_INIT;
-	if (s->opts->log_level == NULL)
-		memcpy(s->log.level, nc.log.level, sizeof(s->log.level));
-	config_free(&nc);
-	routeinfo_ctx(&s->cfg, &s->router, &s->rctx);
-	sched_set_router(s->sched, &s->rctx);
-	log_msg(&s->log, LOG_SYSTEM, LOG_MAJOR,
-		"SIGHUP: router (%zu records), local domains and log levels "
-		"reloaded; other settings apply at the next start",
-		s->router.n);
+	s->reloading = true;
 }
 
 /* A recovered message: schedule it; remember where it came from. */
