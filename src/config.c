@@ -40,6 +40,8 @@ enum key_id {
 	K_PIPE_STDERR_LIMIT, K_PIPE_DIRECT, K_PIPE_PATH,
 	K_SUBMITTED_SCAN, K_FOREIGN_SCAN,
 	K_SMTP_LISTEN, K_SMTP_ASYNC, K_SMTP_MAX_SIZE, K_SMTP_MAX_RCPT,
+	K_SMTP_MAX_CONN, K_SMTP_IDLE, K_SMTP_MAX_ERRORS, K_SMTP_RELAY_CONN,
+	K_SMTP_RELAY_TIMEOUT,
 	K_SMTP_TRUSTED, K_SMTP_RELAY, K_SMTP_TLS_CERT, K_SMTP_TLS_KEY,
 	K_REPORTS_DELAY, K_REPORTS_RETURN, K_REPORTS_COPY, K_REPORTS_RECEIPTS,
 	K_REPORTS_WARNING,
@@ -76,6 +78,11 @@ static const struct {
 	[K_SMTP_ASYNC] = { S_SMTP, "enqueue-async" },
 	[K_SMTP_MAX_SIZE] = { S_SMTP, "max-size" },
 	[K_SMTP_MAX_RCPT] = { S_SMTP, "max-recipients" },
+	[K_SMTP_MAX_CONN] = { S_SMTP, "max-connections" },
+	[K_SMTP_IDLE] = { S_SMTP, "idle-timeout" },
+	[K_SMTP_MAX_ERRORS] = { S_SMTP, "max-errors" },
+	[K_SMTP_RELAY_CONN] = { S_SMTP, "relay-connections" },
+	[K_SMTP_RELAY_TIMEOUT] = { S_SMTP, "relay-timeout" },
 	[K_SMTP_TRUSTED] = { S_SMTP, "trusted-networks" },
 	[K_SMTP_RELAY] = { S_SMTP, "relay-host" },
 	[K_SMTP_TLS_CERT] = { S_SMTP, "tls-cert" },
@@ -940,6 +947,22 @@ apply(struct pctx *p, enum key_id k, const char *v)
 		if ((r = get_int(p, v, 1, 1000000, &n)) == 0)
 			c->smtp.max_recipients = (unsigned)n;
 		return r;
+	case K_SMTP_MAX_CONN:
+		if ((r = get_int(p, v, 1, 100000, &n)) == 0)
+			c->smtp.max_connections = (unsigned)n;
+		return r;
+	case K_SMTP_IDLE:
+		return get_duration(p, v, 1, &c->smtp.idle_timeout_s);
+	case K_SMTP_MAX_ERRORS:
+		if ((r = get_int(p, v, 1, 1000, &n)) == 0)
+			c->smtp.max_errors = (unsigned)n;
+		return r;
+	case K_SMTP_RELAY_CONN:
+		if ((r = get_int(p, v, 1, 100, &n)) == 0)
+			c->smtp.relay_connections = (unsigned)n;
+		return r;
+	case K_SMTP_RELAY_TIMEOUT:
+		return get_duration(p, v, 1, &c->smtp.relay_timeout_s);
 	case K_SMTP_TRUSTED:
 		return set_trusted(p, v);
 	case K_SMTP_RELAY:
@@ -1380,6 +1403,11 @@ config_defaults(struct config *c, const char *base_dir, const char *hostname)
 	c->smtp.enqueue_async = ASYNC_NOBODY;
 	c->smtp.max_size = 50 * 1024 * 1024;
 	c->smtp.max_recipients = 1000;
+	c->smtp.max_connections = 100;
+	c->smtp.idle_timeout_s = 300;
+	c->smtp.max_errors = 10;
+	c->smtp.relay_connections = 2;
+	c->smtp.relay_timeout_s = 300;
 	c->reports.reporting_delay_s = 0;
 	c->reports.ret = RETURN_BODY;
 	c->reports.return_receipts = RECEIPTS_EVERYBODY;

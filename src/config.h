@@ -98,6 +98,11 @@ struct config {
 		enum enqueue_async enqueue_async;	/* default nobody */
 		uint64_t max_size;	/* default 50m */
 		unsigned max_recipients;	/* default 1000 */
+		unsigned max_connections;	/* concurrent sessions; 100 */
+		uint64_t idle_timeout_s;	/* per command/line; 5m */
+		unsigned max_errors;	/* bad commands before 421; 10 */
+		unsigned relay_connections;	/* to the relay host; 2 */
+		uint64_t relay_timeout_s;	/* relay client I/O; 5m */
 		struct strv trusted_networks;	/* CIDR text */
 		char *relay_host;	/* NULL = none */
 		char *tls_cert;

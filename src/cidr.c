@@ -1,0 +1,2 @@
+/* cidr: being written. */
+#include "buf.h"

@@ -1,0 +1,2 @@
+/* smtpcmd: being written. */
+#include "buf.h"

@@ -1,0 +1,2 @@
+/* tls: being written. */
+#include "buf.h"

@@ -1,0 +1,2 @@
+/* transport: being written. */
+#include "buf.h"
