@@ -64,13 +64,15 @@ read_file(const char *path, struct buf *out)
 int
 routeinfo_load(const char *base_dir, const char *config_path,
 	const char *hostname, struct config *c, struct router_table *t,
-	char **err)
+	struct transport_table *tt, char **err)
 {
 	struct buf text = BUF_INIT, msg = BUF_INIT;
 	int r;
 
 	*err = NULL;
 	if ((r = config_load(c, base_dir, config_path, hostname, err)) < 0)
+		return r;
+	if (tt && (r = transport_table_build(c, tt, err)) < 0)
 		return r;
 	r = read_file(c->router.file, &text);
 	if (r == -ENOENT) {
@@ -89,10 +91,10 @@ routeinfo_load(const char *base_dir, const char *config_path,
 	return r;
 }
 
-/* Router context over c and t. */
+/* Router context over c, t and tt. */
 void
 routeinfo_ctx(const struct config *c, const struct router_table *t,
-	struct router_ctx *ctx)
+	const struct transport_table *tt, struct router_ctx *ctx)
 {
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->table = t;
@@ -100,10 +102,11 @@ routeinfo_ctx(const struct config *c, const struct router_table *t,
 	ctx->default_domain = c->router.local_domains.n > 0 ?
 		c->router.local_domains.v[0] : c->server.hostname;
 	ctx->direct_pipe_allowed = false;
-	/* transports and the relay client arrive with the SMTP issue */
-	ctx->transport_domains = NULL;
-	ctx->transport_names = NULL;
-	ctx->relay_configured = false;
+	if (tt && tt->domains.n > 0) {
+		ctx->transport_domains = &tt->domains;
+		ctx->transport_names = tt->names;
+	}
+	ctx->relay_configured = c->smtp.relay_host != NULL;
 }
 
 /* Append a formatted message to a string vector. */
@@ -176,69 +179,35 @@ check_apps(const struct config *c, uid_t prog_uid, struct strv *warn)
 	buf_free(&p);
 }
 
-/* Checks beyond syntax. */
+/* Checks beyond syntax (transport commands are checked when loading). */
 int
 routeinfo_check(const struct config *c, uid_t prog_uid, struct strv *warn,
 	struct strv *errs)
 {
+	(void)errs;
 	check_apps(c, prog_uid, warn);
-	for (size_t i = 0; i < c->ntransports; i++) {
-		const struct config_transport *tr = &c->transports[i];
-		struct pipe_cmd cmd = PIPE_CMD_INIT;
-		const char *why = NULL, *cmdtext = tr->command, *word;
-
-		if (cmdtext == NULL) {
-			note(errs, "%s:%u: [transport %s] has no command",
-				c->file ? c->file : "config", tr->line, tr->name);
-			continue;
-		}
-		/* the first word that is not a tag or queue[...] */
-		word = cmdtext;
-		while (*word == ' ' || *word == '[' || strncmp(word, "queue[",
-		    6) == 0) {
-			const char *e = strchr(word, ']');
-
-			if (*word == ' ') {
-				word++;
-				continue;
-			}
-			if (e == NULL)
-				break;
-			word = e + 1;
-		}
-		if (*word == '/') {
-			note(errs, "%s:%u: [transport %s] command names a path "
-				"(%s): a transport names a program in [pipe] "
-				"app-dir, like a pipe address",
-				c->file ? c->file : "config", tr->line,
-				tr->name, word);
-		} else if (pipe_cmd_parse(cmdtext, strlen(cmdtext), &cmd,
-		    &why) < 0) {
-			note(errs, "%s:%u: [transport %s] command: %s",
-				c->file ? c->file : "config", tr->line,
-				tr->name, why ? why : "invalid");
-		}
-		pipe_cmd_free(&cmd);
-	}
 	return 0;
 }
 
 /* Route one address and build the invocation for pipe routes. */
 int
 routeinfo_explain(const struct config *c, const struct router_table *t,
-	const char *address, bool local, const char *sender,
-	struct routeinfo *ri)
+	const struct transport_table *tt, const char *address, bool local,
+	const char *sender, struct routeinfo *ri)
 {
+	const struct transport *tr = NULL;
 	struct router_ctx ctx;
 	struct pipe_settings ps;
 	struct pipe_request req;
 	int r;
 
-	routeinfo_ctx(c, t, &ctx);
+	routeinfo_ctx(c, t, tt, &ctx);
 	ctx.direct_pipe_allowed = local && c->pipe.direct == DIRECT_LOCAL;
 	if ((r = router_route(&ctx, address, &ri->route)) < 0)
 		return r;
-	if (ri->route.kind != ROUTE_PIPE)
+	if (ri->route.kind == ROUTE_TRANSPORT && tt)
+		tr = ri->transport = transport_find(tt, ri->route.transport);
+	if (ri->route.kind != ROUTE_PIPE && tr == NULL)
 		return 0;
 	memset(&ps, 0, sizeof(ps));
 	ps.base_dir = c->base_dir;
@@ -248,6 +217,8 @@ routeinfo_explain(const struct config *c, const struct router_table *t,
 	ps.path_env = c->pipe.path_env;
 	memset(&req, 0, sizeof(req));
 	req.cmd = &ri->route.pipe;
+	if (tr)
+		transport_request(tr, tr->conf->mode == TRANSPORT_SYNC, &req);
 	req.queue_file = "Queue/ID.msg";
 	req.sender = sender ? sender : "RETURN-PATH";
 	req.recipient = ri->route.address;
@@ -275,7 +246,7 @@ module_of(enum route_kind k)
 	case ROUTE_TRANSPORT:
 		return "TRANSPORT";
 	case ROUTE_RELAY:
-		return "SMTP";
+		return "RELAY";
 	case ROUTE_NULL:
 		return "NULL";
 	default:
@@ -310,9 +281,20 @@ print_json(const struct routeinfo *ri, const char *address, FILE *out)
 	if (rt->rule_line)
 		json_object_set_new(o, "rule_line",
 			json_integer(rt->rule_line));
-	if (rt->kind == ROUTE_PIPE)
-		json_object_set_new(o, "queue", rt->pipe.queue ?
-			json_string(rt->pipe.queue) : json_null());
+	if (ri->transport) {
+		json_object_set_new(o, "transport",
+			json_string(ri->transport->conf->name));
+		json_object_set_new(o, "transport_mode", json_string(
+			ri->transport->conf->mode == TRANSPORT_SYNC ? "sync" :
+			"queue"));
+	}
+	if (rt->kind == ROUTE_PIPE || ri->transport) {
+		const char *qn = ri->transport ? ri->transport->cmd.queue :
+			rt->pipe.queue;
+
+		json_object_set_new(o, "queue", qn ? json_string(qn) :
+			json_null());
+	}
 	if (rt->text) {
 		char reply[64];
 
@@ -357,9 +339,17 @@ routeinfo_print(const struct routeinfo *ri, const char *address, bool json,
 	if (rt->address)
 		fprintf(out, "target: %s\n", rt->address);
 	fprintf(out, "module: %s\n", module_of(rt->kind));
-	if (rt->kind == ROUTE_PIPE)
-		fprintf(out, "queue: %s\n", rt->pipe.queue ? rt->pipe.queue :
-			"(its own)");
+	if (ri->transport)
+		fprintf(out, "transport: %s (%s mode)\n",
+			ri->transport->conf->name,
+			ri->transport->conf->mode == TRANSPORT_SYNC ? "sync" :
+			"queue");
+	if (rt->kind == ROUTE_PIPE || ri->transport) {
+		const char *qn = ri->transport ? ri->transport->cmd.queue :
+			rt->pipe.queue;
+
+		fprintf(out, "queue: %s\n", qn ? qn : "(its own)");
+	}
 	if (rt->rule_line)
 		fprintf(out, "rule: line %u\n", rt->rule_line);
 	if (rt->text)

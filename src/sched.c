@@ -23,12 +23,16 @@
 struct sched_msg;
 struct sched_queue;
 
+/* The delivery modules that have queues and processors. */
+enum sched_module { MOD_PIPE, MOD_RELAY, MOD_N };
+
 /* One pending recipient waiting in (or running from) a module queue. */
 struct sched_item {
 	TAILQ_ENTRY(sched_item) link;
 	struct sched_msg *sm;
 	size_t rcpt;
 	struct route route;
+	const struct transport *tr;	/* queue-mode transport, or NULL */
 	char *orig;			/* ORIGINAL_RECIPIENT */
 	char *delivery_id;		/* uid.N */
 	unsigned attempts;
@@ -40,10 +44,14 @@ TAILQ_HEAD(item_list, sched_item);
 
 enum queue_state { Q_READY, Q_ACTIVE, Q_DELAYED };
 
-/* A module queue: named (queue[NAME]) or one item's own numeric queue. */
+/*
+ * A module queue: named (queue[NAME]), one PIPE item's own numeric queue,
+ * or the RELAY queue of one message (all its relayed recipients).
+ */
 struct sched_queue {
 	char *name;
 	bool named;
+	enum sched_module mod;
 	enum queue_state state;
 	uint64_t delayed_until_ms;
 	char *last_error;
@@ -69,14 +77,15 @@ struct sched {
 	uint64_t *retry;
 	struct sched_deps d;
 	struct router_ctx router;
-	struct queue_list ready;
+	struct queue_list ready[MOD_N];
 	struct named_list named;
 	struct sched_queue **heap;	/* min-heap on delayed_until_ms */
 	size_t nheap, capheap;
 	uv_timer_t timer;
 	uv_idle_t kick;			/* deferred dispatch, off the caller's stack */
 	bool kick_on;
-	unsigned running;
+	unsigned running[MOD_N];	/* processors busy (until recorded) */
+	unsigned cap[MOD_N];
 	unsigned marks;
 	size_t nmsgs;
 	uint64_t next_qnum;
@@ -86,11 +95,21 @@ struct sched {
 	bool closed_timer, closed_kick;
 };
 
+/*
+ * A processor held by a delivery until its results are on disk: one
+ * reference for the run, one for each mark of a final state.
+ */
+struct slot {
+	struct sched *sc;
+	enum sched_module mod;
+	unsigned refs;
+};
+
 /* State of a mark in flight. */
 struct mark_ctx {
 	struct sched_msg *sm;
 	size_t rcpt;
-	bool slot;		/* the delivery still holds its processor */
+	struct slot *slot;	/* the processor it holds, or NULL */
 };
 
 static void dispatch(struct sched *sc);
@@ -258,13 +277,13 @@ arm_timer(struct sched *sc)
 	uv_timer_start(&sc->timer, on_timer, due > now ? due - now : 0, 0);
 }
 
-/* Put q at the end of the ready list. */
+/* Put q at the end of its module's ready list. */
 static void
 make_ready(struct sched *sc, struct sched_queue *q)
 {
 	q->state = Q_READY;
 	if (!q->in_ready && !TAILQ_EMPTY(&q->items)) {
-		TAILQ_INSERT_TAIL(&sc->ready, q, ready_link);
+		TAILQ_INSERT_TAIL(&sc->ready[q->mod], q, ready_link);
 		q->in_ready = true;
 	}
 }
@@ -280,9 +299,9 @@ queue_free(struct sched_queue *q)
 	free(q);
 }
 
-/* New empty queue; named when name is not NULL. */
+/* New empty queue of module mod; named when name is not NULL. */
 static struct sched_queue *
-queue_new(struct sched *sc, const char *name)
+queue_new(struct sched *sc, enum sched_module mod, const char *name)
 {
 	struct sched_queue *q = calloc(1, sizeof(*q));
 	bool named = name != NULL;
@@ -291,7 +310,8 @@ queue_new(struct sched *sc, const char *name)
 	if (q == NULL)
 		return NULL;
 	if (!named) {
-		snprintf(num, sizeof(num), "%llu",
+		snprintf(num, sizeof(num), "%s%llu",
+			mod == MOD_RELAY ? "relay-" : "",
 			(unsigned long long)++sc->next_qnum);
 		name = num;
 	}
@@ -301,6 +321,7 @@ queue_new(struct sched *sc, const char *name)
 		return NULL;
 	}
 	q->named = named;
+	q->mod = mod;
 	q->state = Q_READY;
 	q->heap_idx = SIZE_MAX;
 	TAILQ_INIT(&q->items);
@@ -309,7 +330,7 @@ queue_new(struct sched *sc, const char *name)
 	return q;
 }
 
-/* The named queue NAME, created on first use. */
+/* The named PIPE queue NAME, created on first use. */
 static struct sched_queue *
 queue_named(struct sched *sc, const char *name)
 {
@@ -318,7 +339,7 @@ queue_named(struct sched *sc, const char *name)
 	LIST_FOREACH(q, &sc->named, named_link)
 		if (strcmp(q->name, name) == 0)
 			return q;
-	return queue_new(sc, name);
+	return queue_new(sc, MOD_PIPE, name);
 }
 
 /* Drop one reference to sm; free it with its store_msg at zero. */
@@ -332,6 +353,33 @@ msg_unref(struct sched_msg *sm)
 	store_msg_free(sm->m);
 	free(sm);
 	sc->nmsgs--;
+	check_stopped(sc);
+}
+
+/* Take a processor of module mod (one reference, for the run). */
+static struct slot *
+slot_take(struct sched *sc, enum sched_module mod)
+{
+	struct slot *sl = calloc(1, sizeof(*sl));
+
+	sc->running[mod]++;
+	if (sl == NULL)
+		return NULL;	/* counted anyway; slot_put(NULL) frees it */
+	sl->sc = sc;
+	sl->mod = mod;
+	sl->refs = 1;
+	return sl;
+}
+
+/* Drop a reference; the processor is free with the last one. */
+static void
+slot_put(struct sched *sc, enum sched_module mod, struct slot *sl)
+{
+	if (sl != NULL && --sl->refs > 0)
+		return;
+	free(sl);
+	sc->running[mod]--;
+	kick(sc);
 	check_stopped(sc);
 }
 
@@ -351,10 +399,8 @@ on_marked(void *arg, int err, bool removed)
 	else if (removed)
 		log_msg(sc->d.log, LOG_DEQUEUER, LOG_LOWLEVEL,
 			"id=%s removed: every recipient is final", sm->m->id);
-	if (mc->slot) {
-		sc->running--;
-		kick(sc);
-	}
+	if (mc->slot)
+		slot_put(sc, mc->slot->mod, mc->slot);
 	free(mc);
 	sc->marks--;
 	msg_unref(sm);
@@ -362,13 +408,13 @@ on_marked(void *arg, int err, bool removed)
 
 /*
  * Record a final state through the store. A delivery keeps its processor
- * (slot) until its state is on disk, so at any moment at most
- * `processors` deliveries are done but not yet recorded: those are the
- * only ones a crash can make run again.
+ * (slot, one reference per mark) until its state is on disk, so at any
+ * moment at most `processors` deliveries are done but not yet recorded:
+ * those are the only ones a crash can make run again.
  */
 static void
 mark_final(struct sched *sc, struct sched_msg *sm, size_t rcpt,
-	enum rcpt_state st, bool slot)
+	enum rcpt_state st, struct slot *slot)
 {
 	struct mark_ctx *mc = calloc(1, sizeof(*mc));
 	int r;
@@ -377,13 +423,13 @@ mark_final(struct sched *sc, struct sched_msg *sm, size_t rcpt,
 		log_msg(sc->d.log, LOG_QUEUE, LOG_FAILURES,
 			"out of memory recording %s recipient %zu", sm->m->id,
 			rcpt);
-		if (slot)
-			sc->running--;
 		return;
 	}
 	mc->sm = sm;
 	mc->rcpt = rcpt;
 	mc->slot = slot;
+	if (slot)
+		slot->refs++;
 	sm->refs++;
 	sc->marks++;
 	r = store_mark(sc->d.store, sm->m, rcpt, st, on_marked, mc);
@@ -391,11 +437,11 @@ mark_final(struct sched *sc, struct sched_msg *sm, size_t rcpt,
 		log_msg(sc->d.log, LOG_QUEUE, LOG_FAILURES,
 			"cannot record the state of %s recipient %zu: %s",
 			sm->m->id, rcpt, strerror(-r));
+		if (slot)
+			slot->refs--;
 		free(mc);
 		sc->marks--;
 		sm->refs--;
-		if (slot)
-			sc->running--;
 	}
 }
 
@@ -407,8 +453,9 @@ log_attempt(struct sched *sc, struct sched_msg *sm, size_t rcpt,
 {
 	struct buf b = BUF_INIT;
 	char *reason = NULL;
-	enum log_comp comp = strcmp(module, "PIPE") == 0 ? LOG_PIPE :
-		LOG_ENQUEUER;
+	enum log_comp comp = strcmp(module, "PIPE") == 0 ||
+		strcmp(module, "TRANSPORT") == 0 ? LOG_PIPE :
+		strcmp(module, "RELAY") == 0 ? LOG_SMTP : LOG_ENQUEUER;
 	enum log_level lvl = res->kind == RESULT_DELIVERED ? LOG_MAJOR :
 		LOG_FAILURES;
 
@@ -443,11 +490,11 @@ log_attempt(struct sched *sc, struct sched_msg *sm, size_t rcpt,
 	free(reason);
 }
 
-/* Route kind -> module name for the log line. */
+/* The module name an item's attempts are logged under. */
 static const char *
-module_name(enum route_kind k)
+item_module(const struct sched_item *it)
 {
-	return route_kind_name(k);
+	return it->tr ? "TRANSPORT" : route_kind_name(it->route.kind);
 }
 
 /* Free an item (not its message reference). */
@@ -460,10 +507,10 @@ item_free(struct sched_item *it)
 	free(it);
 }
 
-/* The final outcome of an item: record, log, release. */
+/* The final outcome of an item: record, release. */
 static void
 item_final(struct sched *sc, struct sched_item *it, const struct result *res,
-	bool slot)
+	struct slot *slot)
 {
 	struct sched_msg *sm = it->sm;
 
@@ -484,65 +531,105 @@ expired(struct sched *sc, const struct sched_msg *sm)
 		wall - (uint64_t)sm->m->env.submitted >= sc->set.max_lifetime_s;
 }
 
-/* A PIPE delivery finished. */
-static void
-on_pipe_done(void *arg, struct result *res, const struct pipe_info *info)
+/*
+ * Log an attempt's result and settle the item's fate: a deferral past the
+ * message's lifetime becomes a failure. Returns the final kind.
+ */
+static enum result_kind
+settle(struct sched *sc, struct sched_item *it, struct result *res,
+	const struct pipe_info *info)
 {
-	struct sched_item *it = arg;
-	struct sched *sc = it->sm->sc;
-	struct sched_queue *q = it->q;
 	struct result fin = RESULT_INIT;
 	unsigned attempt = ++it->attempts;
 
-	log_attempt(sc, it->sm, it->rcpt, "PIPE", q->name, res, info, attempt,
-		it->route.address);
+	log_attempt(sc, it->sm, it->rcpt, item_module(it), it->q->name, res,
+		info, attempt, it->route.address);
 	if (res->kind == RESULT_DEFERRED && expired(sc, it->sm)) {
 		result_set(&fin, RESULT_FAILED, 554, "5.4.7",
 			"delivery time expired after %u attempts; last error: %s",
 			attempt, res->text ? res->text : "");
-		log_attempt(sc, it->sm, it->rcpt, "PIPE", q->name, &fin, NULL,
-			attempt, it->route.address);
+		log_attempt(sc, it->sm, it->rcpt, item_module(it), it->q->name,
+			&fin, NULL, attempt, it->route.address);
 		result_move(res, &fin);
 	}
-	free(q->last_error);
-	q->last_error = res->kind == RESULT_DELIVERED ? NULL :
-		(res->text ? strdup(res->text) : NULL);
-	if (res->kind == RESULT_DEFERRED) {
-		sc->running--;		/* nothing to record: free the slot */
-		store_msg_drop_body(it->sm->m);	/* retries read the file */
-		q->state = Q_DELAYED;
-		q->delayed_until_ms = now_ms(sc) + 1000 * sched_retry_delay(
-			sc->retry, sc->set.nretry, attempt);
-		if (heap_push(sc, q) < 0)
-			make_ready(sc, q);	/* no memory: retry at once */
-		arm_timer(sc);
-	} else {
-		TAILQ_REMOVE(&q->items, it, link);
-		item_final(sc, it, res, true);	/* slot freed in on_marked */
-		if (TAILQ_EMPTY(&q->items)) {
-			q->state = Q_READY;
-			if (!q->named)
-				queue_free(q);
-		} else {
-			make_ready(sc, q);
-		}
-	}
-	result_clear(res);
-	dispatch(sc);
+	return res->kind;
 }
 
-/* Start the first item of q. */
+/* Delay q by the retry schedule after attempt n (with its last error). */
 static void
-start_item(struct sched *sc, struct sched_queue *q)
+delay_queue(struct sched *sc, struct sched_queue *q, unsigned attempt,
+	const char *error)
+{
+	free(q->last_error);
+	q->last_error = error ? strdup(error) : NULL;
+	q->state = Q_DELAYED;
+	q->delayed_until_ms = now_ms(sc) + 1000 * sched_retry_delay(sc->retry,
+		sc->set.nretry, attempt);
+	if (heap_push(sc, q) < 0)
+		make_ready(sc, q);	/* no memory: retry at once */
+	arm_timer(sc);
+}
+
+/* q lost an item: free it when empty and transient, else ready it. */
+static void
+queue_settle(struct sched *sc, struct sched_queue *q)
+{
+	if (!TAILQ_EMPTY(&q->items)) {
+		make_ready(sc, q);
+		return;
+	}
+	q->state = Q_READY;
+	if (!q->named)
+		queue_free(q);
+}
+
+/* The context of a PIPE run: its item and the processor it holds. */
+struct pipe_run_ctx {
+	struct sched_item *it;
+	struct slot *slot;
+};
+
+/* A PIPE (or queue-mode transport) delivery finished. */
+static void
+on_pipe_done(void *arg, struct result *res, const struct pipe_info *info)
+{
+	struct pipe_run_ctx *pc = arg;
+	struct sched_item *it = pc->it;
+	struct slot *slot = pc->slot;
+	struct sched *sc = it->sm->sc;
+	struct sched_queue *q = it->q;
+
+	free(pc);
+	if (settle(sc, it, res, info) == RESULT_DEFERRED) {
+		store_msg_drop_body(it->sm->m);	/* retries read the file */
+		delay_queue(sc, q, it->attempts, res->text);
+	} else {
+		free(q->last_error);
+		q->last_error = res->kind == RESULT_DELIVERED ? NULL :
+			(res->text ? strdup(res->text) : NULL);
+		TAILQ_REMOVE(&q->items, it, link);
+		item_final(sc, it, res, slot);
+		queue_settle(sc, q);
+	}
+	result_clear(res);
+	slot_put(sc, MOD_PIPE, slot);	/* the run's reference */
+}
+
+/* Start the first item of a PIPE queue. */
+static void
+start_pipe(struct sched *sc, struct sched_queue *q)
 {
 	struct sched_item *it = TAILQ_FIRST(&q->items);
 	struct store_msg *m = it->sm->m;
+	struct pipe_run_ctx *pc = calloc(1, sizeof(*pc));
 	struct pipe_request req;
 	struct result res = RESULT_INIT;
 	int r;
 
 	memset(&req, 0, sizeof(req));
 	req.cmd = &it->route.pipe;
+	if (it->tr)
+		transport_request(it->tr, false, &req);
 	req.queue_file = m->relpath;
 	req.input_len = m->msg_len;
 	if (m->body) {
@@ -556,31 +643,157 @@ start_item(struct sched *sc, struct sched_queue *q)
 	req.orig_recipient = it->orig;
 	req.queue_id = m->id;
 	req.delivery_id = it->delivery_id;
+	if (pc == NULL) {		/* try again later, not in a loop */
+		delay_queue(sc, q, 1, "out of memory");
+		return;
+	}
 	q->state = Q_ACTIVE;
 	it->started_ms = now_ms(sc);
-	sc->running++;
-	r = pipe_run(sc->d.pipe, &req, on_pipe_done, it);
+	pc->it = it;
+	pc->slot = slot_take(sc, MOD_PIPE);
+	r = pipe_run(sc->d.pipe, &req, on_pipe_done, pc);
 	if (r < 0) {
 		result_set(&res, RESULT_DEFERRED, 451, "4.3.0",
 			"cannot start delivery: %s", strerror(-r));
-		on_pipe_done(it, &res, NULL);
+		on_pipe_done(pc, &res, NULL);
 	}
 }
 
-/* Start deliveries while processors are free. */
+/* The context of a relay transaction. */
+struct relay_ctx {
+	struct sched *sc;
+	struct sched_queue *q;
+	struct slot *slot;
+	struct sched_item **items;	/* in rcpt order of the request */
+	size_t n;
+};
+
+/* The relay answered for every recipient of a transaction. */
+static void
+on_relay_done(void *arg, struct result *res, size_t n)
+{
+	struct relay_ctx *rc = arg;
+	struct sched_queue *q = rc->q;
+	struct sched *sc = rc->sc;
+	unsigned attempt = 0;
+	const char *last = NULL;
+
+	for (size_t i = 0; i < rc->n && i < n; i++) {
+		struct sched_item *it = rc->items[i];
+
+		if (settle(sc, it, &res[i], NULL) == RESULT_DEFERRED) {
+			if (it->attempts > attempt)
+				attempt = it->attempts;
+			last = res[i].text;
+			continue;
+		}
+		TAILQ_REMOVE(&q->items, it, link);
+		item_final(sc, it, &res[i], rc->slot);
+	}
+	if (!TAILQ_EMPTY(&q->items)) {
+		store_msg_drop_body(TAILQ_FIRST(&q->items)->sm->m);
+		delay_queue(sc, q, attempt ? attempt : 1, last);
+	} else {
+		queue_free(q);
+	}
+	for (size_t i = 0; i < n; i++)
+		result_clear(&res[i]);
+	slot_put(sc, MOD_RELAY, rc->slot);
+	free(rc->items);
+	free(rc);
+}
+
+/* Start a message's relay transaction with all its waiting recipients. */
+static void
+start_relay(struct sched *sc, struct sched_queue *q)
+{
+	struct relay_ctx *rc = calloc(1, sizeof(*rc));
+	struct relay_rcpt *rr = NULL;
+	struct relay_msg rm;
+	struct sched_item *it;
+	struct store_msg *m = TAILQ_FIRST(&q->items)->sm->m;
+	size_t n = 0;
+	int r = -ENOMEM;
+
+	TAILQ_FOREACH(it, &q->items, link)
+		n++;
+	if (rc == NULL || (rc->items = calloc(n, sizeof(*rc->items))) ==
+	    NULL || (rr = calloc(n, sizeof(*rr))) == NULL) {
+		if (rc)
+			free(rc->items);
+		free(rc);
+		free(rr);
+		delay_queue(sc, q, 1, "out of memory");	/* not in a loop */
+		return;
+	}
+	rc->sc = sc;
+	rc->q = q;
+	rc->n = n;
+	n = 0;
+	TAILQ_FOREACH(it, &q->items, link) {
+		const struct env_rcpt *er = &m->env.rcpt[it->rcpt];
+
+		rc->items[n] = it;
+		rr[n].addr = it->route.address;
+		rr[n].notify = er->notify;
+		rr[n].orcpt = er->orcpt;
+		n++;
+	}
+	memset(&rm, 0, sizeof(rm));
+	rm.from = m->env.from;
+	rm.rcpts = rr;
+	rm.nrcpt = n;
+	rm.ret = m->env.ret;
+	rm.envid = m->env.envid;
+	rm.input_len = m->msg_len;
+	if (m->body) {
+		rm.input_mem = m->body;
+	} else {
+		rm.input_path = m->path;
+		rm.input_off = m->msg_off;
+	}
+	q->state = Q_ACTIVE;
+	rc->slot = slot_take(sc, MOD_RELAY);
+	if (sc->d.relay)
+		r = relay_send(sc->d.relay, &rm, on_relay_done, rc);
+	free(rr);
+	if (r < 0) {
+		struct result *res = calloc(n, sizeof(*res));
+
+		if (res == NULL) {
+			slot_put(sc, MOD_RELAY, rc->slot);
+			free(rc->items);
+			free(rc);
+			delay_queue(sc, q, 1, "out of memory");
+			return;
+		}
+		for (size_t i = 0; i < n; i++)
+			result_set(&res[i], RESULT_DEFERRED, 451, "4.4.0",
+				"cannot start the relay transaction: %s",
+				strerror(-r));
+		on_relay_done(rc, res, n);
+		free(res);
+	}
+}
+
+/* Start deliveries while processors are free, module by module. */
 static void
 dispatch(struct sched *sc)
 {
 	struct sched_queue *q;
 
-	while (!sc->stopping && sc->running < sc->set.processors &&
-	    (q = TAILQ_FIRST(&sc->ready)) != NULL) {
-		TAILQ_REMOVE(&sc->ready, q, ready_link);
-		q->in_ready = false;
-		if (TAILQ_EMPTY(&q->items))
-			continue;
-		start_item(sc, q);
-	}
+	for (int mod = 0; mod < MOD_N; mod++)
+		while (!sc->stopping && sc->running[mod] < sc->cap[mod] &&
+		    (q = TAILQ_FIRST(&sc->ready[mod])) != NULL) {
+			TAILQ_REMOVE(&sc->ready[mod], q, ready_link);
+			q->in_ready = false;
+			if (TAILQ_EMPTY(&q->items))
+				continue;
+			if (mod == MOD_RELAY)
+				start_relay(sc, q);
+			else
+				start_pipe(sc, q);
+		}
 	check_stopped(sc);
 }
 
@@ -620,24 +833,18 @@ kick(struct sched *sc)
 	}
 }
 
-/* Queue a routed PIPE item into its module queue. */
-static int
-queue_item(struct sched *sc, struct sched_item *it)
+/* Insert it into q in queue-ID order (never before a busy head). */
+static void
+queue_insert(struct sched_queue *q, struct sched_item *it)
 {
-	struct sched_queue *q = it->route.pipe.queue ?
-		queue_named(sc, it->route.pipe.queue) : queue_new(sc, NULL);
+	struct sched_item *at = TAILQ_LAST(&q->items, item_list);
 
-	struct sched_item *at;
-
-	if (q == NULL)
-		return -ENOMEM;
 	it->q = q;
 	/*
 	 * Arrival order is queue-ID order: commits may finish out of order,
 	 * so walk back from the tail; never pass a head that is running or
 	 * delayed.
 	 */
-	at = TAILQ_LAST(&q->items, item_list);
 	while (at != NULL && strcmp(at->sm->m->id, it->sm->m->id) > 0 &&
 	    !(at == TAILQ_FIRST(&q->items) && q->state != Q_READY))
 		at = TAILQ_PREV(at, item_list, link);
@@ -645,6 +852,19 @@ queue_item(struct sched *sc, struct sched_item *it)
 		TAILQ_INSERT_HEAD(&q->items, it, link);
 	else
 		TAILQ_INSERT_AFTER(&q->items, at, it, link);
+}
+
+/* Queue a routed PIPE or transport item into its module queue. */
+static int
+queue_item(struct sched *sc, struct sched_item *it)
+{
+	const char *name = it->tr ? it->tr->cmd.queue : it->route.pipe.queue;
+	struct sched_queue *q = name ? queue_named(sc, name) :
+		queue_new(sc, MOD_PIPE, NULL);
+
+	if (q == NULL)
+		return -ENOMEM;
+	queue_insert(q, it);
 	if (q->state == Q_READY)
 		make_ready(sc, q);
 	return 0;
@@ -663,9 +883,13 @@ route_outcome(const struct route *rt, struct result *res)
 			rt->text ? rt->text : "undeliverable");
 }
 
-/* Route one pending recipient and queue or finish it. */
+/*
+ * Route one pending recipient: queue it (PIPE, transport), add it to the
+ * message's relay queue (*relay, created on first use), or finish it.
+ */
 static int
-add_rcpt(struct sched *sc, struct sched_msg *sm, size_t i)
+add_rcpt(struct sched *sc, struct sched_msg *sm, size_t i,
+	struct sched_queue **relay)
 {
 	struct store_msg *m = sm->m;
 	struct env_rcpt *rc = &m->env.rcpt[i];
@@ -691,18 +915,31 @@ add_rcpt(struct sched *sc, struct sched_msg *sm, size_t i)
 		return r;
 	}
 	sm->refs++;
-	if (it->route.kind == ROUTE_PIPE)
+	if (it->route.kind == ROUTE_TRANSPORT && sc->d.transports)
+		it->tr = transport_find(sc->d.transports, it->route.transport);
+	if (it->route.kind == ROUTE_PIPE || it->tr)
 		return queue_item(sc, it);
-	/* everything else is final now (transports and relay arrive later) */
+	if (it->route.kind == ROUTE_RELAY && sc->d.relay) {
+		if (*relay == NULL &&
+		    (*relay = queue_new(sc, MOD_RELAY, NULL)) == NULL) {
+			sm->refs--;
+			item_free(it);
+			return -ENOMEM;
+		}
+		queue_insert(*relay, it);
+		return 0;
+	}
+	/* everything else is final now */
 	if (it->route.kind == ROUTE_TRANSPORT || it->route.kind == ROUTE_RELAY)
 		result_set(&res, RESULT_FAILED, 554, "5.3.3",
-			"%s delivery is not available in this version",
+			"%s delivery is not configured",
 			route_kind_name(it->route.kind));
 	else
 		route_outcome(&it->route, &res);
-	log_attempt(sc, sm, i, module_name(it->route.kind), NULL, &res, NULL,
-		1, it->route.address);
-	item_final(sc, it, &res, false);
+	it->q = NULL;
+	log_attempt(sc, sm, i, item_module(it), NULL, &res, NULL, 1,
+		it->route.address);
+	item_final(sc, it, &res, NULL);
 	result_clear(&res);
 	return 0;
 }
@@ -712,6 +949,7 @@ int
 sched_add(struct sched *sc, struct store_msg *m)
 {
 	struct sched_msg *sm = calloc(1, sizeof(*sm));
+	struct sched_queue *relay = NULL;
 	int r = 0;
 
 	if (sm == NULL)
@@ -723,7 +961,9 @@ sched_add(struct sched *sc, struct store_msg *m)
 	sc->nmsgs++;
 	for (size_t i = 0; i < m->env.nrcpt && r == 0; i++)
 		if (m->env.rcpt[i].state == RCPT_PENDING)
-			r = add_rcpt(sc, sm, i);
+			r = add_rcpt(sc, sm, i, &relay);
+	if (relay)
+		make_ready(sc, relay);
 	if (r < 0)
 		log_msg(sc->d.log, LOG_ENQUEUER, LOG_FAILURES,
 			"id=%s cannot queue every recipient: %s (the rest waits "
@@ -750,8 +990,8 @@ sched_open(const struct sched_settings *s, const struct sched_deps *d,
 	if (sc == NULL)
 		return -ENOMEM;
 	sc->set = *s;
-	if (sc->set.processors == 0)
-		sc->set.processors = 1;
+	sc->cap[MOD_PIPE] = s->processors ? s->processors : 1;
+	sc->cap[MOD_RELAY] = s->relay_processors ? s->relay_processors : 1;
 	sc->retry = calloc(s->nretry ? s->nretry : 1, sizeof(*sc->retry));
 	if (sc->retry == NULL) {
 		free(sc);
@@ -762,7 +1002,8 @@ sched_open(const struct sched_settings *s, const struct sched_deps *d,
 	sc->set.retry_s = sc->retry;
 	sc->d = *d;
 	sc->router = *d->router;
-	TAILQ_INIT(&sc->ready);
+	for (int mod = 0; mod < MOD_N; mod++)
+		TAILQ_INIT(&sc->ready[mod]);
 	LIST_INIT(&sc->named);
 	uv_timer_init(d->loop, &sc->timer);
 	sc->timer.data = sc;
@@ -778,7 +1019,7 @@ check_stopped(struct sched *sc)
 {
 	sched_stopped_cb cb;
 
-	if (!sc->stopping || sc->running > 0 || sc->marks > 0 ||
+	if (!sc->stopping || sched_running(sc) > 0 || sc->marks > 0 ||
 	    sc->stopped_cb == NULL)
 		return;
 	cb = sc->stopped_cb;
@@ -806,11 +1047,15 @@ sched_messages(const struct sched *sc)
 	return sc->nmsgs;
 }
 
-/* Deliveries running. */
+/* Deliveries running (or recording their results), all modules. */
 unsigned
 sched_running(const struct sched *sc)
 {
-	return sc->running;
+	unsigned n = 0;
+
+	for (int mod = 0; mod < MOD_N; mod++)
+		n += sc->running[mod];
+	return n;
 }
 
 /* Free a queue's remaining items (at close). */
@@ -820,8 +1065,9 @@ drain_queue(struct sched_queue *q)
 	struct sched_item *it;
 
 	while ((it = TAILQ_FIRST(&q->items)) != NULL) {
-		TAILQ_REMOVE(&q->items, it, link);
 		struct sched_msg *sm = it->sm;
+
+		TAILQ_REMOVE(&q->items, it, link);
 		item_free(it);
 		msg_unref(sm);
 	}
@@ -852,15 +1098,16 @@ sched_close(struct sched *sc)
 
 	sc->stopping = true;
 	sc->stopped_cb = NULL;
-	/* transient queues are reachable from the ready list or the heap */
-	while ((q = TAILQ_FIRST(&sc->ready)) != NULL) {
-		TAILQ_REMOVE(&sc->ready, q, ready_link);
-		q->in_ready = false;
-		if (!q->named) {
-			drain_queue(q);
-			queue_free(q);
+	/* transient queues are reachable from the ready lists or the heap */
+	for (int mod = 0; mod < MOD_N; mod++)
+		while ((q = TAILQ_FIRST(&sc->ready[mod])) != NULL) {
+			TAILQ_REMOVE(&sc->ready[mod], q, ready_link);
+			q->in_ready = false;
+			if (!q->named) {
+				drain_queue(q);
+				queue_free(q);
+			}
 		}
-	}
 	while ((q = heap_pop(sc)) != NULL)
 		if (!q->named) {
 			drain_queue(q);

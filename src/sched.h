@@ -1,9 +1,12 @@
 /*
  * sched: the module queues. Every pending recipient of every queue file is
  * routed once when its message enters the scheduler and becomes an item in
- * a module queue: PIPE addresses with queue[NAME] share queue NAME (one
- * delivery at a time, arrival order), every other PIPE address gets its own
- * numeric queue. At most `processors` programs run at once. A deferred item
+ * a module queue: PIPE addresses (and queue-mode transports) with
+ * queue[NAME] share queue NAME (one delivery at a time, arrival order),
+ * every other one gets its own numeric queue; the recipients of one message
+ * that go to the SMTP relay share one RELAY queue (one transaction). At
+ * most `processors` programs and `relay_processors` relay transactions run
+ * at once. A deferred item
  * delays its queue (a named queue as a whole, so order holds) by the retry
  * schedule until the message's maximum lifetime, then fails. Outcomes that
  * need no program (null, error, unknown user, refused) are final at once.
@@ -22,12 +25,15 @@
 #include "log.h"
 #include "pipe.h"
 #include "router.h"
+#include "relay.h"
 #include "store.h"
+#include "transport.h"
 
 struct sched;
 
 struct sched_settings {
 	unsigned processors;		/* PIPE programs at once */
+	unsigned relay_processors;	/* relay transactions at once */
 	const uint64_t *retry_s;	/* retry intervals (copied) */
 	size_t nretry;
 	uint64_t max_lifetime_s;
@@ -39,6 +45,8 @@ struct sched_deps {
 	uv_loop_t *loop;
 	struct store *store;
 	struct pipe_module *pipe;
+	struct relay *relay;		/* NULL: no relay host */
+	const struct transport_table *transports;
 	struct logger *log;
 	const struct router_ctx *router;	/* direct_pipe_allowed is set
 						   per message by sched */

@@ -26,17 +26,22 @@
 #include <uv.h>
 
 #include "mp_build.h"
+#include "cidr.h"
 #include "config.h"
 #include "enqueue.h"
 #include "foreign.h"
 #include "log.h"
 #include "pipe.h"
+#include "relay.h"
 #include "routeinfo.h"
 #include "router.h"
 #include "sched.h"
+#include "smtpd.h"
 #include "spawn.h"
 #include "store.h"
 #include "submit.h"
+#include "tls.h"
+#include "transport.h"
 
 struct server {
 	const struct server_opts *opts;
@@ -44,6 +49,9 @@ struct server {
 	char *hostname;
 	struct config cfg;
 	struct router_table router;
+	struct transport_table transports;
+	struct cidr_list trusted;
+	struct tls_ctx *tls_server, *tls_client;
 	struct router_ctx rctx;
 	struct logger log;
 	uv_loop_t loop;
@@ -61,6 +69,8 @@ struct server {
 	struct enqueue *enq;
 	struct submit *submit;
 	struct foreign *foreign;
+	struct smtpd *smtpd;
+	struct relay *relay;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	bool stopping;
 	bool reloading;			/* a SIGHUP reload is on the pool */
@@ -131,10 +141,23 @@ load_config(struct server *s)
 	char *err = NULL;
 	int r;
 
+	const char *why = NULL;
+
 	r = routeinfo_load(s->base, s->opts->config, s->hostname, &s->cfg,
-		&s->router, &err);
+		&s->router, &s->transports, &err);
 	if (r < 0) {
 		say("%s", err ? err : strerror(-r));
+		free(err);
+		return r;
+	}
+	if ((r = cidr_list_parse(&s->cfg.smtp.trusted_networks, &s->trusted,
+	    &why)) < 0) {
+		say("[smtp] trusted-networks: %s", why ? why : strerror(-r));
+		return r;
+	}
+	if (s->cfg.smtp.tls_cert && (r = tls_ctx_server(s->cfg.smtp.tls_cert,
+	    s->cfg.smtp.tls_key, &s->tls_server, &err)) < 0) {
+		say("[smtp] tls-cert/tls-key: %s", err ? err : strerror(-r));
 		free(err);
 		return r;
 	}
@@ -210,6 +233,8 @@ close_all(struct server *s)
 		submit_close(s->submit);
 	if (s->foreign)
 		foreign_close(s->foreign);
+	if (s->smtpd)
+		smtpd_close(s->smtpd);
 	if (s->sched)
 		sched_close(s->sched);
 	if (s->pipe)
@@ -218,6 +243,7 @@ close_all(struct server *s)
 		spawn_client_close(s->spawn);
 	s->submit = NULL;
 	s->foreign = NULL;
+	s->smtpd = NULL;
 	s->sched = NULL;
 	s->pipe = NULL;
 	s->spawn = NULL;
@@ -237,7 +263,19 @@ on_closer(uv_idle_t *h)
 	log_msg(&s->log, LOG_SYSTEM, LOG_MAJOR, "stopped");
 }
 
-/* One part of the drain finished. */
+/* The relay client has closed its sessions: wait for the store. */
+static void
+on_relay_closed(void *arg)
+{
+	struct server *s = arg;
+
+	s->relay = NULL;
+	uv_idle_init(&s->loop, &s->closer);
+	s->closer.data = s;
+	uv_idle_start(&s->closer, on_closer);
+}
+
+/* The scheduler is idle: close the relay client, then the rest. */
 static void
 on_part_stopped(void *arg)
 {
@@ -245,9 +283,10 @@ on_part_stopped(void *arg)
 
 	if (--s->stop_waits > 0)
 		return;
-	uv_idle_init(&s->loop, &s->closer);
-	s->closer.data = s;
-	uv_idle_start(&s->closer, on_closer);
+	if (s->relay)
+		relay_close(s->relay, on_relay_closed, s);
+	else
+		on_relay_closed(s);
 }
 
 /* Intake has stopped: now let the scheduler drain. */
@@ -279,9 +318,11 @@ on_stop_signal(uv_signal_t *h, int signum)
 	}
 	s->stopping = true;
 	log_msg(&s->log, LOG_SYSTEM, LOG_MAJOR, "signal %d: stopping", signum);
-	s->stop_waits = 2;
+	s->stop_waits = s->smtpd ? 3 : 2;
 	submit_stop(s->submit, on_intake_stopped, s);
 	foreign_stop(s->foreign, on_intake_stopped, s);
+	if (s->smtpd)
+		smtpd_stop(s->smtpd, on_intake_stopped, s);
 }
 
 /* A configuration reload running on the thread pool. */
@@ -301,7 +342,7 @@ reload_work(uv_work_t *w)
 	struct reload *rl = w->data;
 
 	rl->r = routeinfo_load(rl->s->base, rl->s->opts->config,
-		rl->s->hostname, &rl->cfg, &rl->router, &rl->err);
+		rl->s->hostname, &rl->cfg, &rl->router, NULL, &rl->err);
 }
 
 /* Loop: apply the router table, local domains and log levels. */
@@ -328,7 +369,7 @@ reload_after(uv_work_t *w, int status)
 		if (s->opts->log_level == NULL)
 			memcpy(s->log.level, rl->cfg.log.level,
 				sizeof(s->log.level));
-		routeinfo_ctx(&s->cfg, &s->router, &s->rctx);
+		routeinfo_ctx(&s->cfg, &s->router, &s->transports, &s->rctx);
 		sched_set_router(s->sched, &s->rctx);
 		log_msg(&s->log, LOG_SYSTEM, LOG_MAJOR,
 			"SIGHUP: router (%zu records), local domains and log "
@@ -397,11 +438,65 @@ on_recovery_done(void *arg, int err, size_t found, size_t corrupt)
 		return;
 	foreign_start(s->foreign);
 	submit_start(s->submit);
+	if (s->smtpd && smtpd_start(s->smtpd) < 0)
+		log_msg(&s->log, LOG_SMTPI, LOG_FAILURES,
+			"cannot accept SMTP connections");
 	log_msg(&s->log, LOG_SYSTEM, LOG_MAJOR,
 		"ready: base %s, %zu router records, PIPE %s, user %lu",
 		s->base, s->router.n,
 		s->cfg.pipe.app_dir && s->cfg.pipe.app_dir[0] ?
 		s->cfg.pipe.app_dir : "off", (unsigned long)s->prog_uid);
+}
+
+/* The relay client, when [smtp] relay-host is set. */
+static int
+open_relay(struct server *s)
+{
+	struct relay_settings rs;
+	char *err = NULL;
+	int r;
+
+	if (s->cfg.smtp.relay_host == NULL)
+		return 0;
+	if (tls_ctx_client(&s->tls_client, &err) < 0) {
+		log_msg(&s->log, LOG_SMTP, LOG_PROBLEMS,
+			"no STARTTLS towards the relay: %s", err ? err : "?");
+		free(err);
+		s->tls_client = NULL;
+	}
+	memset(&rs, 0, sizeof(rs));
+	rs.host_port = s->cfg.smtp.relay_host;
+	rs.helo = s->cfg.server.hostname;
+	rs.connections = s->cfg.smtp.relay_connections;
+	rs.timeout_s = s->cfg.smtp.relay_timeout_s;
+	if ((r = relay_open(&s->loop, &rs, s->tls_client, &s->log,
+	    &s->relay)) < 0)
+		log_msg(&s->log, LOG_SMTP, LOG_FAILURES,
+			"cannot start the relay client for %s: %s",
+			s->cfg.smtp.relay_host, strerror(-r));
+	return r;
+}
+
+/* The SMTP listener, when [smtp] listen has addresses (binds now). */
+static int
+open_smtpd(struct server *s)
+{
+	struct smtpd_deps d;
+
+	if (s->cfg.smtp.listen.n == 0)
+		return 0;
+	memset(&d, 0, sizeof(d));
+	d.loop = &s->loop;
+	d.cfg = &s->cfg;
+	d.router = &s->rctx;
+	d.transports = &s->transports;
+	d.trusted = &s->trusted;
+	d.eq = s->enq;
+	d.store = s->store;
+	d.pipe = s->pipe;
+	d.tls = s->tls_server;
+	d.log = &s->log;
+	return smtpd_open(&d, &s->smtpd);
 }
 
 /* Open every module on the loop. */
@@ -436,9 +531,12 @@ open_modules(struct server *s)
 	if ((r = pipe_module_open(&s->loop, s->spawn, &ps, &s->log,
 	    &s->pipe)) < 0)
 		return r;
-	routeinfo_ctx(&s->cfg, &s->router, &s->rctx);
+	routeinfo_ctx(&s->cfg, &s->router, &s->transports, &s->rctx);
+	if ((r = open_relay(s)) < 0)
+		return r;
 	memset(&scs, 0, sizeof(scs));
 	scs.processors = s->cfg.pipe.processors;
+	scs.relay_processors = s->cfg.smtp.relay_connections;
 	scs.retry_s = s->cfg.queue.retry_s;
 	scs.nretry = s->cfg.queue.nretry;
 	scs.max_lifetime_s = s->cfg.queue.max_lifetime_s;
@@ -446,6 +544,8 @@ open_modules(struct server *s)
 	deps.loop = &s->loop;
 	deps.store = s->store;
 	deps.pipe = s->pipe;
+	deps.relay = s->relay;
+	deps.transports = &s->transports;
 	deps.log = &s->log;
 	deps.router = &s->rctx;
 	if ((r = sched_open(&scs, &deps, &s->sched)) < 0)
@@ -465,8 +565,11 @@ open_modules(struct server *s)
 	if ((r = submit_open(&s->loop, &sbs, s->enq, s->store, &s->log,
 	    &s->submit)) < 0)
 		return r;
-	return foreign_open(&s->loop, s->base, s->cfg.foreign.scan_interval_s,
-		s->store, s->sched, &s->log, &s->foreign);
+	if ((r = foreign_open(&s->loop, s->base,
+	    s->cfg.foreign.scan_interval_s, s->store, s->sched, &s->log,
+	    &s->foreign)) < 0)
+		return r;
+	return open_smtpd(s);
 }
 
 /* Install the signal watchers. */
@@ -580,6 +683,10 @@ server_main(const struct server_opts *o)
 		code = check_config(&s);
 	else
 		code = run(&s);
+	transport_table_free(&s.transports);
+	cidr_list_free(&s.trusted);
+	tls_ctx_free(s.tls_server);
+	tls_ctx_free(s.tls_client);
 	config_free(&s.cfg);
 	router_table_free(&s.router);
 	if (s.pidfd >= 0)

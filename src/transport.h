@@ -71,7 +71,8 @@ typedef void (*transport_sync_cb)(void *arg, struct transport_sync_rcpt *r,
  * line ends, the Received: field on top), with DELIVERY_ID uid.N and
  * QUEUE_ID uid (there is no queue file), and call cb once with the one
  * reply for the whole transaction (transport_sync_reply). r must stay
- * valid until cb.
+ * valid until cb. cb normally runs later, from the loop; only when not a
+ * single program could be started does it run before this returns.
  */
 int transport_sync_run(struct pipe_module *pm, const char *message, size_t len,
 	const char *sender, const char *uid, struct transport_sync_rcpt *r,

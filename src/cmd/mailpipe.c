@@ -49,6 +49,7 @@ cmd_route(const char *base, const char *config, bool json, int argc,
 	};
 	struct config cfg;
 	struct router_table t = ROUTER_TABLE_INIT;
+	struct transport_table tt = TRANSPORT_TABLE_INIT;
 	struct routeinfo ri = ROUTEINFO_INIT;
 	const char *sender = NULL;
 	char *host = NULL, *err = NULL, *abase = NULL;
@@ -82,22 +83,24 @@ cmd_route(const char *base, const char *config, bool json, int argc,
 	/* the server works from the absolute base: show the same paths */
 	if ((abase = realpath(base, NULL)) != NULL)
 		base = abase;
-	r = routeinfo_load(base, config, host, &cfg, &t, &err);
+	r = routeinfo_load(base, config, host, &cfg, &t, &tt, &err);
 	if (r < 0) {
 		fprintf(stderr, "mailpipe: %s\n", err ? err : strerror(-r));
 		code = EX_CONFIG;
-	} else if (routeinfo_explain(&cfg, &t, argv[optind], local, sender,
-	    &ri) < 0) {
+	} else if (routeinfo_explain(&cfg, &t, &tt, argv[optind], local,
+	    sender, &ri) < 0) {
 		fputs("mailpipe: out of memory\n", stderr);
 		code = EX_OSERR;
 	} else {
 		routeinfo_print(&ri, argv[optind], json, stdout);
 		code = route_fails(ri.route.kind) ||
-			(ri.route.kind == ROUTE_PIPE && !ri.has_argv) ?
+			((ri.route.kind == ROUTE_PIPE || ri.transport) &&
+			!ri.has_argv) ?
 			EX_NOUSER : EX_OK;
 	}
 	routeinfo_free(&ri);
 	router_table_free(&t);
+	transport_table_free(&tt);
 	config_free(&cfg);
 	free(err);
 	free(host);
