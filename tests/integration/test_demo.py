@@ -3,13 +3,31 @@ runs the server on the demo base directory, and `mail -s hi demo@...`
 reaches the demo application."""
 import os
 import signal
+import socket
 import subprocess
 
 from conftest import BUILD, SOURCE, prog, run, wait_for
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_demo_delivers_mail_to_the_demo_application(tmpdir755):
     base = os.path.join(tmpdir755, "var")
+    # the demo's own config, on free ports (scripts/demo keeps a config
+    # that is already there)
+    os.makedirs(base)
+    with open(os.path.join(SOURCE, "demo", "mailpipe.conf")) as f:
+        conf = f.read()
+    smtp_port = free_port()
+    conf = conf.replace("listen = 127.0.0.1:2525", f"listen = 127.0.0.1:{smtp_port}")
+    conf = conf.replace("http-listen = 127.0.0.1:8025",
+                        f"http-listen = 127.0.0.1:{free_port()}")
+    with open(os.path.join(base, "mailpipe.conf"), "w") as f:
+        f.write(conf)
     log = open(os.path.join(tmpdir755, "demo.log"), "wb")
     p = subprocess.Popen([os.path.join(SOURCE, "scripts", "demo")],
                          stdout=log, stderr=subprocess.STDOUT,

@@ -1146,10 +1146,41 @@ test_full_file(void **state)
 }
 
 /* Run the config tests. */
+
+/* The [smtp] limits of the listener and the relay client. */
+static void
+test_smtp_limits(void **state)
+{
+	struct config c;
+
+	parse_ok(&c, "[server]\n");
+	assert_int_equal(c.smtp.max_connections, 100);
+	assert_int_equal(c.smtp.idle_timeout_s, 300);
+	assert_int_equal(c.smtp.max_errors, 10);
+	assert_int_equal(c.smtp.relay_connections, 2);
+	assert_int_equal(c.smtp.relay_timeout_s, 300);
+	config_free(&c);
+	parse_ok(&c, "[smtp]\nmax-connections = 3\nidle-timeout = 2s\n"
+		"max-errors = 1\nrelay-connections = 5\nrelay-timeout = 1m\n");
+	assert_int_equal(c.smtp.max_connections, 3);
+	assert_int_equal(c.smtp.idle_timeout_s, 2);
+	assert_int_equal(c.smtp.max_errors, 1);
+	assert_int_equal(c.smtp.relay_connections, 5);
+	assert_int_equal(c.smtp.relay_timeout_s, 60);
+	config_free(&c);
+	expect_err("[smtp]\nmax-connections = 0\n", "t.conf:2: bad value for "
+		"'max-connections' in [smtp]: '0' is not a whole number from 1 "
+		"to 100000");
+	expect_err("[smtp]\nidle-timeout = 0s\n", "t.conf:2: bad value for "
+		"'idle-timeout' in [smtp]: duration '0s' is below the minimum "
+		"of 1s");
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_smtp_limits),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_defaults_edge),
 		cmocka_unit_test(test_empty_and_comments),
