@@ -125,9 +125,11 @@ transport_sync_reply(const struct transport_sync_rcpt *r, size_t n,
 		if (x->kind == RESULT_DEFERRED && worst == NULL)
 			worst = x;
 	}
+	if (worst == NULL && n == 1)	/* its own (maybe mapped) reply */
+		worst = &r[0].res;
 	if (worst == NULL)
 		return result_set(out, RESULT_DELIVERED, 250, "2.0.0",
-			"delivered to %zu program%s", n, n == 1 ? "" : "s");
+			"delivered to %zu programs", n);
 	return result_set(out, worst->kind, worst->reply, worst->status, "%s",
 		worst->text ? worst->text : "");
 }

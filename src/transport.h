@@ -78,9 +78,10 @@ int transport_sync_run(struct pipe_module *pm, const char *message, size_t len,
 	const char *sender, const char *uid, struct transport_sync_rcpt *r,
 	size_t n, transport_sync_cb cb, void *arg);
 /*
- * One SMTP reply for several sync results (pure): 250 when every program
- * succeeded; otherwise the first permanent failure if any, else the first
- * temporary one (so a client retries only what may succeed later).
+ * One SMTP reply for several sync results (pure): the program's own reply
+ * when there is one program; 250 when every program succeeded; otherwise
+ * the first permanent failure if any, else the first temporary one (so a
+ * client retries only what may succeed later).
  */
 int transport_sync_reply(const struct transport_sync_rcpt *r, size_t n,
 	struct result *out);

@@ -324,3 +324,83 @@ def server_factory(base):
             except Exception:
                 s.kill()
                 raise
+
+
+# ---------------------------------------------------------------------------
+# SMTP listener helpers (test_smtp.py, test_transport.py)
+
+import socket
+
+
+def free_port(family=socket.AF_INET, host="127.0.0.1"):
+    """A TCP port that is free now (bind port 0 and let it go)."""
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def smtp_config(listen, smtp="", extra="", config=BASE_CONFIG):
+    """BASE_CONFIG with [smtp] listen set and more [smtp] keys / sections."""
+    marker = "[smtp]\nlisten =\n"
+    assert marker in config
+    return config.replace(marker, f"[smtp]\nlisten = {listen}\n{smtp}") + extra
+
+
+class RawSMTP:
+    """A bare SMTP client on a socket: exact bytes out, replies parsed."""
+
+    def __init__(self, port, host="127.0.0.1", family=socket.AF_INET,
+                 timeout=20):
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect((host, port))
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data.encode() if isinstance(data, str) else data)
+
+    def _line(self):
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError(f"connection closed; pending {self.buf!r}")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.rstrip(b"\r").decode("utf-8", "replace")
+
+    def reply(self):
+        """(code, [line texts]) of the next (multi-line) reply."""
+        lines = []
+        while True:
+            line = self._line()
+            assert len(line) >= 3 and line[:3].isdigit(), line
+            lines.append(line)
+            if len(line) == 3 or line[3] == " ":
+                return int(line[:3]), [l[4:] for l in lines]
+
+    def cmd(self, line):
+        self.send(line + "\r\n")
+        return self.reply()
+
+    def at_eof(self):
+        """True once the server has closed (anything else buffered: False)."""
+        if self.buf:
+            return False
+        try:
+            return self.sock.recv(65536) == b""
+        except ConnectionResetError:
+            return True
+
+    def close(self):
+        self.sock.close()
+
+
+def queue_leftovers(base):
+    """Every .tmp or .msg under Queue/ (outside Queue/corrupt)."""
+    out = []
+    for root, dirs, files in os.walk(os.path.join(base, "Queue")):
+        if os.path.basename(root) == "corrupt":
+            continue
+        out += [os.path.join(root, f) for f in files
+                if f.endswith((".tmp", ".msg"))]
+    return sorted(out)

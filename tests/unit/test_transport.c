@@ -135,11 +135,17 @@ test_sync_reply(void **state)
 	struct result out = RESULT_INIT;
 
 	memset(r, 0, sizeof(r));
-	res(&r[0], RESULT_DELIVERED, 250, "2.0.0", "ok");
+	res(&r[0], RESULT_DELIVERED, 250, "2.0.0", "filed as #42");
+	/* one program: its own (maybe code.N-mapped) reply */
+	assert_int_equal(transport_sync_reply(r, 1, &out), 0);
+	assert_int_equal(out.reply, 250);
+	assert_string_equal(out.text, "filed as #42");
+	result_clear(&out);
 	res(&r[1], RESULT_DELIVERED, 250, "2.0.0", "ok");
 	assert_int_equal(transport_sync_reply(r, 2, &out), 0);
 	assert_int_equal(out.kind, RESULT_DELIVERED);
 	assert_int_equal(out.reply, 250);
+	assert_string_equal(out.text, "delivered to 2 programs");
 	result_clear(&out);
 
 	res(&r[2], RESULT_DEFERRED, 451, "4.3.0", "busy");
