@@ -3,6 +3,7 @@ runs the server on the demo base directory, and `mail -s hi demo@...`
 reaches the demo application."""
 import os
 import signal
+import smtplib
 import socket
 import subprocess
 
@@ -50,6 +51,13 @@ def test_demo_delivers_mail_to_the_demo_application(tmpdir755):
         with open(os.path.join(inbox, name)) as f:
             text = f.read()
         assert "Subject: hi\n" in text and text.endswith("\n\nhello demo\n")
+        # the README's smtplib example, against the demo's listener
+        with smtplib.SMTP("127.0.0.1", smtp_port, timeout=20) as smtp:
+            smtp.sendmail("me@localhost", ["demo@localhost"],
+                          "Subject: hi\n\nhello over SMTP\n")
+        wait_for(lambda: len([f for f in os.listdir(inbox)
+                              if f.endswith(".eml")]) == 2,
+                 what="the SMTP delivery")
         # list-NAME@ goes to the serialised LISTS queue with one argument
         r = run([prog("mail"), "-s", "to a list", "list-news@demo.example"],
                 input=b"for the list\n", env={"MAILPIPE_BASE": base})
