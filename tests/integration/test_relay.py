@@ -1,0 +1,180 @@
+"""The SMTP relay client end to end: mail submitted through Submitted/ to
+non-local recipients reaches [smtp] relay-host (an aiosmtpd sink on
+loopback, smtpsink.py) with the right envelope and body; the relay's
+replies decide each recipient; 4xx and a relay that is down are retried
+(retry = 1s) until the relay accepts; one connection carries several
+messages."""
+import os
+
+import pytest
+
+from conftest import BASE_CONFIG, free_port, message, wait_for
+from smtpsink import Sink
+
+FAR = "someone@far.example"
+
+
+def relay_config(host_port, extra=""):
+    """BASE_CONFIG with the relay host (and more [smtp] keys)."""
+    marker = "[smtp]\nlisten =\n"
+    assert marker in BASE_CONFIG
+    return BASE_CONFIG.replace(
+        marker, f"[smtp]\nlisten =\nrelay-host = {host_port}\n"
+                "relay-timeout = 5s\n" + extra)
+
+
+@pytest.fixture
+def sink_factory():
+    sinks = []
+
+    def make(script=None, **kw):
+        s = Sink(script, **kw).start()
+        sinks.append(s)
+        return s
+    yield make
+    for s in sinks:
+        s.stop()
+
+
+def relay_server(server_factory, host_port, extra=""):
+    return server_factory(config=relay_config(host_port, extra)).start()
+
+
+def test_delivered_with_envelope_and_body(server_factory, sink_factory):
+    sink = sink_factory()
+    s = relay_server(server_factory, sink.host_port)
+    s.submit(message(to=FAR, frm="joe@remote.example", subject="relayed",
+                     body="line one\n.dotted\n..two dots\n"))
+    (t,) = sink.wait_transactions(1)
+    assert t["mail_from"] == "joe@remote.example"
+    assert [r["addr"] for r in t["rcpts"]] == [FAR]
+    data = t["data"]
+    assert b"\r\nSubject: relayed\r\n" in data
+    assert data.endswith(b"\r\n\r\nline one\r\n.dotted\r\n..two dots\r\n")
+    assert b"\n" not in data.replace(b"\r\n", b"")
+    assert any(o.startswith("SIZE=") for o in t["mail_options"])
+    (d,) = s.wait_deliveries(1, module="RELAY", rcpt=FAR)
+    assert d["result"] == "delivered"
+    assert "250" in d["reason"]
+    s.wait_queue_empty()
+    s.wait_log(r"SMTP major: connected session=\d+ relay=127\.0\.0\.1:\d+")
+    s.wait_log(r"SMTP major: transaction session=\d+ from=<joe@remote\.example>")
+
+
+def test_per_recipient_replies(server_factory, sink_factory):
+    sink = sink_factory({"rcpt:bad@far.example": "550 5.1.1 no such user"})
+    s = relay_server(server_factory, sink.host_port)
+    s.submit(message(to="bad@far.example, good@far.example"))
+    sink.wait_transactions(1)
+    (bad,) = s.wait_deliveries(1, module="RELAY", rcpt="bad@far.example")
+    (good,) = s.wait_deliveries(1, module="RELAY", rcpt="good@far.example")
+    assert bad["result"] == "failed"
+    assert bad["reason"].startswith("550 5.1.1 ")
+    assert "relay said: 550 5.1.1 no such user" in bad["reason"]
+    assert good["result"] == "delivered"
+    (t,) = sink.transactions
+    assert [r["addr"] for r in t["rcpts"]] == ["bad@far.example",
+                                               "good@far.example"]
+    s.wait_queue_empty()
+
+
+def test_local_and_remote_recipients_split(server_factory, sink_factory):
+    """Only the non-local recipient goes to the relay."""
+    sink = sink_factory()
+    s = server_factory(config=relay_config(sink.host_port),
+                       router="<local> = null\n").start()
+    s.submit(message(to=f"local@test.example, {FAR}"))
+    (t,) = sink.wait_transactions(1)
+    assert [r["addr"] for r in t["rcpts"]] == [FAR]
+    s.wait_deliveries(1, module="RELAY", rcpt=FAR, result="delivered")
+    s.wait_queue_empty()
+
+
+def test_4xx_deferred_then_delivered(server_factory, sink_factory):
+    sink = sink_factory({"rcpt:later@far.example": ["451 4.3.0 try later",
+                                                    "451 4.3.0 try later"]})
+    s = relay_server(server_factory, sink.host_port)
+    s.submit(message(to="later@far.example"))
+    deferred = s.wait_deliveries(2, module="RELAY", rcpt="later@far.example",
+                                 result="deferred")
+    assert "451 4.3.0" in deferred[0]["reason"]
+    assert "try later" in deferred[0]["reason"]
+    s.wait_deliveries(1, module="RELAY", rcpt="later@far.example",
+                      result="delivered", timeout=60)
+    (t,) = sink.wait_transactions(1)
+    assert [r["addr"] for r in t["rcpts"]] == ["later@far.example"]
+    s.wait_queue_empty()
+
+
+def test_5xx_after_data_fails(server_factory, sink_factory):
+    sink = sink_factory({"message": "554 5.6.0 content rejected"})
+    s = relay_server(server_factory, sink.host_port)
+    s.submit(message(to=FAR))
+    (d,) = s.wait_deliveries(1, module="RELAY", rcpt=FAR)
+    assert d["result"] == "failed"
+    assert d["reason"].startswith("554 5.6.0 ")
+    s.wait_queue_empty()
+
+
+def test_relay_down_deferred_then_delivered(server_factory, sink_factory):
+    port = free_port()
+    s = relay_server(server_factory, f"127.0.0.1:{port}")
+    s.submit(message(to=FAR))
+    (d, *_) = s.wait_deliveries(1, module="RELAY", rcpt=FAR,
+                                result="deferred")
+    assert d["reason"].startswith("451 4.4.1 ")
+    assert "connection refused" in d["reason"]
+    assert len(s.queue_files()) == 1
+    sink = sink_factory(port=port)
+    s.wait_deliveries(1, module="RELAY", rcpt=FAR, result="delivered",
+                      timeout=60)
+    sink.wait_transactions(1)
+    s.wait_queue_empty()
+
+
+def test_one_connection_for_several_messages(server_factory, sink_factory):
+    sink = sink_factory()
+    s = relay_server(server_factory, sink.host_port,
+                     "relay-connections = 1\n")
+    for i in range(4):
+        s.submit(message(to=f"r{i}@far.example", subject=f"m{i}"),
+                 name=f"m{i}")
+    sink.wait_transactions(4)
+    s.wait_queue_empty()
+    assert sink.connections == 1
+    assert sink.max_open == 1
+    got = sorted(t["rcpts"][0]["addr"] for t in sink.transactions)
+    assert got == [f"r{i}@far.example" for i in range(4)]
+
+
+def test_starttls_used(server_factory, sink_factory):
+    sink = sink_factory(tls="starttls")
+    s = relay_server(server_factory, sink.host_port)
+    s.submit(message(to=FAR))
+    (t,) = sink.wait_transactions(1)
+    assert t["tls"] is True
+    s.wait_deliveries(1, module="RELAY", rcpt=FAR, result="delivered")
+    s.wait_log(r"SMTP major: connected .* tls=TLSv1\.[23] ")
+
+
+def test_8bit_without_8bitmime_fails(server_factory, sink_factory):
+    sink = sink_factory(eightbitmime=False)
+    s = relay_server(server_factory, sink.host_port)
+    s.submit(message(to=FAR, body="caf\u00e9\n",
+                     extra="MIME-Version: 1.0\n"
+                           "Content-Type: text/plain; charset=utf-8\n"
+                           "Content-Transfer-Encoding: 8bit\n"))
+    (d,) = s.wait_deliveries(1, module="RELAY", rcpt=FAR)
+    assert d["result"] == "failed"
+    assert d["reason"].startswith("554 5.6.3 ")
+    s.wait_queue_empty()
+    assert sink.transactions == []
+
+
+def test_without_relay_host_non_local_fails(server_factory):
+    s = server_factory().start()
+    s.submit(message(to=FAR))
+    (d,) = s.wait_deliveries(1, rcpt=FAR)
+    assert d["result"] == "failed"
+    assert d["reason"].startswith("554 5.4.4")
+    s.wait_queue_empty()
