@@ -897,6 +897,28 @@ commit_after(uv_work_t *req, int status)
 		store_free(st);
 }
 
+/* A new store_msg with a fresh ID, its folder ("" or "NN") and paths. */
+static int
+msg_place(struct store *st, struct store_msg **mp, char **folder)
+{
+	struct store_msg *m = msg_new();
+	int r;
+
+	*folder = NULL;
+	if (m == NULL)
+		return -ENOMEM;
+	if ((r = id_next(st, m->id)) < 0 ||
+	    (r = folder_name(st, m->id, folder)) < 0 ||
+	    (r = msg_set_paths(st, m, *folder)) < 0) {
+		store_msg_free(m);
+		free(*folder);
+		*folder = NULL;
+		return r;
+	}
+	*mp = m;
+	return 0;
+}
+
 /* Write a new queue file durably from env and message. */
 int
 store_commit(struct store *st, struct envelope *env, struct buf *message,
@@ -913,19 +935,17 @@ store_commit(struct store *st, struct envelope *env, struct buf *message,
 		return -EBUSY;
 	if (!(flags & STORE_EXEMPT_LIMIT) && store_full(st))
 		return -ENOSPC;
-	if ((j = calloc(1, sizeof(*j))) == NULL || (m = msg_new()) == NULL) {
-		free(j);
+	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return -ENOMEM;
+	if ((r = msg_place(st, &j->m, &j->folder)) < 0) {
+		free(j);
+		return r;
 	}
+	m = j->m;
 	j->req.data = j;
 	j->st = st;
-	j->m = m;
 	j->cb = cb;
 	j->arg = arg;
-	if ((r = id_next(st, m->id)) < 0 ||
-	    (r = folder_name(st, m->id, &j->folder)) < 0 ||
-	    (r = msg_set_paths(st, m, j->folder)) < 0)
-		goto fail;
 	if (unlink_after && (j->unlink_after = strdup(unlink_after)) == NULL) {
 		r = -ENOMEM;
 		goto fail;
@@ -1666,19 +1686,17 @@ store_import(struct store *st, const char *src_path, store_commit_cb cb,
 		return -EBUSY;
 	if (store_full(st))
 		return -ENOSPC;
-	if ((j = calloc(1, sizeof(*j))) == NULL || (m = msg_new()) == NULL) {
-		free(j);
+	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return -ENOMEM;
+	if ((r = msg_place(st, &j->m, &j->folder)) < 0) {
+		free(j);
+		return r;
 	}
+	m = j->m;
 	j->req.data = j;
 	j->st = st;
-	j->m = m;
 	j->cb = cb;
 	j->arg = arg;
-	if ((r = id_next(st, m->id)) < 0 ||
-	    (r = folder_name(st, m->id, &j->folder)) < 0 ||
-	    (r = msg_set_paths(st, m, j->folder)) < 0)
-		goto fail;
 	if ((j->src = strdup(src_path)) == NULL) {
 		r = -ENOMEM;
 		goto fail;
