@@ -179,14 +179,11 @@ check_apps(const struct config *c, uid_t prog_uid, struct strv *warn)
 	buf_free(&p);
 }
 
-/* Checks beyond syntax (transport commands are checked when loading). */
-int
-routeinfo_check(const struct config *c, uid_t prog_uid, struct strv *warn,
-	struct strv *errs)
+/* Warnings beyond syntax (errors are found when loading). */
+void
+routeinfo_check(const struct config *c, uid_t prog_uid, struct strv *warn)
 {
-	(void)errs;
 	check_apps(c, prog_uid, warn);
-	return 0;
 }
 
 /* Route one address and build the invocation for pipe routes. */

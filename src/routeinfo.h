@@ -36,12 +36,12 @@ int routeinfo_load(const char *base_dir, const char *config_path,
 void routeinfo_ctx(const struct config *c, const struct router_table *t,
 	const struct transport_table *tt, struct router_ctx *ctx);
 /*
- * Checks beyond syntax: the application directory and its programs
- * (writable by group/others/program user -> warning). prog_uid is the uid
- * programs would run as. Messages are appended to warn / errs.
+ * Warnings beyond syntax (errors are found by routeinfo_load): the
+ * application directory and its programs writable by group, others or the
+ * program user (prog_uid). Messages are appended to warn.
  */
-int routeinfo_check(const struct config *c, uid_t prog_uid,
-	struct strv *warn, struct strv *errs);
+void routeinfo_check(const struct config *c, uid_t prog_uid,
+	struct strv *warn);
 
 struct routeinfo {
 	struct route route;
