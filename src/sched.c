@@ -37,7 +37,6 @@ struct sched_item {
 	char *delivery_id;		/* uid.N */
 	unsigned attempts;
 	struct sched_queue *q;
-	uint64_t started_ms;
 };
 
 TAILQ_HEAD(item_list, sched_item);
@@ -648,7 +647,6 @@ start_pipe(struct sched *sc, struct sched_queue *q)
 		return;
 	}
 	q->state = Q_ACTIVE;
-	it->started_ms = now_ms(sc);
 	pc->it = it;
 	pc->slot = slot_take(sc, MOD_PIPE);
 	r = pipe_run(sc->d.pipe, &req, on_pipe_done, pc);
