@@ -1,11 +1,12 @@
 /*
  * spawn: the spawn helper process and its client on the server's loop.
  * The helper owns every delivery program: it trust-checks the application
- * directory and program, starts them with posix_spawn (own session, default
- * signals, empty mask, fds 0/1/2 only, given cwd and environment), kills a
- * job's whole process group when its leader exits, reaps everything and
- * exits when the server goes away. Never runs a shell, never lets a
- * program inherit a descriptor, environment or signal disposition.
+ * directory and program, starts them with a vfork-style clone (own session,
+ * default signals, empty mask, fds 0/1/2 only, given cwd and environment),
+ * kills a job's whole process group when its leader exits, reaps
+ * everything and exits when the server goes away. Never runs a shell,
+ * never lets a program inherit a descriptor, environment or signal
+ * disposition.
  */
 #include "spawn.h"
 
@@ -14,10 +15,11 @@
 #include <grp.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -33,6 +35,8 @@
 #define SPAWN_REQ_MAX (256 * 1024)
 /* Socket buffer asked for, so that a full-size request fits. */
 #define SPAWN_SOCKBUF (SPAWN_REQ_MAX + 64 * 1024)
+/* Stack of the clone child that execs a program (see helper_spawn). */
+#define SPAWN_STACK (64 * 1024)
 
 enum msg_type {
 	MSG_RUN = 1,	/* client -> helper, with 3 fds (+ 1 to hold) */
@@ -137,7 +141,12 @@ struct helper {
 	struct helper_job *jobs;
 	size_t njobs, cap;
 	char *rbuf;			/* SPAWN_REQ_MAX bytes */
+	char *stack;			/* SPAWN_STACK bytes, for helper_spawn */
 };
+
+/* The signals the helper ignores; every other one is at its default. */
+static const int helper_ignored[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM,
+    SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2 };
 
 /* Send one reply; errors show up as EOF on the next receive. */
 static void
@@ -300,37 +309,95 @@ helper_find_job(const struct helper *h, uint64_t id)
 	return -1;
 }
 
-/* posix_spawn the checked program; 0 or an errno. */
-static int
-helper_posix_spawn(const char *path, const char *cwd, const int fds[3],
-	char **argv, char **envp, pid_t *pid)
-{
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t all, none;
-	int r;
+/* What helper_spawn hands its child; err is the child's report. */
+struct spawn_child {
+	const char *path, *cwd;
+	const int *fds;
+	char **argv, **envp;
+	int err;		/* set by the child when it cannot exec */
+};
 
-	if ((r = posix_spawnattr_init(&at)) != 0)
-		return r;
-	if ((r = posix_spawn_file_actions_init(&fa)) != 0) {
-		posix_spawnattr_destroy(&at);
-		return r;
+/*
+ * The clone child, on the helper's memory and its own small stack, with
+ * every signal blocked: make the process a program's and exec it. Only
+ * async-signal-safe calls; on failure leaves errno in a->err and returns
+ * 127, which clone turns into the child's exit like _exit(127) (a noreturn
+ * call would make ASan warn about a stack it does not know).
+ */
+static int
+spawn_child_exec(void *arg)
+{
+	struct spawn_child *a = arg;
+	struct sigaction sa;
+	sigset_t none;
+	int fd[3];
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(helper_ignored) /
+	    sizeof(helper_ignored[0]); i++)
+		if (sigaction(helper_ignored[i], &sa, NULL) < 0)
+			goto fail;
+	if (setsid() < 0)
+		goto fail;
+	/* Move a source that another dup2 would overwrite out of the way. */
+	for (int i = 0; i < 3; i++) {
+		fd[i] = a->fds[i];
+		if (fd[i] < 3 && fd[i] != i &&
+		    (fd[i] = fcntl(fd[i], F_DUPFD_CLOEXEC, 3)) < 0)
+			goto fail;
 	}
-	sigfillset(&all);
+	for (int i = 0; i < 3; i++) {
+		if (fd[i] == i) {
+			if (fcntl(i, F_SETFD, 0) < 0)
+				goto fail;
+		} else if (dup2(fd[i], i) < 0)
+			goto fail;
+	}
+	if (chdir(a->cwd) < 0 || close_range(3, ~0U, 0) < 0)
+		goto fail;
 	sigemptyset(&none);
-	if ((r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID |
-	    POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)) == 0 &&
-	    (r = posix_spawnattr_setsigdefault(&at, &all)) == 0 &&
-	    (r = posix_spawnattr_setsigmask(&at, &none)) == 0 &&
-	    (r = posix_spawn_file_actions_adddup2(&fa, fds[0], 0)) == 0 &&
-	    (r = posix_spawn_file_actions_adddup2(&fa, fds[1], 1)) == 0 &&
-	    (r = posix_spawn_file_actions_adddup2(&fa, fds[2], 2)) == 0 &&
-	    (r = posix_spawn_file_actions_addchdir_np(&fa, cwd)) == 0 &&
-	    (r = posix_spawn_file_actions_addclosefrom_np(&fa, 3)) == 0)
-		r = posix_spawn(pid, path, &fa, &at, argv, envp);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
-	return r;
+	if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+		goto fail;
+	execve(a->path, a->argv, a->envp);
+fail:
+	a->err = errno ? errno : EINVAL;
+	return 127;
+}
+
+/*
+ * Start the checked program: a clone sharing our memory that suspends us
+ * until it has exec'd or failed (CLONE_VM | CLONE_VFORK), on a stack made
+ * once in helper_setup. 0 with *pid set, or an errno with no child left.
+ */
+static int
+helper_spawn(struct helper *h, const char *path, const char *cwd,
+	const int fds[3], char **argv, char **envp, pid_t *pid)
+{
+	struct spawn_child a = { .path = path, .cwd = cwd, .fds = fds,
+	    .argv = argv, .envp = envp, .err = 0 };
+	sigset_t all, old;
+	pid_t p;
+	int err;
+
+	/* No signal may be handled in the child before it resets them. */
+	sigfillset(&all);
+	if (sigprocmask(SIG_SETMASK, &all, &old) < 0)
+		return errno;
+	p = clone(spawn_child_exec, h->stack + SPAWN_STACK,
+	    CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+	err = p < 0 ? errno : 0;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (p < 0)
+		return err;
+	if (a.err != 0) {
+		while (waitpid(p, NULL, 0) < 0 && errno == EINTR)
+			;
+		return a.err;
+	}
+	*pid = p;
+	return 0;
 }
 
 /* Split the strings of a request; false when malformed. */
@@ -389,7 +456,7 @@ helper_run(struct helper *h, const struct msg_hdr *hdr, size_t len,
 	char **argv = NULL, **envp = NULL;
 	struct buf path = BUF_INIT;
 	int fail, why, err = 0;
-	pid_t pid;
+	pid_t pid = -1;
 
 	if (flags & MSG_TRUNC) {
 		helper_fail(h, hdr->job, SPAWN_FAIL_EXEC, WHY_TOO_LONG, E2BIG);
@@ -429,7 +496,7 @@ helper_run(struct helper *h, const struct msg_hdr *hdr, size_t len,
 		h->jobs = v;
 		h->cap = cap;
 	}
-	err = helper_posix_spawn(path.data, fixed[2], fds, argv, envp, &pid);
+	err = helper_spawn(h, path.data, fixed[2], fds, argv, envp, &pid);
 	if (err == EAGAIN || err == ENOMEM || err == EMFILE || err == ENFILE)
 		helper_fail(h, hdr->job, SPAWN_FAIL_TEMP, WHY_TEMP, err);
 	else if (err != 0)
@@ -606,8 +673,6 @@ helper_fds(int sock)
 static int
 helper_signals(struct helper *h)
 {
-	static const int ignored[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM,
-	    SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2 };
 	struct sigaction sa;
 	sigset_t set;
 
@@ -618,8 +683,9 @@ helper_signals(struct helper *h)
 		if (sig != SIGKILL && sig != SIGSTOP)
 			sigaction(sig, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
-	for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
-		sigaction(ignored[i], &sa, NULL);
+	for (size_t i = 0; i < sizeof(helper_ignored) /
+	    sizeof(helper_ignored[0]); i++)
+		sigaction(helper_ignored[i], &sa, NULL);
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	if (sigprocmask(SIG_SETMASK, &set, NULL) < 0)
@@ -642,6 +708,27 @@ helper_drop(const struct spawn_settings *s)
 		return -EPERM;
 	if (s->uid != 0 && (setuid(0) == 0 || seteuid(0) == 0))
 		return -EPERM;
+	return 0;
+}
+
+/*
+ * Map the clone child's stack, with a guard page below it. Never unmapped:
+ * the helper only ever leaves by _exit.
+ */
+static int
+helper_stack(struct helper *h)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	size_t guard = pg > 0 ? (size_t)pg : 4096;
+	char *p;
+
+	p = mmap(NULL, guard + SPAWN_STACK, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	if (mprotect(p, guard, PROT_NONE) < 0)
+		return -errno;
+	h->stack = p + guard;
 	return 0;
 }
 
@@ -671,7 +758,7 @@ helper_setup(struct helper *h, const struct spawn_settings *s, int sock)
 	umask(077);
 	if ((h->rbuf = malloc(SPAWN_REQ_MAX)) == NULL)
 		return -ENOMEM;
-	return 0;
+	return helper_stack(h);
 }
 
 /* The helper's whole life. */

@@ -2,7 +2,8 @@
  * spawn: starts delivery programs. A helper process, forked from mailpiped
  * before the event loop starts any thread, owns every program: it runs as
  * the program user (privileges dropped once, for good) with umask 077, is
- * the child subreaper, and starts programs with posix_spawn: own session
+ * the child subreaper, and starts programs with a vfork-style clone
+ * (CLONE_VM | CLONE_VFORK, a small child that execs at once): own session
  * and process group (setsid), default signal dispositions, empty signal
  * mask, only fds 0/1/2 open, the working directory asked for, the
  * environment given (never inherited). Before starting a program it checks
