@@ -248,22 +248,42 @@ on_write(uv_write_t *req, int status)
 	}
 }
 
-/* Put bytes (stolen from b) on the socket. */
+/*
+ * Put the bytes of b on the socket: straight away when nothing is queued
+ * and the socket takes them all (b is then emptied, its memory kept), else
+ * the rest through uv_write, which steals b's memory.
+ */
 static void
 write_buf(struct session *s, struct buf *b)
 {
 	struct wreq *w;
 	uv_buf_t ub;
+	size_t done = 0;
 	int r;
 
 	if (b->len == 0)
 		return;
+	if (s->writes == 0) {
+		ub = uv_buf_init(b->data, (unsigned)b->len);
+		r = uv_try_write((uv_stream_t *)&s->tcp, &ub, 1);
+		if (r < 0 && r != UV_EAGAIN) {
+			buf_reset(b);
+			session_kill(s, "write failed (client gone)");
+			return;
+		}
+		if (r > 0)
+			done = (size_t)r;
+		if (done == b->len) {
+			buf_reset(b);
+			return;
+		}
+	}
 	if ((w = calloc(1, sizeof(*w))) == NULL) {
 		buf_free(b);
 		session_kill(s, "out of memory");
 		return;
 	}
-	ub = uv_buf_init(b->data, (unsigned)b->len);
+	ub = uv_buf_init(b->data + done, (unsigned)(b->len - done));
 	w->s = s;
 	w->req.data = w;
 	w->data = b->data;
