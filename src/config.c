@@ -40,8 +40,8 @@ enum key_id {
 	K_PIPE_STDERR_LIMIT, K_PIPE_DIRECT, K_PIPE_PATH,
 	K_SUBMITTED_SCAN, K_FOREIGN_SCAN,
 	K_SMTP_LISTEN, K_SMTP_ASYNC, K_SMTP_MAX_SIZE, K_SMTP_MAX_RCPT,
-	K_SMTP_MAX_CONN, K_SMTP_IDLE, K_SMTP_MAX_ERRORS, K_SMTP_RELAY_CONN,
-	K_SMTP_RELAY_TIMEOUT,
+	K_SMTP_MAX_CONN, K_SMTP_IDLE, K_SMTP_MAX_ERRORS, K_SMTP_MAX_JUNK,
+	K_SMTP_RELAY_CONN, K_SMTP_RELAY_TIMEOUT, K_SMTP_RELAY_IDLE,
 	K_SMTP_TRUSTED, K_SMTP_RELAY, K_SMTP_TLS_CERT, K_SMTP_TLS_KEY,
 	K_REPORTS_DELAY, K_REPORTS_RETURN, K_REPORTS_COPY, K_REPORTS_RECEIPTS,
 	K_REPORTS_WARNING,
@@ -81,8 +81,10 @@ static const struct {
 	[K_SMTP_MAX_CONN] = { S_SMTP, "max-connections" },
 	[K_SMTP_IDLE] = { S_SMTP, "idle-timeout" },
 	[K_SMTP_MAX_ERRORS] = { S_SMTP, "max-errors" },
+	[K_SMTP_MAX_JUNK] = { S_SMTP, "max-junk-commands" },
 	[K_SMTP_RELAY_CONN] = { S_SMTP, "relay-connections" },
 	[K_SMTP_RELAY_TIMEOUT] = { S_SMTP, "relay-timeout" },
+	[K_SMTP_RELAY_IDLE] = { S_SMTP, "relay-idle-timeout" },
 	[K_SMTP_TRUSTED] = { S_SMTP, "trusted-networks" },
 	[K_SMTP_RELAY] = { S_SMTP, "relay-host" },
 	[K_SMTP_TLS_CERT] = { S_SMTP, "tls-cert" },
@@ -440,6 +442,23 @@ get_duration(struct pctx *p, const char *v, uint64_t min, uint64_t *out)
 	if (n < min)
 		return why(p, "duration '%s' is below the minimum of %llus", v,
 			(unsigned long long)min);
+	*out = n;
+	return 0;
+}
+
+/* A duration value from min to max seconds. */
+static int
+get_duration_max(struct pctx *p, const char *v, uint64_t min, uint64_t max,
+	uint64_t *out)
+{
+	uint64_t n;
+	int r = get_duration(p, v, min, &n);
+
+	if (r < 0)
+		return r;
+	if (n > max)
+		return why(p, "duration '%s' is above the maximum of %llus", v,
+			(unsigned long long)max);
 	*out = n;
 	return 0;
 }
@@ -957,12 +976,19 @@ apply(struct pctx *p, enum key_id k, const char *v)
 		if ((r = get_int(p, v, 1, 1000, &n)) == 0)
 			c->smtp.max_errors = (unsigned)n;
 		return r;
+	case K_SMTP_MAX_JUNK:
+		if ((r = get_int(p, v, 1, 100000, &n)) == 0)
+			c->smtp.max_junk_commands = (unsigned)n;
+		return r;
 	case K_SMTP_RELAY_CONN:
 		if ((r = get_int(p, v, 1, 100, &n)) == 0)
 			c->smtp.relay_connections = (unsigned)n;
 		return r;
 	case K_SMTP_RELAY_TIMEOUT:
 		return get_duration(p, v, 1, &c->smtp.relay_timeout_s);
+	case K_SMTP_RELAY_IDLE:
+		return get_duration_max(p, v, 0, 3600,
+			&c->smtp.relay_idle_timeout_s);
 	case K_SMTP_TRUSTED:
 		return set_trusted(p, v);
 	case K_SMTP_RELAY:
@@ -1406,8 +1432,10 @@ config_defaults(struct config *c, const char *base_dir, const char *hostname)
 	c->smtp.max_connections = 100;
 	c->smtp.idle_timeout_s = 300;
 	c->smtp.max_errors = 10;
+	c->smtp.max_junk_commands = 100;
 	c->smtp.relay_connections = 2;
 	c->smtp.relay_timeout_s = 300;
+	c->smtp.relay_idle_timeout_s = 5;
 	c->reports.reporting_delay_s = 0;
 	c->reports.ret = RETURN_BODY;
 	c->reports.return_receipts = RECEIPTS_EVERYBODY;

@@ -101,8 +101,12 @@ struct config {
 		unsigned max_connections;	/* concurrent sessions; 100 */
 		uint64_t idle_timeout_s;	/* per command/line; 5m */
 		unsigned max_errors;	/* bad commands before 421; 10 */
+		unsigned max_junk_commands;	/* NOOP/RSET/VRFY/HELP
+						   between messages; 100 */
 		unsigned relay_connections;	/* to the relay host; 2 */
 		uint64_t relay_timeout_s;	/* relay client I/O; 5m */
+		uint64_t relay_idle_timeout_s;	/* idle relay session;
+						   5s; 0 = QUIT at once */
 		struct strv trusted_networks;	/* CIDR text */
 		char *relay_host;	/* NULL = none */
 		char *tls_cert;

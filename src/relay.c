@@ -32,7 +32,6 @@
 /* A reply (all its lines) or an unfinished line longer than this is a
    protocol error, never cut. */
 #define RELAY_REPLY_MAX (1024 * 1024)
-#define RELAY_IDLE_DEFAULT_S 5
 #define RELAY_TIMEOUT_DEFAULT_S 300
 /* After a failed TLS handshake, STARTTLS is not tried for this long. */
 #define RELAY_TLS_BACKOFF_MS (3600 * 1000)
@@ -1005,6 +1004,31 @@ reply_status(const struct reply *rp, char st[RESULT_STATUS_MAX])
 	}
 }
 
+/*
+ * The text of a result made from a reply whose code and status the result
+ * carries (result_format puts them in front): the lines without the code
+ * and without a leading status equal to st, so the log's reason= names
+ * them once.
+ */
+static int
+reply_words(const struct reply *rp, const char *st, struct buf *out)
+{
+	size_t sl = strlen(st);
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < rp->lines.n; i++) {
+		const char *l = rp->lines.v[i];
+
+		if (strncmp(l, st, sl) == 0 && (l[sl] == ' ' || l[sl] == '\0'))
+			l += sl;
+		while (*l == ' ')
+			l++;
+		if (*l)
+			r = buf_printf(out, " %s", l);
+	}
+	return r;
+}
+
 /* Where a reply's result goes. */
 enum scope { TO_ONE, TO_REST, TO_ACCEPTED };
 
@@ -1022,6 +1046,8 @@ apply_reply(struct rsess *s, const struct reply *rp, enum cmd c,
 	struct buf rt = BUF_INIT, t = BUF_INIT;
 	enum result_kind k = class_kind(rp->code);
 	int code = rp->code;
+	bool own = true;	/* the result carries the relay's code and
+				   status: the text need not repeat them */
 
 	reply_status(rp, st);
 	if (k == RESULT_FAILED && (c == C_GREET || c == C_EHLO ||
@@ -1029,10 +1055,15 @@ apply_reply(struct rsess *s, const struct reply *rp, enum cmd c,
 		k = RESULT_DEFERRED;
 		code = 451;
 		st[0] = '4';
+		own = false;
 	}
 	reply_text(rp, &rt);
-	buf_printf(&t, "relay said: %s (in reply to %s)",
-	    rt.data ? rt.data : "", cmd_names[c]);
+	buf_puts(&t, "relay said:");
+	if (own)
+		reply_words(rp, st, &t);
+	else
+		buf_printf(&t, " %s", rt.data ? rt.data : "");
+	buf_printf(&t, " (in reply to %s)", cmd_names[c]);
 	for (size_t i = 0; i < m->nrcpt; i++) {
 		if (m->done[i] || (scope == TO_ONE && i != idx) ||
 		    (scope == TO_ACCEPTED && !m->accepted[i]))
@@ -1107,7 +1138,8 @@ txn_end(struct rsess *s)
 		sess_quit(s);
 		return;
 	}
-	sess_arm(s, r->s.idle_s);
+	/* idle_s 0: on_kick QUITs once nothing waits; timeout_s bounds it */
+	sess_arm(s, r->s.idle_s ? r->s.idle_s : r->s.timeout_s);
 	kick(r);
 }
 
@@ -2257,6 +2289,24 @@ close_check(struct relay *r)
 	uv_close((uv_handle_t *)&r->kick, on_kick_closed);
 }
 
+/*
+ * idle_s 0, after dispatch: QUIT the idle sessions when no message waits
+ * (one still being scanned keeps them: its scan's end kicks again).
+ */
+static void
+idle_quit(struct relay *r)
+{
+	struct rsess *s, *next;
+
+	if (r->s.idle_s > 0 || r->closing || !TAILQ_EMPTY(&r->queue))
+		return;
+	for (s = LIST_FIRST(&r->sessions); s; s = next) {
+		next = LIST_NEXT(s, link);
+		if (s->st == SS_IDLE)
+			sess_quit(s);
+	}
+}
+
 /* Run the callbacks of answered messages, then dispatch. */
 static void
 on_kick(uv_timer_t *t)
@@ -2274,6 +2324,7 @@ on_kick(uv_timer_t *t)
 		msg_maybe_free(m);
 	}
 	dispatch(r);
+	idle_quit(r);
 	r->in_kick = false;
 	close_check(r);
 }
@@ -2351,8 +2402,6 @@ relay_open(uv_loop_t *loop, const struct relay_settings *s,
 		r->s.connections = 1;
 	if (r->s.timeout_s == 0)
 		r->s.timeout_s = RELAY_TIMEOUT_DEFAULT_S;
-	if (r->s.idle_s == 0)
-		r->s.idle_s = RELAY_IDLE_DEFAULT_S;
 	if (r->s.timeout_s > UINT32_MAX)
 		r->s.timeout_s = UINT32_MAX;
 	if (r->s.idle_s > UINT32_MAX)

@@ -28,8 +28,8 @@ struct relay_settings {
 	const char *helo;	/* our name in EHLO */
 	unsigned connections;	/* most sessions at once, >= 1 */
 	uint64_t timeout_s;	/* each read/write/connect */
-	uint64_t idle_s;	/* keep an idle session this long (default 5s
-				   when 0) */
+	uint64_t idle_s;	/* keep an idle session this long; 0 = QUIT
+				   as soon as no message waits for it */
 };
 
 /* tls may be NULL (never STARTTLS). s is copied. */

@@ -463,6 +463,7 @@ open_relay(struct server *s)
 	rs.helo = s->cfg.server.hostname;
 	rs.connections = s->cfg.smtp.relay_connections;
 	rs.timeout_s = s->cfg.smtp.relay_timeout_s;
+	rs.idle_s = s->cfg.smtp.relay_idle_timeout_s;
 	if ((r = relay_open(&s->loop, &rs, s->tls_client, &s->log,
 	    &s->relay)) < 0)
 		log_msg(&s->log, LOG_SMTP, LOG_FAILURES,

@@ -123,6 +123,8 @@ struct session {
 	char *helo;
 	bool esmtp;
 	unsigned errors;
+	unsigned junk;			/* NOOP/RSET/VRFY/HELP since the
+					   last message accepted */
 	unsigned messages;
 	bool has_mail;
 	char *from;
@@ -793,6 +795,7 @@ sync_finish(struct session *s)
 			(char)('0' + code / 100));
 	if (code == 250) {
 		s->messages++;
+		s->junk = 0;
 		if (s->qid[0])
 			txn_finish(s, 250, status, "%s; queued as %s", text,
 				s->qid);
@@ -879,6 +882,7 @@ on_enqueued(void *arg, int err, const char *id)
 	snprintf(s->qid, sizeof(s->qid), "%s", id ? id : "");
 	if (s->nsync == 0) {
 		s->messages++;
+		s->junk = 0;
 		txn_finish(s, 250, "2.0.0", "ok: queued as %s", s->qid);
 		return;
 	}
@@ -1135,6 +1139,21 @@ bad(struct session *s, int code, const char *status, const char *fmt, ...)
 			host(s));
 		session_end(s, "too many errors");
 	}
+}
+
+/*
+ * NOOP, RSET, VRFY, HELP: counted until a message is accepted; past
+ * max-junk-commands the command is answered 421 and the session ends.
+ */
+static bool
+junk(struct session *s)
+{
+	if (++s->junk <= s->sd->d.cfg->smtp.max_junk_commands)
+		return false;
+	reply(s, 421, "4.7.0", "%s too many junk commands, closing connection",
+		host(s));
+	session_end(s, "too many junk commands");
+	return true;
 }
 
 /* Is s printable ASCII (space allowed), and not empty? */
@@ -1467,6 +1486,11 @@ command(struct session *s, const char *line, size_t len)
 	}
 	log_msg(s->sd->d.log, LOG_SMTPI, LOG_ALL, "session=%llu command %s",
 		(unsigned long long)s->id, smtp_verb_name(c.verb));
+	if ((c.verb == SMTP_NOOP || c.verb == SMTP_RSET ||
+	    c.verb == SMTP_VRFY || c.verb == SMTP_HELP) && junk(s)) {
+		smtp_cmd_free(&c);
+		return;
+	}
 	switch (c.verb) {
 	case SMTP_HELO:
 	case SMTP_EHLO:

@@ -513,6 +513,53 @@ def test_bad_command_counter(server_factory, out):
     s.wait_log(r"closed: too many errors")
 
 
+def test_junk_command_limit(server_factory, out):
+    """max-junk-commands = 5: five NOOPs are answered, the sixth gets 421
+    (instead of 250) and the connection closes."""
+    s = start(server_factory, out, smtp="max-junk-commands = 5\n")
+    c = session(s)
+    for _ in range(5):
+        assert c.cmd("NOOP") == (250, ["2.0.0 ok"])
+    assert c.cmd("NOOP") == (421, ["4.7.0 mx.test.example too many junk "
+                                   "commands, closing connection"])
+    assert c.at_eof()
+    s.wait_log(r"SMTPI major: session=\d+ client=127\.0\.0\.1 closed: "
+               r"too many junk commands; messages=0 errors=0")
+    # RSET, VRFY and HELP count too; pipelined commands after the 421 are
+    # never answered
+    c = session(s)
+    c.send("RSET\r\nVRFY joe\r\nHELP\r\nRSET\r\nNOOP\r\nHELP\r\n"
+           "NOOP\r\n")
+    assert [c.reply()[0] for _ in range(6)] == [250, 252, 214, 250, 250, 421]
+    assert c.at_eof()
+
+
+def test_junk_counter_resets_when_a_message_is_accepted(server_factory, out):
+    """A long session with an RSET and a NOOP before every message (far
+    more junk commands than the limit in total) is never cut: each accepted
+    message resets the counter."""
+    s = start(server_factory, out, smtp="max-junk-commands = 5\n")
+    c = session(s)
+    for i in range(8):
+        assert c.cmd("RSET")[0] == 250
+        assert c.cmd("NOOP")[0] == 250
+        assert c.cmd("NOOP")[0] == 250
+        assert c.cmd("MAIL FROM:<a@remote.example>")[0] == 250
+        assert c.cmd(f"RCPT TO:<r{i}@test.example>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        code, lines = c.cmd(f"Subject: m{i}\r\n\r\nbody\r\n.")
+        assert code == 250 and "queued as" in lines[0], lines
+        assert c.cmd("RSET")[0] == 250
+        assert c.cmd("NOOP")[0] == 250
+    # 24 junk commands so far; the count since the last message is 2
+    for _ in range(3):
+        assert c.cmd("VRFY joe")[0] == 252
+    assert c.cmd("NOOP")[0] == 421
+    assert c.at_eof()
+    wait_delivered(out, 8)
+    s.wait_log(r"closed: too many junk commands; messages=8 errors=0")
+
+
 def test_line_too_long(server_factory, out):
     s = start(server_factory, out)
     c = session(s)

@@ -1157,17 +1157,46 @@ test_smtp_limits(void **state)
 	assert_int_equal(c.smtp.max_connections, 100);
 	assert_int_equal(c.smtp.idle_timeout_s, 300);
 	assert_int_equal(c.smtp.max_errors, 10);
+	assert_int_equal(c.smtp.max_junk_commands, 100);
 	assert_int_equal(c.smtp.relay_connections, 2);
 	assert_int_equal(c.smtp.relay_timeout_s, 300);
+	assert_int_equal(c.smtp.relay_idle_timeout_s, 5);
 	config_free(&c);
 	parse_ok(&c, "[smtp]\nmax-connections = 3\nidle-timeout = 2s\n"
-		"max-errors = 1\nrelay-connections = 5\nrelay-timeout = 1m\n");
+		"max-errors = 1\nrelay-connections = 5\nrelay-timeout = 1m\n"
+		"max-junk-commands = 7\nrelay-idle-timeout = 30s\n");
 	assert_int_equal(c.smtp.max_connections, 3);
 	assert_int_equal(c.smtp.idle_timeout_s, 2);
 	assert_int_equal(c.smtp.max_errors, 1);
+	assert_int_equal(c.smtp.max_junk_commands, 7);
 	assert_int_equal(c.smtp.relay_connections, 5);
 	assert_int_equal(c.smtp.relay_timeout_s, 60);
+	assert_int_equal(c.smtp.relay_idle_timeout_s, 30);
 	config_free(&c);
+	/* the edges: 0s (QUIT after each batch) and 1h; 1 and 100000 */
+	parse_ok(&c, "[smtp]\nrelay-idle-timeout = 0s\n"
+		"max-junk-commands = 1\n");
+	assert_int_equal(c.smtp.relay_idle_timeout_s, 0);
+	assert_int_equal(c.smtp.max_junk_commands, 1);
+	config_free(&c);
+	parse_ok(&c, "[smtp]\nrelay-idle-timeout = 1h\n"
+		"max-junk-commands = 100000\n");
+	assert_int_equal(c.smtp.relay_idle_timeout_s, 3600);
+	assert_int_equal(c.smtp.max_junk_commands, 100000);
+	config_free(&c);
+	expect_err("[smtp]\nrelay-idle-timeout = 61m\n", "t.conf:2: bad value "
+		"for 'relay-idle-timeout' in [smtp]: duration '61m' is above "
+		"the maximum of 3600s");
+	expect_err("[smtp]\nrelay-idle-timeout = soon\n", "t.conf:2: bad "
+		"value for 'relay-idle-timeout' in [smtp]: 'soon' is not a "
+		"duration (examples: 30s, 10m, 2h, 3d; a bare number is "
+		"seconds)");
+	expect_err("[smtp]\nmax-junk-commands = 0\n", "t.conf:2: bad value "
+		"for 'max-junk-commands' in [smtp]: '0' is not a whole number "
+		"from 1 to 100000");
+	expect_err("[smtp]\nmax-junk-commands = 100001\n", "t.conf:2: bad "
+		"value for 'max-junk-commands' in [smtp]: '100001' is not a "
+		"whole number from 1 to 100000");
 	expect_err("[smtp]\nmax-connections = 0\n", "t.conf:2: bad value for "
 		"'max-connections' in [smtp]: '0' is not a whole number from 1 "
 		"to 100000");

@@ -237,6 +237,28 @@ sink_data(const struct sink *k, size_t i, size_t *len)
 	return s;
 }
 
+/* Has connection i (0-based) sent QUIT and been closed? The sink
+   rewrites record.json after every change, so this looks at it live. */
+static bool
+sink_quit_seen(const struct sink *k, size_t i)
+{
+	struct buf path = BUF_INIT;
+	json_error_t err;
+	json_t *rec, *c;
+	bool quit = false;
+
+	buf_printf(&path, "%s/record.json", k->dir);
+	rec = json_load_file(path.data, 0, &err);
+	buf_free(&path);
+	if (rec == NULL)
+		return false;
+	c = json_array_get(json_object_get(rec, "connections"), i);
+	if (c && json_is_false(json_object_get(c, "open")))
+		quit = jarr_has(json_object_get(c, "commands"), "QUIT");
+	json_decref(rec);
+	return quit;
+}
+
 /* ------------------------------------------------------------------ */
 /* The loop and the relay.                                             */
 
@@ -265,14 +287,14 @@ on_tick(uv_timer_t *h)
 	(void)h;
 }
 
-/* Set up a loop, a logger and a relay to host_port. */
+/* Set up a loop, a logger and a relay to host_port (idle_s given). */
 static void
-t_open(struct t *t, const char *host_port, unsigned connections,
-	uint64_t timeout_s, bool with_tls)
+t_open_idle(struct t *t, const char *host_port, unsigned connections,
+	uint64_t timeout_s, bool with_tls, uint64_t idle_s)
 {
 	struct relay_settings s = { .host_port = host_port,
 		.helo = "client.test", .connections = connections,
-		.timeout_s = timeout_s, .idle_s = 2 };
+		.timeout_s = timeout_s, .idle_s = idle_s };
 	const char *lv = getenv("RELAY_TEST_LOG");
 	enum log_level l = LOG_NONE;
 	char *err = NULL;
@@ -290,6 +312,14 @@ t_open(struct t *t, const char *host_port, unsigned connections,
 		free(err);
 	}
 	assert_int_equal(relay_open(&t->loop, &s, t->tls, &t->lg, &t->r), 0);
+}
+
+/* Set up a loop, a logger and a relay to host_port (idle_s = 2). */
+static void
+t_open(struct t *t, const char *host_port, unsigned connections,
+	uint64_t timeout_s, bool with_tls)
+{
+	t_open_idle(t, host_port, connections, timeout_s, with_tls, 2);
 }
 
 /* The relay's callback: keep the results. */
@@ -342,6 +372,22 @@ run_done(struct t *t, struct tmsg *ms, size_t n, unsigned secs)
 			fail_msg("relay did not answer within %us", secs);
 		uv_run(&t->loop, UV_RUN_ONCE);
 	}
+}
+
+/* Run the loop until the sink saw connection i QUIT and close; seconds. */
+static double
+run_until_quit(struct t *t, const struct sink *k, size_t i, unsigned secs)
+{
+	uint64_t start = uv_hrtime();
+	uint64_t end = start + (uint64_t)secs * 1000000000u;
+
+	while (!sink_quit_seen(k, i)) {
+		if (uv_hrtime() > end)
+			fail_msg("connection %zu did not QUIT within %us", i,
+				secs);
+		uv_run(&t->loop, UV_RUN_ONCE);
+	}
+	return (double)(uv_hrtime() - start) / 1e9;
 }
 
 /* The relay is gone. */
@@ -398,6 +444,17 @@ check_res(const struct result *r, enum result_kind k, int reply,
 			status, text_part ? text_part : "");
 }
 
+/* Assert a result as the delivery log's reason= shows it. */
+static void
+check_reason(const struct result *r, const char *want)
+{
+	char *got = NULL;
+
+	assert_int_equal(result_format(r, &got), 0);
+	assert_string_equal(got, want);
+	free(got);
+}
+
 /* A free TCP port with nothing listening. */
 static int
 dead_port(void)
@@ -442,7 +499,7 @@ test_delivered(void **state)
 	assert_int_equal(m.calls, 1);
 	assert_int_equal(m.n, 2);
 	check_res(&m.res[0], RESULT_DELIVERED, 250, "2.0.0",
-		"relay said: 250 2.0.0 ok (in reply to end of DATA)");
+		"relay said: ok (in reply to end of DATA)");
 	check_res(&m.res[1], RESULT_DELIVERED, 250, "2.0.0", NULL);
 	t_close(&t);
 	sink_stop(&k);
@@ -486,12 +543,12 @@ test_rcpt_replies(void **state)
 		NULL);
 	run_done(&t, &m, 1, 20);
 	check_res(&m.res[0], RESULT_FAILED, 550, "5.1.1",
-		"relay said: 550 5.1.1 no such user (in reply to RCPT TO)");
+		"relay said: no such user (in reply to RCPT TO)");
 	check_res(&m.res[1], RESULT_DELIVERED, 250, "2.0.0", NULL);
 	check_res(&m.res[2], RESULT_DEFERRED, 451, "4.3.0", "try later");
 	/* no enhanced status in the reply: the class default */
 	check_res(&m.res[3], RESULT_DEFERRED, 450, "4.0.0",
-		"relay said: 450 mailbox busy");
+		"relay said: mailbox busy (in reply to RCPT TO)");
 	t_close(&t);
 	sink_stop(&k);
 	assert_int_equal(sink_txns(&k), 1);
@@ -546,7 +603,7 @@ test_data_replies(void **state)
 	send_mem(&t, &m[2], "a@src.example", MSG, "b@dst.example", NULL);
 	run_done(&t, m, 3, 20);
 	check_res(&m[0].res[0], RESULT_DEFERRED, 451, "4.3.0",
-		"relay said: 451 4.3.0 no data now (in reply to DATA)");
+		"relay said: no data now (in reply to DATA)");
 	check_res(&m[0].res[1], RESULT_FAILED, 550, "5.1.1", NULL);
 	check_res(&m[1].res[0], RESULT_FAILED, 554, "5.6.0",
 		"(in reply to end of DATA)");
@@ -1059,6 +1116,161 @@ test_idle_close(void **state)
 	sink_free(&k);
 }
 
+/* idle_s 1: after the last message the session QUITs after about 1s. */
+static void
+test_idle_timeout(void **state)
+{
+	struct sink k;
+	struct t t;
+	struct tmsg m = { 0 };
+	double waited;
+
+	(void)state;
+	sink_start(&k, NULL, NULL);
+	t_open_idle(&t, k.host_port, 1, 10, false, 1);
+	send_mem(&t, &m, "a@src.example", MSG, "b@dst.example", NULL);
+	run_done(&t, &m, 1, 20);
+	check_res(&m.res[0], RESULT_DELIVERED, 250, "2.0.0", NULL);
+	waited = run_until_quit(&t, &k, 0, 10);
+	if (waited < 0.7 || waited > 3.0)
+		fail_msg("QUIT after %.2fs, want about 1s", waited);
+	t_close(&t);
+	sink_stop(&k);
+	assert_int_equal(sink_conns(&k), 1);
+	assert_int_equal(sink_txns(&k), 1);
+	tmsg_free(&m);
+	sink_free(&k);
+}
+
+/* idle_s 0: messages waiting share the connection, then it QUITs at once. */
+static void
+test_idle_zero_batch(void **state)
+{
+	struct sink k;
+	struct t t;
+	struct tmsg m[3] = { { 0 } };
+	double waited;
+
+	(void)state;
+	sink_start(&k, NULL, NULL);
+	t_open_idle(&t, k.host_port, 1, 10, false, 0);
+	for (int i = 0; i < 3; i++)
+		send_mem(&t, &m[i], "a@src.example", MSG, "b@dst.example",
+			NULL);
+	run_done(&t, m, 3, 20);
+	waited = run_until_quit(&t, &k, 0, 10);
+	if (waited > 1.0)	/* the default idle time was 5s */
+		fail_msg("QUIT after %.2fs, want at once", waited);
+	t_close(&t);
+	sink_stop(&k);
+	assert_int_equal(sink_conns(&k), 1);
+	assert_int_equal(sink_txns(&k), 3);
+	for (int i = 0; i < 3; i++)
+		tmsg_free(&m[i]);
+	sink_free(&k);
+}
+
+/* A sender that sends its next message from the previous one's callback. */
+struct chain {
+	struct t *t;
+	struct tmsg m[3];
+	size_t sent, answered;
+};
+
+/* The chain's callback (defined below). */
+static void chain_done(void *arg, struct result *res, size_t n);
+
+/* Send the next message of the chain. */
+static void
+chain_send(struct chain *c)
+{
+	struct relay_rcpt rc = { .addr = "b@dst.example" };
+	struct relay_msg msg = { .from = "a@src.example", .rcpts = &rc,
+		.nrcpt = 1, .input_mem = MSG, .input_len = strlen(MSG) };
+
+	c->sent++;
+	assert_int_equal(relay_send(c->t->r, &msg, chain_done, c), 0);
+}
+
+/* A chain message is answered: send the next one from here. */
+static void
+chain_done(void *arg, struct result *res, size_t n)
+{
+	struct chain *c = arg;
+
+	on_done(&c->m[c->answered++], res, n);
+	if (c->sent < 3)
+		chain_send(c);
+}
+
+/* idle_s 0: a message sent from the callback of the previous one still
+   finds the session (one connection for the chain); then QUIT at once. */
+static void
+test_idle_zero_chain(void **state)
+{
+	struct sink k;
+	struct t t;
+	struct chain c;
+	double waited;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	sink_start(&k, NULL, NULL);
+	t_open_idle(&t, k.host_port, 1, 10, false, 0);
+	c.t = &t;
+	chain_send(&c);
+	run_done(&t, c.m, 3, 20);
+	assert_int_equal(c.sent, 3);
+	for (int i = 0; i < 3; i++)
+		check_res(&c.m[i].res[0], RESULT_DELIVERED, 250, "2.0.0",
+			NULL);
+	waited = run_until_quit(&t, &k, 0, 10);
+	if (waited > 1.0)	/* the default idle time was 5s */
+		fail_msg("QUIT after %.2fs, want at once", waited);
+	t_close(&t);
+	sink_stop(&k);
+	assert_int_equal(sink_conns(&k), 1);
+	assert_int_equal(sink_txns(&k), 3);
+	for (int i = 0; i < 3; i++)
+		tmsg_free(&c.m[i]);
+	sink_free(&k);
+}
+
+/* The relay's code and status are the result's; the text does not repeat
+   them (reason="550 5.1.1 relay said: no such user ..."). */
+static void
+test_reason_once(void **state)
+{
+	struct sink k;
+	struct t t;
+	struct tmsg m = { 0 };
+
+	(void)state;
+	sink_start(&k, "{\"rcpt:bad@dst.example\": \"550 5.1.1 no such "
+		"user\", \"rcpt:plain@dst.example\": \"450 mailbox busy\","
+		"\"rcpt:multi@dst.example\": \"550-5.7.1 first line\\n"
+		"550 5.7.1 second line\","
+		"\"message\": \"250 2.0.0 queued as 4711\"}", NULL);
+	t_open(&t, k.host_port, 1, 10, false);
+	send_mem(&t, &m, "a@src.example", MSG, "bad@dst.example",
+		"plain@dst.example", "multi@dst.example", "good@dst.example",
+		NULL);
+	run_done(&t, &m, 1, 20);
+	check_reason(&m.res[0],
+		"550 5.1.1 relay said: no such user (in reply to RCPT TO)");
+	/* no enhanced status from the relay: the class default */
+	check_reason(&m.res[1],
+		"450 4.0.0 relay said: mailbox busy (in reply to RCPT TO)");
+	check_reason(&m.res[2], "550 5.7.1 relay said: first line second "
+		"line (in reply to RCPT TO)");
+	check_reason(&m.res[3], "250 2.0.0 relay said: queued as 4711 (in "
+		"reply to end of DATA)");
+	t_close(&t);
+	sink_stop(&k);
+	tmsg_free(&m);
+	sink_free(&k);
+}
+
 /* The relay closed the idle session (421): the next message still goes
    out, on a new connection, and is not deferred. */
 static void
@@ -1158,6 +1370,9 @@ test_greeting_refused(void **state)
 	check_res(&m[0].res[0], RESULT_DEFERRED, 451, "4.3.2",
 		"relay said: 554 5.3.2 no service for you (in reply to the "
 		"greeting)");
+	/* the result's code is ours: the relay's is kept in the text */
+	check_reason(&m[0].res[0], "451 4.3.2 relay said: 554 5.3.2 no "
+		"service for you (in reply to the greeting)");
 	send_mem(&t, &m[1], "a@src.example", MSG, "b@dst.example", NULL);
 	run_done(&t, &m[1], 1, 20);
 	check_res(&m[1].res[0], RESULT_DEFERRED, 451, "4.7.1",
@@ -1293,7 +1508,7 @@ test_multiline_and_unsafe(void **state)
 		"bad\r\nRSET@dst.example", "c@dst.example", NULL);
 	run_done(&t, &m, 1, 20);
 	check_res(&m.res[0], RESULT_FAILED, 550, "5.7.1",
-		"550 5.7.1 first line 5.7.1 second line");
+		"relay said: first line second line (in reply to RCPT TO)");
 	check_res(&m.res[1], RESULT_FAILED, 553, "5.1.3", "control");
 	check_res(&m.res[2], RESULT_DELIVERED, 250, "2.0.0", NULL);
 	t_close(&t);
@@ -1360,6 +1575,10 @@ main(void)
 		cmocka_unit_test(test_reuse),
 		cmocka_unit_test(test_connections_bound),
 		cmocka_unit_test(test_idle_close),
+		cmocka_unit_test(test_idle_timeout),
+		cmocka_unit_test(test_idle_zero_batch),
+		cmocka_unit_test(test_idle_zero_chain),
+		cmocka_unit_test(test_reason_once),
 		cmocka_unit_test(test_reuse_dead_session),
 		cmocka_unit_test(test_421),
 		cmocka_unit_test(test_helo_fallback),
