@@ -1142,6 +1142,23 @@ test_idle_timeout(void **state)
 	sink_free(&k);
 }
 
+/* Idle 0 after three messages on one connection: QUIT at once; clean up. */
+static void
+quit_at_once(struct t *t, struct sink *k, struct tmsg m[3])
+{
+	double waited = run_until_quit(t, k, 0, 10);
+
+	if (waited > 1.0)	/* the default idle time was 5s */
+		fail_msg("QUIT after %.2fs, want at once", waited);
+	t_close(t);
+	sink_stop(k);
+	assert_int_equal(sink_conns(k), 1);
+	assert_int_equal(sink_txns(k), 3);
+	for (int i = 0; i < 3; i++)
+		tmsg_free(&m[i]);
+	sink_free(k);
+}
+
 /* idle_s 0: messages waiting share the connection, then it QUITs at once. */
 static void
 test_idle_zero_batch(void **state)
@@ -1149,7 +1166,6 @@ test_idle_zero_batch(void **state)
 	struct sink k;
 	struct t t;
 	struct tmsg m[3] = { { 0 } };
-	double waited;
 
 	(void)state;
 	sink_start(&k, NULL, NULL);
@@ -1158,16 +1174,7 @@ test_idle_zero_batch(void **state)
 		send_mem(&t, &m[i], "a@src.example", MSG, "b@dst.example",
 			NULL);
 	run_done(&t, m, 3, 20);
-	waited = run_until_quit(&t, &k, 0, 10);
-	if (waited > 1.0)	/* the default idle time was 5s */
-		fail_msg("QUIT after %.2fs, want at once", waited);
-	t_close(&t);
-	sink_stop(&k);
-	assert_int_equal(sink_conns(&k), 1);
-	assert_int_equal(sink_txns(&k), 3);
-	for (int i = 0; i < 3; i++)
-		tmsg_free(&m[i]);
-	sink_free(&k);
+	quit_at_once(&t, &k, m);
 }
 
 /* A sender that sends its next message from the previous one's callback. */
@@ -1211,7 +1218,6 @@ test_idle_zero_chain(void **state)
 	struct sink k;
 	struct t t;
 	struct chain c;
-	double waited;
 
 	(void)state;
 	memset(&c, 0, sizeof(c));
@@ -1224,16 +1230,7 @@ test_idle_zero_chain(void **state)
 	for (int i = 0; i < 3; i++)
 		check_res(&c.m[i].res[0], RESULT_DELIVERED, 250, "2.0.0",
 			NULL);
-	waited = run_until_quit(&t, &k, 0, 10);
-	if (waited > 1.0)	/* the default idle time was 5s */
-		fail_msg("QUIT after %.2fs, want at once", waited);
-	t_close(&t);
-	sink_stop(&k);
-	assert_int_equal(sink_conns(&k), 1);
-	assert_int_equal(sink_txns(&k), 3);
-	for (int i = 0; i < 3; i++)
-		tmsg_free(&c.m[i]);
-	sink_free(&k);
+	quit_at_once(&t, &k, c.m);
 }
 
 /* The relay's code and status are the result's; the text does not repeat
