@@ -160,7 +160,10 @@ def test_queue_limit_keeps_submitted_files_and_loses_nothing(server_factory, out
     subs = [s.submit(message(to=f"r{i}@test.example"), name=f"m{i}") for i in range(5)]
     wait_for(lambda: len(s.queue_files()) == 2, what="two queued")
     s.wait_log(r"queue limit reached")
-    assert sum(os.path.exists(p) for p in subs) == 3
+    # a .sub goes only after its queue file's rename is durable, a moment
+    # after the file shows in the directory; the other three must stay
+    wait_for(lambda: sum(os.path.exists(p) for p in subs) == 3,
+             what="the two queued .sub files removed, three kept")
     release(out)
     wait_for(lambda: len(done_lines(out)) == 5, timeout=30, what="all five")
     assert sorted(l.split()[0] for l in done_lines(out)) == \
