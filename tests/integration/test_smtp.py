@@ -460,17 +460,21 @@ def test_queue_limit(server_factory, out):
     open(os.path.join(out, "go"), "w").close()
     s.wait_queue_empty()
 
+    assert c.cmd("MAIL FROM:<a@remote.example>")[0] == 250
+
     # The file is gone from the directory a moment before the server has
     # made its removal durable and counted it out, so ask again meanwhile.
+    # Only the RCPT is asked again: a refused RCPT counts neither as a bad
+    # nor as a junk command, whereas an RSET per try would reach
+    # max-junk-commands (421) when the directory fsync is slow.
     def second_accepted():
-        assert c.cmd("MAIL FROM:<a@remote.example>")[0] == 250
         code, lines = c.cmd("RCPT TO:<second@test.example>")
         if code == 452:
-            assert c.cmd("RSET")[0] == 250
+            assert lines[0].startswith("4.3.1"), lines
             return False
         assert code == 250, lines
         return True
-    wait_for(second_accepted, timeout=10, what="room in the queue")
+    wait_for(second_accepted, what="room in the queue")
     c.close()
 
 

@@ -14,10 +14,13 @@ from conftest import (BASE_CONFIG, NOBODY, install_app, message, nobody_dir,
 
 SAVE = r"""
     #!/bin/sh
-    # save OUT: the message and the envelope values, one file per delivery
+    # save OUT: the message and the envelope values, one file per delivery;
+    # .rcpt comes last and whole (renamed into place): the test reads a
+    # delivery once its .rcpt exists, and must never see it half written
     cat > "$1/$DELIVERY_ID.msg"
     printf '%s\n' "$SENDER" > "$1/$DELIVERY_ID.sender"
-    printf '%s\n' "$ORIGINAL_RECIPIENT" > "$1/$DELIVERY_ID.rcpt"
+    printf '%s\n' "$ORIGINAL_RECIPIENT" > "$1/$DELIVERY_ID.rcpt.tmp"
+    mv "$1/$DELIVERY_ID.rcpt.tmp" "$1/$DELIVERY_ID.rcpt"
 """
 
 
