@@ -313,8 +313,8 @@ reject_file(struct sub_job *j, const char *why)
 	size_t n = strlen(j->path);
 
 	log_msg(sb->log, LOG_SUBMIT, LOG_FAILURES,
-		"Submitted/%s rejected: %s%s%s; renaming it to .bad", j->name, why,
-		j->bad_text ? ": " : "", j->bad_text ? j->bad_text : "");
+		"Submitted/%s rejected: %s%s%s; renaming it to .bad", j->name,
+		why, j->bad_text ? ": " : "", j->bad_text ? j->bad_text : "");
 	if (buf_append(&to, j->path, n - 4) < 0 || buf_puts(&to, ".bad") < 0 ||
 	    uv_fs_rename(sb->loop, &j->req, j->path, to.data,
 	    on_bad_renamed) < 0) {
