@@ -35,6 +35,7 @@ static const char *const sect_names[NSECT] = {
 enum key_id {
 	K_SERVER_HOSTNAME, K_SERVER_USER,
 	K_QUEUE_FOLDERING, K_QUEUE_LIMIT, K_QUEUE_MAX_LIFETIME, K_QUEUE_RETRY,
+	K_QUEUE_DIRECTORY_FSYNC,
 	K_ROUTER_FILE, K_ROUTER_LOCAL_DOMAINS, K_ROUTER_HOP_LIMIT,
 	K_PIPE_APP_DIR, K_PIPE_PROCESSORS, K_PIPE_TIME_LIMIT,
 	K_PIPE_STDERR_LIMIT, K_PIPE_DIRECT, K_PIPE_PATH,
@@ -63,6 +64,7 @@ static const struct {
 	[K_QUEUE_LIMIT] = { S_QUEUE, "limit" },
 	[K_QUEUE_MAX_LIFETIME] = { S_QUEUE, "max-lifetime" },
 	[K_QUEUE_RETRY] = { S_QUEUE, "retry" },
+	[K_QUEUE_DIRECTORY_FSYNC] = { S_QUEUE, "directory-fsync" },
 	[K_ROUTER_FILE] = { S_ROUTER, "file" },
 	[K_ROUTER_LOCAL_DOMAINS] = { S_ROUTER, "local-domains" },
 	[K_ROUTER_HOP_LIMIT] = { S_ROUTER, "hop-limit" },
@@ -916,6 +918,12 @@ apply(struct pctx *p, enum key_id k, const char *v)
 		return get_duration(p, v, 1, &c->queue.max_lifetime_s);
 	case K_QUEUE_RETRY:
 		return set_retry(p, v);
+	case K_QUEUE_DIRECTORY_FSYNC:
+		if (ascii_eq(v, "auto") || ascii_eq(v, "always")) {
+			c->queue.dir_fsync_always = ascii_eq(v, "always");
+			return 0;
+		}
+		return why(p, "'%s' is not one of: auto, always", v);
 	case K_ROUTER_FILE:
 		if (*v == '\0')
 			return why(p, "the router file must not be empty");

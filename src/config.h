@@ -64,6 +64,7 @@ struct config {
 		uint64_t max_lifetime_s;	/* default 5d */
 		uint64_t *retry_s;	/* default 5m,15m,30m,1h,2h,4h */
 		size_t nretry;		/* >= 1 */
+		bool dir_fsync_always;	/* directory-fsync: auto (false) */
 	} queue;
 
 	struct {

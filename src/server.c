@@ -512,6 +512,7 @@ open_modules(struct server *s)
 		return r;
 	memset(&sts, 0, sizeof(sts));
 	sts.foldering = s->cfg.queue.foldering;
+	sts.dir_fsync_always = s->cfg.queue.dir_fsync_always;
 	sts.limit = s->cfg.queue.limit;
 	sts.set_group = s->root;
 	sts.group = s->prog_gid;

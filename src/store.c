@@ -2,7 +2,9 @@
  * store: owns Queue/ and every create, rename, state write and unlink in it
  * (docs/QUEUE.md "States and transitions"). Promises: a caller hears of a
  * new, changed or removed queue file only once the change is durable (file
- * fsync before rename, directory fsync after, shared by group commit); a
+ * fsync before rename, directory fsync after, shared by group commit; or,
+ * where the file system commits a new file's name with the file's own
+ * fsync, rename then file fsync: one flush); a
  * file is never overwritten, and a corrupt one is moved to Queue/corrupt/,
  * never deleted. Disk work runs on the libuv thread pool, never on the loop
  * thread (store_open's start-up mkdirs excepted). Never exits; 0 or -errno.
@@ -25,6 +27,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "mountinfo.h"
 
 #define READ_CHUNK (64 * 1024)	/* envelope read size at recovery/import */
 #define ID_MAX 9999999999999999ULL	/* largest 16-digit ID */
@@ -45,6 +48,7 @@ struct sdir {
 	uint64_t failed;	/* generation of the last fsync that failed */
 	int fail_err;		/* its -errno */
 	bool running;		/* an fsync is running now */
+	bool names_by_file;	/* a new file's fsync commits its name here */
 };
 
 struct store {
@@ -61,6 +65,9 @@ struct store {
 	struct store_kept *kept;	/* bytes of bodies kept in memory */
 	uint64_t commits;	/* durable commits reported */
 	atomic_uint_fast64_t dir_fsyncs;	/* directory fsyncs run */
+	bool names_by_file;	/* Queue/'s file system commits a new file's
+				   name with the file's fsync (ext4, xfs) */
+	dev_t qdev;		/* Queue/'s device: subfolders must match */
 	uv_mutex_t dirs_mu;
 	struct sdir *dirs;
 };
@@ -388,6 +395,7 @@ sdir_open_locked(struct store *st, struct sdir *d, bool create)
 	struct buf path = BUF_INIT;
 	bool corrupt = strcmp(d->name, CORRUPT_DIR) == 0, made = false, fixed;
 	struct sdir *root;
+	struct stat sb;
 	int r, fd;
 
 	if ((r = sdir_path(st, d->name, &path)) < 0)
@@ -415,6 +423,8 @@ sdir_open_locked(struct store *st, struct sdir *d, bool create)
 		}
 	}
 	d->fd = fd;
+	d->names_by_file = st->names_by_file && fstat(fd, &sb) == 0 &&
+		sb.st_dev == st->qdev;
 	r = 0;
 	if (made) {
 		/* lock order is always child then root: no cycle */
@@ -597,6 +607,42 @@ open_folder(struct store *st, int parent, const char *name, const char *rel,
 	return 0;
 }
 
+/*
+ * Does Queue/'s file system commit a new file's name with the file's own
+ * fsync? ext4 does (with a journal the fsync commits the transaction that
+ * holds the rename; without one it syncs a new file's parent directory)
+ * and so does XFS (the fsync forces the log past the rename). Anything
+ * else, or anything unknown, keeps the directory fsync.
+ */
+static void
+names_probe(struct store *st, int qfd)
+{
+	static const char *const known[] = { "ext4", "xfs" };
+	struct stat sb;
+	char *type = NULL;
+	int r;
+
+	if (fstat(qfd, &sb) < 0)
+		r = -errno;
+	else
+		r = mountinfo_fd_fstype(qfd, &type);
+	for (size_t i = 0; r == 0 && i < sizeof(known) / sizeof(*known); i++)
+		if (strcmp(type, known[i]) == 0) {
+			st->names_by_file = true;
+			st->qdev = sb.st_dev;
+		}
+	if (st->log && type)
+		log_msg(st->log, LOG_QUEUE, LOG_MAJOR, "Queue is on %s: %s",
+			type, st->names_by_file ? "one flush per commit (the "
+			"file's fsync commits its name)" : "file fsync, then "
+			"directory fsync");
+	else if (st->log)
+		log_msg(st->log, LOG_QUEUE, LOG_MAJOR, "Queue: file system "
+			"unknown (%s): file fsync, then directory fsync",
+			strerror(-r));
+	free(type);
+}
+
 /* Open BASE/Queue, creating it and Queue/corrupt as needed. */
 int
 store_open(uv_loop_t *loop, const char *base_dir,
@@ -645,6 +691,11 @@ store_open(uv_loop_t *loop, const char *base_dir,
 		goto fail;
 	close(cfd);
 	cfd = -1;
+	if (!s->dir_fsync_always)
+		names_probe(st, qfd);
+	else if (st->log)
+		log_msg(st->log, LOG_QUEUE, LOG_MAJOR, "Queue: file fsync, then "
+			"directory fsync ([queue] directory-fsync = always)");
 	if ((r = sdir_get(st, "", false, &d)) < 0 ||
 	    (r = sdir_get(st, CORRUPT_DIR, false, &d)) < 0)
 		goto fail;
@@ -799,20 +850,31 @@ commit_work(uv_work_t *req)
 	if ((r = fix_owner(st, fd, MODE_FILE, true, &fixed)) < 0 ||
 	    (r = write_all(fd, iov, j->len ? 2 : 1)) < 0)
 		goto fail;
-	if (fsync(fd) < 0) {
+	/*
+	 * Strict order: the data is durable before the name points at it,
+	 * and the directory fsync then commits the rename. Where the file's
+	 * fsync commits its new name too (names_by_file), rename first and
+	 * let that one flush commit both; a crash before it ends can leave an
+	 * incomplete ID.msg, which recovery keeps in corrupt/ (QUEUE.md).
+	 */
+	if (!d->names_by_file && fsync(fd) < 0) {
 		r = -errno;
 		goto fail;
 	}
-	r = close(fd) == 0 ? 0 : -errno;
-	fd = -1;
-	if (r < 0)
-		goto fail;
-	/* S1 -> S2: the rename names the message; the directory fsync commits */
 	if ((r = rename_noreplace(d->fd, tmp.data, d->fd, msg.data)) < 0)
 		goto fail;
 	have_tmp = false;
 	have_msg = true;
-	if ((r = sdir_sync(st, d)) < 0)
+	/* S1 -> S2: committed by one of the two */
+	if (d->names_by_file)
+		r = fsync(fd) == 0 ? 0 : -errno;
+	else
+		r = sdir_sync(st, d);
+	if (r < 0)
+		goto fail;
+	r = close(fd) == 0 ? 0 : -errno;
+	fd = -1;
+	if (r < 0)
 		goto fail;
 	/* committed: only now may the source go */
 	if (j->unlink_after && unlink(j->unlink_after) < 0)

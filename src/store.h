@@ -2,7 +2,8 @@
  * store: the Queue/ directory, the only code that creates, changes, renames
  * or removes queue files (docs/QUEUE.md). A new message is written to
  * Queue/[NN/]ID.tmp (O_EXCL), fsynced, renamed to ID.msg, and the directory
- * fsynced before the caller hears of it; a recipient's final state is one
+ * fsynced before the caller hears of it (on ext4 and XFS: renamed, then the
+ * file fsynced, which commits the name with it: one flush, QUEUE.md); a recipient's final state is one
  * byte overwritten in place and fdatasynced; a finished file is unlinked
  * and its directory fsynced. Directory fsyncs are shared by every change
  * made before they start (group commit). All blocking disk work runs on the
@@ -33,6 +34,8 @@ struct store_settings {
 	uint64_t limit;		/* queue limit in messages */
 	bool set_group;		/* chown files/dirs to group (running as root) */
 	gid_t group;		/* program user's group: may read, not write */
+	bool dir_fsync_always;	/* [queue] directory-fsync = always: never
+				   rely on a file's fsync for its new name */
 };
 
 /* One queue file as the server knows it. */

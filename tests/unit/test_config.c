@@ -93,6 +93,7 @@ test_defaults(void **state)
 	assert_string_equal(c.server.hostname, HOST);
 	assert_string_equal(c.server.user, "mailpipe");
 	assert_int_equal(c.queue.foldering, FOLDERING_AUTO);
+	assert_false(c.queue.dir_fsync_always);
 	assert_int_equal(c.queue.limit, 100000);
 	assert_int_equal(c.queue.max_lifetime_s, 5 * 86400);
 	assert_int_equal(c.queue.nretry, 6);
@@ -231,6 +232,15 @@ test_queue(void **state)
 	assert_int_equal(c.queue.nretry, 1);
 	assert_int_equal(c.queue.retry_s[0], 10);
 	config_free(&c);
+	parse_ok(&c, "[queue]\ndirectory-fsync = always\n");
+	assert_true(c.queue.dir_fsync_always);
+	config_free(&c);
+	parse_ok(&c, "[queue]\ndirectory-fsync = Auto\n");
+	assert_false(c.queue.dir_fsync_always);
+	config_free(&c);
+	expect_err("[queue]\n\ndirectory-fsync = yes\n", "t.conf:3: bad value "
+		"for 'directory-fsync' in [queue]: 'yes' is not one of: auto, "
+		"always");
 	expect_err("[queue]\nfoldering = 5\n", "t.conf:2: bad value for "
 		"'foldering' in [queue]: '5' is not one of: 0, 10, 100, auto");
 	expect_err("[queue]\nlimit = 0\n", "t.conf:2: bad value for 'limit' "

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "mountinfo.h"
 #include "store.h"
 
 #define POOL_THREADS 16
@@ -824,6 +825,8 @@ test_recover(void **state)
 	assert_non_null(s);
 	memmove(s, s + 4, strlen(s + 4) + 1);
 	free(place(fx, NULL, "1700000000000032.msg", tx, lx - 4));
+	/* what a crash during a one-flush commit can leave (QUEUE.md) */
+	free(place(fx, NULL, "1700000000000033.msg", "", 0));
 	free(place(fx, NULL, "README", "hello\n", 6));
 	/* corrupt/ already holds a higher ID and one of the names */
 	free(place(fx, "corrupt", "8999999999999999.msg", "old\n", 4));
@@ -833,7 +836,7 @@ test_recover(void **state)
 	recover_wait(fx, &sc);
 	assert_int_equal(sc.err, 0);
 	assert_int_equal(sc.found, 3);
-	assert_int_equal(sc.corrupt, 3);
+	assert_int_equal(sc.corrupt, 4);
 	assert_int_equal(sc.nfound, 3);
 	/* ID order, whatever folder */
 	assert_string_equal(sc.m[0]->id, "1700000000000001");
@@ -873,7 +876,7 @@ test_recover(void **state)
 	assert_int_equal(count_suffix(q, ".msg"), 1);
 	/* corrupt files moved, a taken name gets a suffix, old ones kept */
 	cdir = fmt("%s/corrupt", q);
-	assert_int_equal(count_suffix(cdir, ""), 5);
+	assert_int_equal(count_suffix(cdir, ""), 6);
 	p = fmt("%s/1700000000000030.msg", cdir);
 	s = slurp(p, &len);
 	assert_string_equal(s, "old\n");
@@ -895,6 +898,8 @@ test_recover(void **state)
 		".msg (the file size is not the envelope length plus size)"));
 	assert_true(log_has(fx, "corrupt queue file Queue/1700000000000032.msg"
 		" (line "));
+	assert_true(log_has(fx, "corrupt queue file Queue/1700000000000033.msg"
+		" (the file ends inside the envelope)"));
 	assert_true(log_has(fx, "Queue/README is not a queue file"));
 	/* new IDs above every ID seen, corrupt/ included */
 	make_env(&env, 1, NULL);
@@ -1066,10 +1071,14 @@ test_group_commit(void **state)
 	struct buf msg = BUF_INIT;
 	uint64_t commits, fsyncs, fsyncs2;
 	char *q = fmt("%s/Queue", fx->base);
+	struct store_settings always = { .foldering = 0, .limit = 1000,
+		.dir_fsync_always = true };
 
 	memset(r, 0, sizeof(r));
 	memset(mr, 0, sizeof(mr));
-	open_store(fx, 0, 1000);
+	/* directory fsyncs on every file system (see test_commit_flushes) */
+	assert_int_equal(store_open(&fx->loop, fx->base, &always, &fx->lg,
+		&fx->st), 0);
 	for (int i = 0; i < N; i++) {
 		make_env(&env, 1, NULL);
 		assert_int_equal(buf_puts(&msg, BODY), 0);
@@ -1107,6 +1116,59 @@ test_group_commit(void **state)
 	assert_true(fsyncs2 - fsyncs < N);
 	buf_free(&msg);
 	free(q);
+}
+
+/*
+ * One flush per commit where the file system commits a new file's name
+ * with its fsync (ext4, XFS): commits run no directory fsync at all. With
+ * directory-fsync = always, or on another file system, each sequential
+ * commit runs its own.
+ */
+static void
+test_commit_flushes(void **state)
+{
+	struct fx *fx = *state;
+	enum { N = 8 };
+	struct store_settings set = { .foldering = 0, .limit = 100 };
+	struct envelope env;
+	struct rec r;
+	uint64_t commits, before, after;
+	char *type = NULL;
+	bool by_file;
+	int bfd = open(fx->base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	assert_true(bfd >= 0);
+	assert_int_equal(mountinfo_fd_fstype(bfd, &type), 0);
+	close(bfd);
+	by_file = strcmp(type, "ext4") == 0 || strcmp(type, "xfs") == 0;
+	print_message("base on %s\n", type);
+	for (int always = 0; always < 2; always++) {
+		struct scan sc = { .drop = true };
+
+		set.dir_fsync_always = always;
+		assert_int_equal(store_open(&fx->loop, fx->base, &set, &fx->lg,
+			&fx->st), 0);
+		recover_wait(fx, &sc);	/* IDs above the first round's */
+		if (sc.nfound)
+			store_msg_free(sc.m[0]);
+		store_stats(fx->st, NULL, &before);
+		for (int i = 0; i < N; i++) {
+			make_env(&env, 1, NULL);
+			commit_wait(fx, &env, BODY, NULL, 0, &r);
+			assert_int_equal(r.err, 0);
+			assert_true(exists(r.m->path));
+			store_msg_free(r.m);
+		}
+		store_stats(fx->st, &commits, &after);
+		assert_int_equal(commits, N);
+		assert_int_equal(after - before, by_file && !always ? 0 : N);
+		store_close(fx->st);
+		fx->st = NULL;
+	}
+	assert_true(log_has(fx, by_file ? "one flush per commit" :
+		"file fsync, then directory fsync"));
+	assert_true(log_has(fx, "([queue] directory-fsync = always)"));
+	free(type);
 }
 
 /* set_group (root only): folders and files get the group; recovery fixes. */
@@ -1249,6 +1311,8 @@ main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_import, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_commit_flushes, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(test_set_group, setup,
 			teardown),
