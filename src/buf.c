@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 /* Grow b so that len + extra + 1 bytes fit. */
 int
@@ -126,6 +127,31 @@ buf_free(struct buf *b)
 	free(b->data);
 	b->data = NULL;
 	b->len = b->cap = 0;
+}
+
+/* Append the rest of fd, refusing more than max bytes in all. */
+int
+buf_read_fd(struct buf *b, int fd, size_t max)
+{
+	enum { CHUNK = 64 * 1024 };
+	ssize_t n;
+	int r;
+
+	for (;;) {
+		if ((r = buf_reserve(b, CHUNK)) < 0)
+			return r;
+		n = read(fd, b->data + b->len, CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return 0;
+		b->len += (size_t)n;
+		b->data[b->len] = '\0';
+		if (b->len > max)
+			return -EFBIG;
+	}
 }
 
 /* Append s without copying it; s is freed if the vector cannot grow. */

@@ -39,6 +39,11 @@ void buf_reset(struct buf *b);
 int buf_steal(struct buf *b, char **out);
 /* Release the allocation. */
 void buf_free(struct buf *b);
+/*
+ * Append everything fd has up to its end; -EFBIG once the buffer would
+ * hold more than max bytes, or -errno of read (EINTR is retried).
+ */
+int buf_read_fd(struct buf *b, int fd, size_t max);
 
 struct strv {
 	char **v;	/* v[n] == NULL whenever v != NULL */

@@ -1479,31 +1479,11 @@ fail:
 static int
 read_file(const char *path, struct buf *b)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY), r = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY), r;
 
 	if (fd < 0)
 		return -errno;
-	for (;;) {
-		ssize_t n;
-
-		if ((r = buf_reserve(b, 65536)) < 0)
-			break;
-		n = read(fd, b->data + b->len, 65536);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			break;
-		}
-		if (n == 0)
-			break;
-		b->len += (size_t)n;
-		b->data[b->len] = '\0';
-		if (b->len > CONFIG_FILE_MAX) {
-			r = -EFBIG;
-			break;
-		}
-	}
+	r = buf_read_fd(b, fd, CONFIG_FILE_MAX);
 	close(fd);
 	return r;
 }

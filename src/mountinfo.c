@@ -123,32 +123,14 @@ mountinfo_fd_fstype(int fd, char **type)
 {
 	struct buf b = BUF_INIT;
 	struct stat sb;
-	ssize_t n;
-	int mfd, r = 0;
+	int mfd, r;
 
 	*type = NULL;
 	if (fstat(fd, &sb) < 0)
 		return -errno;
 	if ((mfd = open(MOUNTINFO_PATH, O_RDONLY | O_CLOEXEC)) < 0)
 		return -errno;
-	for (;;) {
-		if (b.len >= MOUNTINFO_MAX) {
-			r = -EFBIG;
-			break;
-		}
-		if ((r = buf_reserve(&b, 64 * 1024)) < 0)
-			break;
-		n = read(mfd, b.data + b.len, 64 * 1024);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			break;
-		}
-		if (n == 0)
-			break;
-		b.len += (size_t)n;
-	}
+	r = buf_read_fd(&b, mfd, MOUNTINFO_MAX);
 	close(mfd);
 	if (r == 0)
 		r = mountinfo_fstype(b.data, b.len, major(sb.st_dev),

@@ -36,26 +36,11 @@ routeinfo_hostname(char **out)
 static int
 read_file(const char *path, struct buf *out)
 {
-	char chunk[65536];
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), r = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
 
 	if (fd < 0)
 		return -errno;
-	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			r = -errno;
-			break;
-		}
-		if (out->len + (size_t)n > ROUTER_FILE_MAX) {
-			r = -EFBIG;
-			break;
-		}
-		if ((r = buf_append(out, chunk, (size_t)n)) < 0)
-			break;
-	}
+	r = buf_read_fd(out, fd, ROUTER_FILE_MAX);
 	close(fd);
 	return r;
 }

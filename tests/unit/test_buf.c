@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 
@@ -99,6 +100,44 @@ test_random_hex(void **state)
 	assert_string_not_equal(a, b);
 }
 
+/* Write text into a fresh pipe and close the write end; the read end. */
+static int
+pipe_with(const char *text)
+{
+	int p[2];
+
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(write(p[1], text, strlen(text)), (ssize_t)strlen(text));
+	close(p[1]);
+	return p[0];
+}
+
+/* buf_read_fd: appends to the end of the fd, refuses more than max. */
+static void
+test_read_fd(void **state)
+{
+	struct buf b = BUF_INIT;
+	int fd;
+
+	(void)state;
+	assert_int_equal(buf_puts(&b, "> "), 0);
+	fd = pipe_with("hello\nworld\n");
+	assert_int_equal(buf_read_fd(&b, fd, 14), 0);
+	close(fd);
+	assert_string_equal(b.data, "> hello\nworld\n");
+	buf_reset(&b);
+	fd = pipe_with("0123456789");
+	assert_int_equal(buf_read_fd(&b, fd, 9), -EFBIG);
+	close(fd);
+	buf_reset(&b);
+	fd = pipe_with("");
+	assert_int_equal(buf_read_fd(&b, fd, 0), 0);
+	close(fd);
+	assert_int_equal(b.len, 0);
+	assert_int_equal(buf_read_fd(&b, -1, 10), -EBADF);
+	buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -108,6 +147,7 @@ main(void)
 		cmocka_unit_test(test_buf_steal_empty),
 		cmocka_unit_test(test_strv),
 		cmocka_unit_test(test_random_hex),
+		cmocka_unit_test(test_read_fd),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
