@@ -429,23 +429,53 @@ split_list(struct pctx *p, const char *v, struct strv *out)
 	}
 }
 
+/* How a quantity with a unit (a duration, a size) is parsed and named. */
+struct quantity {
+	const char *kind;	/* "duration", "size" */
+	int (*parse)(const char *, uint64_t *);
+	const char *limit;	/* the largest value, for the error */
+	const char *examples;	/* for "is not a ..." */
+	const char *unit;	/* after a number in errors: "s", " bytes" */
+};
+
+static const struct quantity q_duration = {
+	"duration", config_parse_duration, " (at most 36500d)",
+	"30s, 10m, 2h, 3d; a bare number is seconds", "s"
+};
+
+static const struct quantity q_size = {
+	"size", config_parse_size, "",
+	"64k, 10m, 1g; a bare number is bytes", " bytes"
+};
+
+/* A quantity from min to max (in its unit), with errors naming it. */
+static int
+get_quantity(struct pctx *p, const struct quantity *q, const char *v,
+	uint64_t min, uint64_t max, uint64_t *out)
+{
+	uint64_t n;
+	int r = q->parse(v, &n);
+
+	if (r == -ERANGE)
+		return why(p, "%s '%s' is too large%s", q->kind, v, q->limit);
+	if (r < 0)
+		return why(p, "'%s' is not a %s (examples: %s)", v, q->kind,
+			q->examples);
+	if (n < min)
+		return why(p, "%s '%s' is below the minimum of %llu%s",
+			q->kind, v, (unsigned long long)min, q->unit);
+	if (n > max)
+		return why(p, "%s '%s' is above the maximum of %llu%s",
+			q->kind, v, (unsigned long long)max, q->unit);
+	*out = n;
+	return 0;
+}
+
 /* A duration value, refusing values below min. */
 static int
 get_duration(struct pctx *p, const char *v, uint64_t min, uint64_t *out)
 {
-	uint64_t n;
-	int r = config_parse_duration(v, &n);
-
-	if (r == -ERANGE)
-		return why(p, "duration '%s' is too large (at most 36500d)", v);
-	if (r < 0)
-		return why(p, "'%s' is not a duration (examples: 30s, 10m, 2h, "
-			"3d; a bare number is seconds)", v);
-	if (n < min)
-		return why(p, "duration '%s' is below the minimum of %llus", v,
-			(unsigned long long)min);
-	*out = n;
-	return 0;
+	return get_quantity(p, &q_duration, v, min, UINT64_MAX, out);
 }
 
 /* A duration value from min to max seconds. */
@@ -453,35 +483,14 @@ static int
 get_duration_max(struct pctx *p, const char *v, uint64_t min, uint64_t max,
 	uint64_t *out)
 {
-	uint64_t n;
-	int r = get_duration(p, v, min, &n);
-
-	if (r < 0)
-		return r;
-	if (n > max)
-		return why(p, "duration '%s' is above the maximum of %llus", v,
-			(unsigned long long)max);
-	*out = n;
-	return 0;
+	return get_quantity(p, &q_duration, v, min, max, out);
 }
 
 /* A size value, refusing values below min. */
 static int
 get_size(struct pctx *p, const char *v, uint64_t min, uint64_t *out)
 {
-	uint64_t n;
-	int r = config_parse_size(v, &n);
-
-	if (r == -ERANGE)
-		return why(p, "size '%s' is too large", v);
-	if (r < 0)
-		return why(p, "'%s' is not a size (examples: 64k, 10m, 1g; a "
-			"bare number is bytes)", v);
-	if (n < min)
-		return why(p, "size '%s' is below the minimum of %llu bytes", v,
-			(unsigned long long)min);
-	*out = n;
-	return 0;
+	return get_quantity(p, &q_size, v, min, UINT64_MAX, out);
 }
 
 /* An integer value in min..max. */
