@@ -117,24 +117,21 @@ mountinfo_fstype(const char *text, size_t len, unsigned major,
 	return -ENOENT;
 }
 
-/* File system type holding the open file fd. */
+/* File system type of the mount on device dev (a stat's st_dev). */
 int
-mountinfo_fd_fstype(int fd, char **type)
+mountinfo_dev_fstype(dev_t dev, char **type)
 {
 	struct buf b = BUF_INIT;
-	struct stat sb;
 	int mfd, r;
 
 	*type = NULL;
-	if (fstat(fd, &sb) < 0)
-		return -errno;
 	if ((mfd = open(MOUNTINFO_PATH, O_RDONLY | O_CLOEXEC)) < 0)
 		return -errno;
 	r = buf_read_fd(&b, mfd, MOUNTINFO_MAX);
 	close(mfd);
 	if (r == 0)
-		r = mountinfo_fstype(b.data, b.len, major(sb.st_dev),
-			minor(sb.st_dev), type);
+		r = mountinfo_fstype(b.data, b.len, major(dev), minor(dev),
+			type);
 	buf_free(&b);
 	return r;
 }

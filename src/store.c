@@ -625,7 +625,7 @@ names_probe(struct store *st, int qfd)
 	if (fstat(qfd, &sb) < 0)
 		r = -errno;
 	else
-		r = mountinfo_fd_fstype(qfd, &type);
+		r = mountinfo_dev_fstype(sb.st_dev, &type);
 	for (size_t i = 0; r == 0 && i < sizeof(known) / sizeof(*known); i++)
 		if (strcmp(type, known[i]) == 0) {
 			st->names_by_file = true;
