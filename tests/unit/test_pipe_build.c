@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "pipe.h"
+#include "testutil.h"
 
 static const struct pipe_settings settings = {
 	.base_dir = "/var/lib/mailpipe",
@@ -20,23 +21,6 @@ static const struct pipe_settings settings = {
 	.stderr_limit = 65536,
 	.path_env = "/usr/bin:/bin",
 };
-
-/* A command with the given tags, application and parameters. */
-static void
-make_cmd(struct pipe_cmd *c, unsigned tags, const char *app, ...)
-{
-	va_list ap;
-	const char *p;
-
-	memset(c, 0, sizeof(*c));
-	c->tags = tags;
-	c->app = strdup(app);
-	assert_non_null(c->app);
-	va_start(ap, app);
-	while ((p = va_arg(ap, const char *)) != NULL)
-		assert_int_equal(strv_push(&c->params, p), 0);
-	va_end(ap);
-}
 
 /* A request with every value set. */
 static struct pipe_request
@@ -89,7 +73,7 @@ test_plain(void **state)
 	const char *why = "x";
 
 	(void)state;
-	make_cmd(&c, 0, "listmgr", "-u", "joe smith", "", NULL);
+	tu_make_cmd(&c, 0, "listmgr", "-u", "joe smith", "", NULL);
 	r = make_req(&c);
 	assert_int_equal(pipe_build(&r, &settings, &a, &why), 0);
 	assert_null(why);
@@ -116,7 +100,7 @@ test_tag_combinations(void **state)
 		const char *want[12], *why;
 		size_t n = 0;
 
-		make_cmd(&c, tags, "rec", "p1", NULL);
+		tu_make_cmd(&c, tags, "rec", "p1", NULL);
 		r = make_req(&c);
 		assert_int_equal(pipe_build(&r, &settings, &a, &why), 0);
 		want[n++] = "rec";
@@ -154,7 +138,7 @@ test_null_and_missing(void **state)
 	const char *why;
 
 	(void)state;
-	make_cmd(&c, PIPE_TAG_RETPATH | PIPE_TAG_RCPT, "rec", NULL);
+	tu_make_cmd(&c, PIPE_TAG_RETPATH | PIPE_TAG_RCPT, "rec", NULL);
 	r = make_req(&c);
 	r.sender = "";
 	assert_int_equal(pipe_build(&r, &settings, &a, &why), 0);
@@ -206,7 +190,7 @@ test_control_chars(void **state)
 	(void)state;
 	for (size_t b = 0; b < sizeof(bad) / sizeof(bad[0]); b++) {
 		for (int field = 0; field < 10; field++) {
-			make_cmd(&c, PIPE_TAG_FILE, "rec", "ok", NULL);
+			tu_make_cmd(&c, PIPE_TAG_FILE, "rec", "ok", NULL);
 			r = make_req(&c);
 			s = settings;
 			switch (field) {
@@ -234,7 +218,7 @@ test_control_chars(void **state)
 		}
 	}
 	/* Non-ASCII bytes are not control characters. */
-	make_cmd(&c, 0, "rec", "d\xc3\xa9j\xc3\xa0", NULL);
+	tu_make_cmd(&c, 0, "rec", "d\xc3\xa9j\xc3\xa0", NULL);
 	r = make_req(&c);
 	assert_int_equal(pipe_build(&r, &settings, &a, &why), 0);
 	assert_string_equal(a.argv.v[1], "d\xc3\xa9j\xc3\xa0");
@@ -255,7 +239,7 @@ test_refusals(void **state)
 	const char *why;
 
 	(void)state;
-	make_cmd(&c, 0, "rec", NULL);
+	tu_make_cmd(&c, 0, "rec", NULL);
 	r = make_req(&c);
 	s.app_dir = NULL;
 	why = NULL;
@@ -266,7 +250,7 @@ test_refusals(void **state)
 	pipe_cmd_free(&c);
 
 	for (size_t i = 0; i < sizeof(bad_apps) / sizeof(bad_apps[0]); i++) {
-		make_cmd(&c, 0, bad_apps[i], NULL);
+		tu_make_cmd(&c, 0, bad_apps[i], NULL);
 		r = make_req(&c);
 		why = NULL;
 		assert_int_equal(pipe_build(&r, &settings, &a, &why), -EINVAL);
@@ -275,7 +259,7 @@ test_refusals(void **state)
 		pipe_cmd_free(&c);
 	}
 
-	make_cmd(&c, PIPE_TAG_FILE, "rec", NULL);
+	tu_make_cmd(&c, PIPE_TAG_FILE, "rec", NULL);
 	r = make_req(&c);
 	r.queue_file = NULL;
 	assert_int_equal(pipe_build(&r, &settings, &a, &why), -EINVAL);

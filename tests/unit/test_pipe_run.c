@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "pipe.h"
+#include "testutil.h"
 
 #define NOBODY 65534
 
@@ -48,39 +49,6 @@ struct done {
 	struct pipe_info info;
 };
 
-/* snprintf that fails the test instead of truncating. */
-static void xsnprintf(char *dst, size_t n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-/* snprintf that fails the test instead of truncating. */
-static void
-xsnprintf(char *dst, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-	int k;
-
-	va_start(ap, fmt);
-	k = vsnprintf(dst, n, fmt, ap);
-	va_end(ap);
-	assert_true(k >= 0 && (size_t)k < n);
-}
-
-/* Count this process's open descriptors. */
-static int
-count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1;
-}
-
 /* Write a file with a mode (root-owned). */
 static void
 put_file(const char *dir, const char *name, const char *text, size_t len,
@@ -89,7 +57,7 @@ put_file(const char *dir, const char *name, const char *text, size_t len,
 	char p[PATH_MAX];
 	int fd;
 
-	xsnprintf(p, sizeof(p), "%s/%s", dir, name);
+	tu_snprintf(p, sizeof(p), "%s/%s", dir, name);
 	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, text, len), (ssize_t)len);
@@ -108,37 +76,19 @@ put_script(const char *dir, const char *name, const char *text)
 static void
 copy_prog(const char *name, const char *dir)
 {
-	const char *b = getenv("MAILPIPE_BUILD");
-	char src[PATH_MAX], exe[PATH_MAX], dst[PATH_MAX], buf[65536];
-	int in, out;
-	ssize_t n;
+	char progs[PATH_MAX], src[PATH_MAX + 64], dst[PATH_MAX];
 
-	if (b) {
-		xsnprintf(src, sizeof(src), "%s/tests/programs/%s", b, name);
-	} else {
-		n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-		assert_true(n > 0);
-		exe[n] = '\0';
-		*strrchr(exe, '/') = '\0';
-		xsnprintf(src, sizeof(src), "%s/../programs/%s", exe, name);
-	}
-	xsnprintf(dst, sizeof(dst), "%s/%s", dir, name);
-	in = open(src, O_RDONLY | O_CLOEXEC);
-	assert_true(in >= 0);
-	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
-	assert_true(out >= 0);
-	while ((n = read(in, buf, sizeof(buf))) > 0)
-		assert_int_equal(write(out, buf, (size_t)n), n);
-	close(in);
-	assert_int_equal(close(out), 0);
-	assert_int_equal(chmod(dst, 0755), 0);
+	tu_programs_dir(progs);
+	tu_snprintf(src, sizeof(src), "%s/%s", progs, name);
+	tu_snprintf(dst, sizeof(dst), "%s/%s", dir, name);
+	tu_copy_file(src, dst, 0755, 0);
 }
 
 /* Make a directory with a mode. */
 static void
 make_dir(char *dst, const char *root, const char *name, mode_t mode)
 {
-	xsnprintf(dst, PATH_MAX, "%s/%s", root, name);
+	tu_snprintf(dst, PATH_MAX, "%s/%s", root, name);
 	assert_int_equal(mkdir(dst, 0700), 0);
 	assert_int_equal(chmod(dst, mode), 0);
 }
@@ -196,7 +146,7 @@ group_setup(void **state)
 	memcpy(file + f->msg_off, f->msg, f->msg_len);
 	put_file(q, "ABC.msg", file, f->msg_off + f->msg_len, 0644);
 	free(file);
-	xsnprintf(f->qfile, sizeof(f->qfile), "%s/Queue/ABC.msg", f->root);
+	tu_snprintf(f->qfile, sizeof(f->qfile), "%s/Queue/ABC.msg", f->root);
 	*state = f;
 	return 0;
 }
@@ -208,7 +158,7 @@ group_teardown(void **state)
 	struct fix *f = *state;
 	char cmd[128];
 
-	xsnprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->root);
+	tu_snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->root);
 	if (system(cmd) != 0)
 		return -1;
 	free(f->msg);
@@ -229,7 +179,7 @@ env_start(struct env *e, struct fix *f, const char *app_dir)
 
 	memset(e, 0, sizeof(*e));
 	e->f = f;
-	e->fds_before = count_fds();
+	e->fds_before = tu_count_fds();
 	assert_int_equal(uv_loop_init(&e->loop), 0);
 	assert_int_equal(spawn_helper_start(&s, &sock, &e->helper), 0);
 	assert_int_equal(spawn_client_open(&e->loop, sock, e->helper, NULL,
@@ -247,7 +197,7 @@ env_stop(struct env *e)
 	spawn_client_close(e->sp);
 	assert_int_equal(uv_run(&e->loop, UV_RUN_DEFAULT), 0);
 	assert_int_equal(uv_loop_close(&e->loop), 0);
-	assert_int_equal(count_fds(), e->fds_before);
+	assert_int_equal(tu_count_fds(), e->fds_before);
 }
 
 /* Timer callback that only wakes the loop. */
@@ -316,7 +266,7 @@ helper_childless(void *arg)
 
 		if (e->d_name[0] < '0' || e->d_name[0] > '9')
 			continue;
-		xsnprintf(p, sizeof(p), "/proc/%s/stat", e->d_name);
+		tu_snprintf(p, sizeof(p), "/proc/%s/stat", e->d_name);
 		if ((f = fopen(p, "r")) == NULL)
 			continue;
 		if (fgets(buf, sizeof(buf), f) && (rp = strrchr(buf, ')')) &&
@@ -337,23 +287,6 @@ on_done(void *arg, struct result *res, const struct pipe_info *info)
 	result_move(&d->res, res);
 	d->info = *info;
 	d->n++;
-}
-
-/* A command: tags, application, parameters (NULL-terminated). */
-static void
-make_cmd(struct pipe_cmd *c, unsigned tags, const char *app, ...)
-{
-	va_list ap;
-	const char *p;
-
-	memset(c, 0, sizeof(*c));
-	c->tags = tags;
-	c->app = strdup(app);
-	assert_non_null(c->app);
-	va_start(ap, app);
-	while ((p = va_arg(ap, const char *)) != NULL)
-		assert_int_equal(strv_push(&c->params, p), 0);
-	va_end(ap);
 }
 
 /* A request delivering msg from memory. */
@@ -414,7 +347,7 @@ readall_case(struct env *e, unsigned tags, const char *msg, size_t len,
 	struct pipe_request r;
 	struct done d;
 
-	make_cmd(&c, tags, "readall", NULL);
+	tu_make_cmd(&c, tags, "readall", NULL);
 	for (size_t i = 0; params[i]; i++)
 		assert_int_equal(strv_push(&c.params, params[i]), 0);
 	r = mem_req(&c, msg, len);
@@ -476,7 +409,7 @@ test_code_map(void **state)
 	    0);
 	assert_int_equal(code_map_set(&map, 111, "450 try again later", &why),
 	    0);
-	make_cmd(&c, 0, "readall", "-x", "100", NULL);
+	tu_make_cmd(&c, 0, "readall", "-x", "100", NULL);
 	r = mem_req(&c, "x\n", 2);
 	r.codes = &map;
 	start(&e, &r, &d);
@@ -549,13 +482,13 @@ test_floods(void **state)
 	struct done d;
 	char outf[PATH_MAX], errf[PATH_MAX];
 
-	xsnprintf(outf, sizeof(outf), "%s/stdout.log", f->out);
-	xsnprintf(errf, sizeof(errf), "%s/stderr.log", f->out);
+	tu_snprintf(outf, sizeof(outf), "%s/stdout.log", f->out);
+	tu_snprintf(errf, sizeof(errf), "%s/stderr.log", f->out);
 	env_start(&e, f, f->app);
 	readall_case(&e, 0, "x\n", 2, (const char *[]){ "-O", "10000000",
 	    NULL }, RESULT_DELIVERED, 250, "2.0.0", "delivered");
 
-	make_cmd(&c, PIPE_TAG_STDERR, "readall", "-O", "10000000", "-E",
+	tu_make_cmd(&c, PIPE_TAG_STDERR, "readall", "-O", "10000000", "-E",
 	    "10000000", NULL);
 	r = mem_req(&c, "x\n", 2);
 	r.output_file = outf;
@@ -581,7 +514,7 @@ test_floods(void **state)
 	pipe_cmd_free(&c);
 
 	/* Without [STDERR]: failed, with a bounded one-line text. */
-	make_cmd(&c, 0, "readall", "-E", "10000000", NULL);
+	tu_make_cmd(&c, 0, "readall", "-E", "10000000", NULL);
 	r = mem_req(&c, "x\n", 2);
 	deliver(&e, &r, &d);
 	check(&d, RESULT_FAILED, 554, "5.3.0", "xxxxxxxx*");
@@ -591,7 +524,7 @@ test_floods(void **state)
 	pipe_cmd_free(&c);
 
 	/* An output file that cannot be opened does not fail delivery. */
-	make_cmd(&c, 0, "readall", "-O", "1000", NULL);
+	tu_make_cmd(&c, 0, "readall", "-O", "1000", NULL);
 	r = mem_req(&c, "x\n", 2);
 	r.output_file = "/nonexistent/dir/out.log";
 	deliver(&e, &r, &d);
@@ -627,11 +560,11 @@ test_time_limit(void **state)
 	char p1[PATH_MAX], p2[PATH_MAX];
 	pid_t l1, k1, l2, k2;
 
-	xsnprintf(p1, sizeof(p1), "%s/limit1.pids", f->out);
-	xsnprintf(p2, sizeof(p2), "%s/limit2.pids", f->out);
+	tu_snprintf(p1, sizeof(p1), "%s/limit1.pids", f->out);
+	tu_snprintf(p2, sizeof(p2), "%s/limit2.pids", f->out);
 	env_start(&e, f, f->app);
-	make_cmd(&c1, 0, "hang", p1, NULL);
-	make_cmd(&c2, 0, "hang", p2, NULL);
+	tu_make_cmd(&c1, 0, "hang", p1, NULL);
+	tu_make_cmd(&c2, 0, "hang", p2, NULL);
 	r1 = mem_req(&c1, "", 0);
 	r1.time_limit_s = 1;
 	r2 = mem_req(&c2, "", 0);
@@ -676,10 +609,10 @@ test_signal(void **state)
 	char want[80];
 
 	env_start(&e, *state, (*(struct fix **)state)->app);
-	make_cmd(&c, 0, "segv", NULL);
+	tu_make_cmd(&c, 0, "segv", NULL);
 	r = mem_req(&c, "hello\n", 6);
 	deliver(&e, &r, &d);
-	xsnprintf(want, sizeof(want),
+	tu_snprintf(want, sizeof(want),
 	    "pipe transport killed by signal %d (SIGSEGV)", SIGSEGV);
 	check(&d, RESULT_FAILED, 554, "5.3.0", want);
 	assert_int_equal(d.info.end, RUN_SIGNALED);
@@ -717,9 +650,9 @@ test_program_context(void **state)
 	struct done d;
 	char out[PATH_MAX], line[PATH_MAX + 16], *s;
 
-	xsnprintf(out, sizeof(out), "%s/context.txt", f->out);
+	tu_snprintf(out, sizeof(out), "%s/context.txt", f->out);
 	env_start(&e, f, f->app);
-	make_cmd(&c, PIPE_TAG_RETPATH | PIPE_TAG_RCPT, "fdcheck", out, NULL);
+	tu_make_cmd(&c, PIPE_TAG_RETPATH | PIPE_TAG_RCPT, "fdcheck", out, NULL);
 	r = mem_req(&c, "hello\n", 6);
 	r.sender = "";
 	deliver(&e, &r, &d);
@@ -730,7 +663,7 @@ test_program_context(void **state)
 	assert_null(strstr(s, "\nfd 3 "));
 	assert_non_null(strstr(s, "\nuid 65534 65534\ngid 65534 65534\n"
 	    "groups 65534\numask 0077\n"));
-	xsnprintf(line, sizeof(line), "\ncwd %s\n", f->app);
+	tu_snprintf(line, sizeof(line), "\ncwd %s\n", f->app);
 	assert_non_null(strstr(s, line));
 	assert_non_null(strstr(s, "\nbytes 6\n"));
 	assert_non_null(strstr(s, "\nargv 0 fdcheck\n"));
@@ -746,12 +679,12 @@ test_program_context(void **state)
 
 	/* [FILE]: cwd is the base directory, -f names the queue file,
 	   stdin is empty. */
-	make_cmd(&c, PIPE_TAG_FILE, "fdcheck", out, NULL);
+	tu_make_cmd(&c, PIPE_TAG_FILE, "fdcheck", out, NULL);
 	r = mem_req(&c, "ignored\n", 8);
 	deliver(&e, &r, &d);
 	check(&d, RESULT_DELIVERED, 250, "2.0.0", "delivered");
 	s = slurp(out, NULL);
-	xsnprintf(line, sizeof(line), "\ncwd %s\n", f->root);
+	tu_snprintf(line, sizeof(line), "\ncwd %s\n", f->root);
 	assert_non_null(strstr(s, line));
 	assert_non_null(strstr(s, "\nbytes 0\n"));
 	assert_non_null(strstr(s, "\nargv 2 -f\nargv 3 Queue/ABC.msg\nenv "));
@@ -773,9 +706,9 @@ test_from_file(void **state)
 	char copy[PATH_MAX], *s;
 	size_t n;
 
-	xsnprintf(copy, sizeof(copy), "%s/copy.msg", f->out);
+	tu_snprintf(copy, sizeof(copy), "%s/copy.msg", f->out);
 	env_start(&e, f, f->app);
-	make_cmd(&c, 0, "readall", "-w", copy, NULL);
+	tu_make_cmd(&c, 0, "readall", "-w", copy, NULL);
 	r = mem_req(&c, NULL, 0);
 	r.input_mem = NULL;
 	r.input_path = f->qfile;
@@ -807,7 +740,7 @@ test_from_file(void **state)
 	pipe_cmd_free(&c);
 
 	/* A program that exits early while the file is streamed. */
-	make_cmd(&c, 0, "readall", "-n", "1000", NULL);
+	tu_make_cmd(&c, 0, "readall", "-n", "1000", NULL);
 	r.input_path = f->qfile;
 	r.input_len = f->msg_len;
 	deliver(&e, &r, &d);
@@ -830,7 +763,7 @@ test_start_failures(void **state)
 	struct done d;
 
 	env_start(&e, f, f->bad);
-	make_cmd(&c, 0, "readall", NULL);
+	tu_make_cmd(&c, 0, "readall", NULL);
 	r = mem_req(&c, "x\n", 2);
 	deliver(&e, &r, &d);
 	check(&d, RESULT_DEFERRED, 451, "4.3.5",
@@ -842,14 +775,14 @@ test_start_failures(void **state)
 	env_stop(&e);
 
 	env_start(&e, f, f->app);
-	make_cmd(&c, 0, "nosuch", NULL);
+	tu_make_cmd(&c, 0, "nosuch", NULL);
 	r = mem_req(&c, "x\n", 2);
 	deliver(&e, &r, &d);
 	check(&d, RESULT_FAILED, 550, "5.1.1", "no such application");
 	result_clear(&d.res);
 	pipe_cmd_free(&c);
 
-	make_cmd(&c, 0, "../apps/readall", NULL);
+	tu_make_cmd(&c, 0, "../apps/readall", NULL);
 	r = mem_req(&c, "x\n", 2);
 	deliver(&e, &r, &d);
 	check(&d, RESULT_FAILED, 550, "5.1.1", "*");
@@ -857,7 +790,7 @@ test_start_failures(void **state)
 	result_clear(&d.res);
 	pipe_cmd_free(&c);
 
-	make_cmd(&c, 0, "readall", NULL);
+	tu_make_cmd(&c, 0, "readall", NULL);
 	r = mem_req(&c, "x\n", 2);
 	r.sender = "evil\r\nRCPT TO:<x>";
 	deliver(&e, &r, &d);
@@ -869,7 +802,7 @@ test_start_failures(void **state)
 
 	/* No application directory: PIPE is disabled. */
 	env_start(&e, f, "");
-	make_cmd(&c, 0, "readall", NULL);
+	tu_make_cmd(&c, 0, "readall", NULL);
 	r = mem_req(&c, "x\n", 2);
 	deliver(&e, &r, &d);
 	check(&d, RESULT_FAILED, 554, "5.3.0", "PIPE module disabled*");
@@ -891,9 +824,9 @@ test_grace(void **state)
 
 	char pidfile[PATH_MAX];
 
-	xsnprintf(pidfile, sizeof(pidfile), "%s/linger.pid", f->out);
+	tu_snprintf(pidfile, sizeof(pidfile), "%s/linger.pid", f->out);
 	env_start(&e, f, f->app);
-	make_cmd(&c, 0, "linger", pidfile, NULL);
+	tu_make_cmd(&c, 0, "linger", pidfile, NULL);
 	r = mem_req(&c, "x\n", 2);
 	deliver(&e, &r, &d);
 	check(&d, RESULT_DELIVERED, 250, "2.0.0", "delivered");
@@ -917,7 +850,7 @@ test_many(void **state)
 	struct done d[N];
 
 	env_start(&e, f, f->app);
-	make_cmd(&c, 0, "readall", NULL);
+	tu_make_cmd(&c, 0, "readall", NULL);
 	r = mem_req(&c, f->msg, 4096);
 	for (int i = 0; i < N; i++)
 		start(&e, &r, &d[i]);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "spawn.h"
+#include "testutil.h"
 
 #define NOBODY 65534
 #define DAEMON_UID 1
@@ -50,39 +51,6 @@ struct got {
 	char why[256];
 };
 
-/* snprintf that fails the test instead of truncating. */
-static void xsnprintf(char *dst, size_t n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-/* snprintf that fails the test instead of truncating. */
-static void
-xsnprintf(char *dst, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-	int k;
-
-	va_start(ap, fmt);
-	k = vsnprintf(dst, n, fmt, ap);
-	va_end(ap);
-	assert_true(k >= 0 && (size_t)k < n);
-}
-
-/* Count this process's open descriptors. */
-static int
-count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1;
-}
-
 /* Write a file with mode and owner. */
 static void
 put_file(const char *dir, const char *name, const char *text, mode_t mode,
@@ -91,7 +59,7 @@ put_file(const char *dir, const char *name, const char *text, mode_t mode,
 	char p[PATH_MAX];
 	FILE *f;
 
-	xsnprintf(p, sizeof(p), "%s/%s", dir, name);
+	tu_snprintf(p, sizeof(p), "%s/%s", dir, name);
 	f = fopen(p, "w");
 	assert_non_null(f);
 	fputs(text, f);
@@ -104,21 +72,10 @@ put_file(const char *dir, const char *name, const char *text, mode_t mode,
 static void
 copy_prog(const char *src, const char *dir, const char *name, uid_t uid)
 {
-	char p[PATH_MAX], b[65536];
-	int in, out;
-	ssize_t n;
+	char p[PATH_MAX];
 
-	xsnprintf(p, sizeof(p), "%s/%s", dir, name);
-	in = open(src, O_RDONLY | O_CLOEXEC);
-	assert_true(in >= 0);
-	out = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
-	assert_true(out >= 0);
-	while ((n = read(in, b, sizeof(b))) > 0)
-		assert_int_equal(write(out, b, (size_t)n), n);
-	close(in);
-	assert_int_equal(close(out), 0);
-	assert_int_equal(chmod(p, 0755), 0);
-	assert_int_equal(chown(p, uid, uid), 0);
+	tu_snprintf(p, sizeof(p), "%s/%s", dir, name);
+	tu_copy_file(src, p, 0755, uid);
 }
 
 /* Make a directory with mode and owner. */
@@ -126,29 +83,10 @@ static void
 make_dir(char *dst, const char *root, const char *name, mode_t mode,
 	uid_t uid)
 {
-	xsnprintf(dst, PATH_MAX, "%s/%s", root, name);
+	tu_snprintf(dst, PATH_MAX, "%s/%s", root, name);
 	assert_int_equal(mkdir(dst, 0700), 0);
 	assert_int_equal(chmod(dst, mode), 0);
 	assert_int_equal(chown(dst, uid, uid), 0);
-}
-
-/* Where the test programs were built. */
-static void
-programs_dir(char *dst)
-{
-	const char *b = getenv("MAILPIPE_BUILD");
-	char exe[PATH_MAX];
-	ssize_t n;
-
-	if (b) {
-		xsnprintf(dst, PATH_MAX, "%s/tests/programs", b);
-		return;
-	}
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	assert_true(n > 0);
-	exe[n] = '\0';
-	*strrchr(exe, '/') = '\0';
-	xsnprintf(dst, PATH_MAX, "%s/../programs", exe);
 }
 
 static const char script_exit3[] = "#!/bin/sh\nexit 3\n";
@@ -174,7 +112,7 @@ group_setup(void **state)
 	strcpy(f->root, "/tmp/mp-spawn-XXXXXX");
 	assert_non_null(mkdtemp(f->root));
 	assert_int_equal(chmod(f->root, 0755), 0);
-	programs_dir(f->programs);
+	tu_programs_dir(f->programs);
 	make_dir(f->app, f->root, "app", 0755, 0);
 	make_dir(f->out, f->root, "out", 01777, 0);
 	make_dir(f->other, f->root, "other", 0755, 0);
@@ -184,9 +122,9 @@ group_setup(void **state)
 	make_dir(f->dnob, f->root, "dnob", 0755, NOBODY);
 	make_dir(f->ddaemon, f->root, "ddaemon", 0755, DAEMON_UID);
 
-	xsnprintf(src, sizeof(src), "%s/readall", f->programs);
+	tu_snprintf(src, sizeof(src), "%s/readall", f->programs);
 	copy_prog(src, f->app, "readall", 0);
-	xsnprintf(src, sizeof(src), "%s/fdcheck", f->programs);
+	tu_snprintf(src, sizeof(src), "%s/fdcheck", f->programs);
 	copy_prog(src, f->app, "fdcheck", 0);
 	copy_prog(src, f->ddaemon, "fdcheck", DAEMON_UID);
 	put_file(f->app, "exit3", script_exit3, 0755, 0);
@@ -207,18 +145,18 @@ group_setup(void **state)
 	make_dir(src, f->app, "subdir", 0755, 0);
 	put_file(f->other, "target", script_exit3, 0755, 0);
 	put_file(f->wdir, "target", script_exit3, 0755, 0);
-	xsnprintf(src, sizeof(src), "%s/target", f->other);
+	tu_snprintf(src, sizeof(src), "%s/target", f->other);
 	{
 		char l[PATH_MAX + 16];
 
-		xsnprintf(l, sizeof(l), "%s/link_ok", f->app);
+		tu_snprintf(l, sizeof(l), "%s/link_ok", f->app);
 		assert_int_equal(symlink(src, l), 0);
-		xsnprintf(l, sizeof(l), "%s/link_bad", f->app);
+		tu_snprintf(l, sizeof(l), "%s/link_bad", f->app);
 		assert_int_equal(symlink("othw", l), 0);
-		xsnprintf(src, sizeof(src), "%s/target", f->wdir);
-		xsnprintf(l, sizeof(l), "%s/link_wdir", f->app);
+		tu_snprintf(src, sizeof(src), "%s/target", f->wdir);
+		tu_snprintf(l, sizeof(l), "%s/link_wdir", f->app);
 		assert_int_equal(symlink(src, l), 0);
-		xsnprintf(l, sizeof(l), "%s/link_dangling", f->app);
+		tu_snprintf(l, sizeof(l), "%s/link_dangling", f->app);
 		assert_int_equal(symlink("/nonexistent/x", l), 0);
 	}
 	put_file(f->dgrp, "exit3", script_exit3, 0755, 0);
@@ -236,7 +174,7 @@ group_teardown(void **state)
 	struct fix *f = *state;
 	char cmd[128];
 
-	xsnprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->root);
+	tu_snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->root);
 	if (system(cmd) != 0)
 		return -1;
 	free(f);
@@ -253,7 +191,7 @@ env_start(struct env *e, struct fix *f, bool drop)
 
 	memset(e, 0, sizeof(*e));
 	e->f = f;
-	e->fds_before = count_fds();
+	e->fds_before = tu_count_fds();
 	assert_int_equal(uv_loop_init(&e->loop), 0);
 	assert_int_equal(spawn_helper_start(&s, &sock, &e->helper), 0);
 	assert_int_equal(spawn_client_open(&e->loop, sock, e->helper, NULL,
@@ -268,7 +206,7 @@ env_stop(struct env *e)
 		spawn_client_close(e->c);
 	assert_int_equal(uv_run(&e->loop, UV_RUN_DEFAULT), 0);
 	assert_int_equal(uv_loop_close(&e->loop), 0);
-	assert_int_equal(count_fds(), e->fds_before);
+	assert_int_equal(tu_count_fds(), e->fds_before);
 }
 
 /* Record a job's end. */
@@ -278,7 +216,7 @@ on_done(void *arg, const struct spawn_exit *ex)
 	struct got *g = arg;
 
 	g->ex = *ex;
-	xsnprintf(g->why, sizeof(g->why), "%s", ex->why ? ex->why : "");
+	tu_snprintf(g->why, sizeof(g->why), "%s", ex->why ? ex->why : "");
 	g->ex.why = NULL;
 	g->done++;
 }
@@ -366,7 +304,7 @@ helper_childless(void *arg)
 
 		if (e->d_name[0] < '0' || e->d_name[0] > '9')
 			continue;
-		xsnprintf(p, sizeof(p), "/proc/%s/stat", e->d_name);
+		tu_snprintf(p, sizeof(p), "/proc/%s/stat", e->d_name);
 		if ((f = fopen(p, "r")) == NULL)
 			continue;
 		if (fgets(buf, sizeof(buf), f) && (rp = strrchr(buf, ')')) &&
@@ -467,7 +405,7 @@ test_program_context(void **state)
 	uint64_t job;
 	char line[128];
 
-	xsnprintf(out, sizeof(out), "%s/fdcheck.1", f->out);
+	tu_snprintf(out, sizeof(out), "%s/fdcheck.1", f->out);
 	env_start(&e, f, true);
 	assert_int_equal(pipe2(in, O_CLOEXEC), 0);
 	nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
@@ -488,14 +426,14 @@ test_program_context(void **state)
 	s = slurp(out);
 	assert_non_null(strstr(s, "\nuid 65534 65534\ngid 65534 65534\n"
 	    "groups 65534\numask 0077\n"));
-	xsnprintf(line, sizeof(line), "\ncwd %s\n", f->out);
+	tu_snprintf(line, sizeof(line), "\ncwd %s\n", f->out);
 	assert_non_null(strstr(s, line));
-	xsnprintf(line, sizeof(line), "\npid %ld\n", (long)g.ex.pid);
+	tu_snprintf(line, sizeof(line), "\npid %ld\n", (long)g.ex.pid);
 	assert_non_null(strstr(s, line));
-	xsnprintf(line, sizeof(line), "\npgid %ld\nsid %ld\n", (long)g.ex.pid,
+	tu_snprintf(line, sizeof(line), "\npgid %ld\nsid %ld\n", (long)g.ex.pid,
 	    (long)g.ex.pid);
 	assert_non_null(strstr(s, line));
-	xsnprintf(line, sizeof(line), "\nppid %ld\n", (long)e.helper);
+	tu_snprintf(line, sizeof(line), "\nppid %ld\n", (long)e.helper);
 	assert_non_null(strstr(s, line));
 	/* Nothing blocked, nothing ignored: the signals the helper ignores
 	   (test_helper_state) are back at their default in the program. */
@@ -539,7 +477,7 @@ test_helper_state(void **state)
 	    sizeof(helper_ignores[0]); i++)
 		ign |= 1ULL << (helper_ignores[i] - 1);
 	env_start(&e, *state, true);
-	xsnprintf(p, sizeof(p), "/proc/%ld/fd", (long)e.helper);
+	tu_snprintf(p, sizeof(p), "/proc/%ld/fd", (long)e.helper);
 	d = opendir(p);
 	assert_non_null(d);
 	while ((de = readdir(d)) != NULL) {
@@ -550,7 +488,7 @@ test_helper_state(void **state)
 		if (de->d_name[0] == '.')
 			continue;
 		fd = atoi(de->d_name);
-		xsnprintf(l, sizeof(l), "%s/%s", p, de->d_name);
+		tu_snprintf(l, sizeof(l), "%s/%s", p, de->d_name);
 		k = readlink(l, t, sizeof(t) - 1);
 		assert_true(k > 0);
 		t[k] = '\0';
@@ -566,7 +504,7 @@ test_helper_state(void **state)
 	}
 	closedir(d);
 	assert_int_equal(n, 5);
-	xsnprintf(p, sizeof(p), "/proc/%ld/status", (long)e.helper);
+	tu_snprintf(p, sizeof(p), "/proc/%ld/status", (long)e.helper);
 	f = fopen(p, "r");
 	assert_non_null(f);
 	while (fgets(buf, sizeof(buf), f)) {
@@ -596,7 +534,7 @@ test_no_drop(void **state)
 	struct fix *f = *state;
 	char out[PATH_MAX + 16], *s;
 
-	xsnprintf(out, sizeof(out), "%s/fdcheck.nodrop", f->out);
+	tu_snprintf(out, sizeof(out), "%s/fdcheck.nodrop", f->out);
 	env_start(&e, f, false);
 	run_one(&e, f->ddaemon, "fdcheck", (char *[]){ "fdcheck", out, NULL },
 	    &g);
@@ -682,8 +620,8 @@ test_trust(void **state)
 	struct env e;
 	struct got g;
 
-	xsnprintf(missing, sizeof(missing), "%s/missing", f->root);
-	xsnprintf(afile, sizeof(afile), "%s/afile", f->root);
+	tu_snprintf(missing, sizeof(missing), "%s/missing", f->root);
+	tu_snprintf(afile, sizeof(afile), "%s/afile", f->root);
 	env_start(&e, f, true);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const struct trust_case *c = &cases[i];
@@ -760,7 +698,7 @@ test_kill_group(void **state)
 	uint64_t job;
 	pid_t leader, child;
 
-	xsnprintf(pidfile, sizeof(pidfile), "%s/hang.pids", f->out);
+	tu_snprintf(pidfile, sizeof(pidfile), "%s/hang.pids", f->out);
 	env_start(&e, f, true);
 	start(&e, f->app, "hang", (char *[]){ "hang", pidfile, NULL }, &g,
 	    &job);
@@ -794,7 +732,7 @@ test_leftovers(void **state)
 	struct got g;
 	pid_t child, unused;
 
-	xsnprintf(pidfile, sizeof(pidfile), "%s/bg.pids", f->out);
+	tu_snprintf(pidfile, sizeof(pidfile), "%s/bg.pids", f->out);
 	env_start(&e, f, true);
 	run_one(&e, f->app, "bg", (char *[]){ "bg", pidfile, NULL }, &g);
 	assert_int_equal(g.ex.how, SPAWN_EXITED);
@@ -994,7 +932,7 @@ test_helper_dies(void **state)
 	uint64_t job;
 	int st;
 
-	xsnprintf(pidfile, sizeof(pidfile), "%s/dies.pids", f->out);
+	tu_snprintf(pidfile, sizeof(pidfile), "%s/dies.pids", f->out);
 	env_start(&e, f, true);
 	start(&e, f->app, "hang", (char *[]){ "hang", pidfile, NULL }, &g,
 	    NULL);
@@ -1037,7 +975,7 @@ test_close_running(void **state)
 	struct got g;
 	pid_t leader, child;
 
-	xsnprintf(pidfile, sizeof(pidfile), "%s/close.pids", f->out);
+	tu_snprintf(pidfile, sizeof(pidfile), "%s/close.pids", f->out);
 	env_start(&e, f, true);
 	start(&e, f->app, "hang", (char *[]){ "hang", pidfile, NULL }, &g,
 	    NULL);
@@ -1065,8 +1003,8 @@ holds_pipe(pid_t pid, ino_t ino)
 	bool found = false;
 	DIR *dp;
 
-	xsnprintf(dir, sizeof(dir), "/proc/%ld/fd", (long)pid);
-	xsnprintf(want, sizeof(want), "pipe:[%lu]", (unsigned long)ino);
+	tu_snprintf(dir, sizeof(dir), "/proc/%ld/fd", (long)pid);
+	tu_snprintf(want, sizeof(want), "pipe:[%lu]", (unsigned long)ino);
 	if ((dp = opendir(dir)) == NULL)
 		return false;
 	while (!found && (d = readdir(dp)) != NULL) {
@@ -1074,7 +1012,7 @@ holds_pipe(pid_t pid, ino_t ino)
 
 		if (d->d_name[0] == '.')
 			continue;
-		xsnprintf(link, sizeof(link), "%s/%s", dir, d->d_name);
+		tu_snprintf(link, sizeof(link), "%s/%s", dir, d->d_name);
 		n = readlink(link, got, sizeof(got) - 1);
 		if (n > 0) {
 			got[n] = '\0';
@@ -1141,8 +1079,8 @@ test_hold_stdin(void **state)
 	uint64_t job;
 	char *s;
 
-	xsnprintf(out1, sizeof(out1), "%s/held.1", f->out);
-	xsnprintf(out2, sizeof(out2), "%s/held.2", f->out);
+	tu_snprintf(out1, sizeof(out1), "%s/held.1", f->out);
+	tu_snprintf(out2, sizeof(out2), "%s/held.2", f->out);
 	env_start(&e, f, true);
 	h.pid = e.helper;
 
