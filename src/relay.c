@@ -860,15 +860,18 @@ pend_push(struct rsess *s, enum cmd c, size_t idx)
 	return 0;
 }
 
-/* Send a batch of commands; drops the session on failure. */
+/*
+ * Send a batch of commands; built is 0, or the -errno that building the
+ * batch met (then nothing is sent). Drops the session on any failure.
+ */
 static int
-sess_send_batch(struct rsess *s, struct buf *b)
+sess_send_batch(struct rsess *s, struct buf *b, int built)
 {
 	char *p;
 	size_t n = b->len;
-	int r;
+	int r = built;
 
-	if ((r = buf_steal(b, &p)) < 0) {
+	if (r < 0 || (r = buf_steal(b, &p)) < 0) {
 		buf_free(b);
 		sess_fail(s, 451, "4.3.0", "out of memory");
 		return r;
@@ -904,12 +907,7 @@ sess_cmd(struct rsess *s, enum cmd c, size_t idx, const char *fmt, ...)
 		r = buf_puts(&b, "\r\n");
 	if (r == 0)
 		r = pend_push(s, c, idx);
-	if (r < 0) {
-		buf_free(&b);
-		sess_fail(s, 451, "4.3.0", "out of memory");
-		return;
-	}
-	sess_send_batch(s, &b);
+	sess_send_batch(s, &b, r);
 }
 
 /* QUIT (we do not wait for the 221, like Postfix), then close. */
@@ -1201,12 +1199,7 @@ send_next_rcpt(struct rsess *s)
 		if ((r = cmd_add(s, &b, "RSET")) == 0)
 			r = pend_push(s, C_RSET_END, 0);
 	}
-	if (r < 0) {
-		buf_free(&b);
-		sess_fail(s, 451, "4.3.0", "out of memory");
-		return;
-	}
-	sess_send_batch(s, &b);
+	sess_send_batch(s, &b, r);
 }
 
 /* Checks that need no command; then MAIL (+ RCPTs + DATA pipelined). */
@@ -1298,12 +1291,7 @@ txn_start(struct rsess *s)
 	if (e == 0 && s->pipelined && (e = cmd_add(s, &b, "DATA")) == 0)
 		e = pend_push(s, C_DATA, 0);
 	buf_free(&t);
-	if (e < 0) {
-		buf_free(&b);
-		sess_fail(s, 451, "4.3.0", "out of memory");
-		return;
-	}
-	sess_send_batch(s, &b);
+	sess_send_batch(s, &b, e);
 }
 
 /* ------------------------------------------------------------------ */
