@@ -478,14 +478,6 @@ get_duration(struct pctx *p, const char *v, uint64_t min, uint64_t *out)
 	return get_quantity(p, &q_duration, v, min, UINT64_MAX, out);
 }
 
-/* A duration value from min to max seconds. */
-static int
-get_duration_max(struct pctx *p, const char *v, uint64_t min, uint64_t max,
-	uint64_t *out)
-{
-	return get_quantity(p, &q_duration, v, min, max, out);
-}
-
 /* A size value, refusing values below min. */
 static int
 get_size(struct pctx *p, const char *v, uint64_t min, uint64_t *out)
@@ -1004,7 +996,7 @@ apply(struct pctx *p, enum key_id k, const char *v)
 	case K_SMTP_RELAY_TIMEOUT:
 		return get_duration(p, v, 1, &c->smtp.relay_timeout_s);
 	case K_SMTP_RELAY_IDLE:
-		return get_duration_max(p, v, 0, 3600,
+		return get_quantity(p, &q_duration, v, 0, 3600,
 			&c->smtp.relay_idle_timeout_s);
 	case K_SMTP_TRUSTED:
 		return set_trusted(p, v);
