@@ -3,13 +3,13 @@
  * or removes queue files (docs/QUEUE.md). A new message is written to
  * Queue/[NN/]ID.tmp (O_EXCL), fsynced, renamed to ID.msg, and the directory
  * fsynced before the caller hears of it (on ext4 and XFS: renamed, then the
- * file fsynced, which commits the name with it: one flush, QUEUE.md); a recipient's final state is one
- * byte overwritten in place and fdatasynced; a finished file is unlinked
- * and its directory fsynced. Directory fsyncs are shared by every change
- * made before they start (group commit). All blocking disk work runs on the
- * libuv thread pool; the loop thread only books and calls back. Corrupt
- * files are moved to Queue/corrupt/, never deleted. Never exits; returns 0
- * or -errno.
+ * file fsynced, which commits the name with it: one flush, QUEUE.md); a
+ * recipient's final state is one byte overwritten in place and fdatasynced;
+ * a finished file is unlinked and its directory fsynced. Directory fsyncs
+ * are shared by every change made before they start (group commit). All
+ * blocking disk work runs on the libuv thread pool; the loop thread only
+ * books and calls back. Corrupt files are moved to Queue/corrupt/, never
+ * deleted. Never exits; returns 0 or -errno.
  */
 #ifndef MP_STORE_H
 #define MP_STORE_H
