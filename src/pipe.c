@@ -76,6 +76,13 @@ struct pipe_job {
 	uint64_t time_limit_s;
 	char *output_file, *error_file;
 
+	/* [FILE]: the queue file, and the private copy given as fd 3. */
+	char *app;			/* application name (spawn request) */
+	char *file_path;		/* absolute queue file, or NULL */
+	int file_fd;			/* read-only copy, or -1 */
+	int copy_err;
+	uv_work_t copy_w;
+
 	/* Handles and requests; pending counts those libuv still holds. */
 	int pending;
 	uv_timer_t timer;
@@ -97,6 +104,8 @@ struct pipe_job {
 	uint64_t in_sent;		/* bytes handed to uv_write */
 	bool in_all_sent, in_done;
 	bool exited, err_eof, out_eof, timed_out, reported;
+	bool started;			/* the helper said the program runs */
+	bool nostart;			/* it did not within the time limit */
 	bool stdin_consumed;
 	struct spawn_exit ex;
 	char *ex_why;
@@ -242,7 +251,7 @@ pipe_build(const struct pipe_request *req, const struct pipe_settings *s,
 		r = strv_push(&a.argv, c->params.v[i]);
 	if (r == 0 && (c->tags & PIPE_TAG_FILE) &&
 	    (r = strv_push(&a.argv, "-f")) == 0)
-		r = strv_push(&a.argv, req->queue_file);
+		r = strv_push(&a.argv, PIPE_FILE_ARG);
 	if (r == 0 && (c->tags & PIPE_TAG_RETPATH) &&
 	    (r = strv_push(&a.argv, "-p")) == 0)
 		r = strv_push(&a.argv, req->sender ? req->sender : "");
@@ -364,6 +373,10 @@ job_maybe_free(struct pipe_job *j)
 	if (!j->reported || j->pending > 0)
 		return;
 	pipe_argv_free(&j->av);
+	free(j->app);
+	free(j->file_path);
+	if (j->file_fd >= 0)
+		close(j->file_fd);
 	free(j->input_path);
 	free(j->input_mem);
 	code_map_free(&j->codes);
@@ -619,6 +632,10 @@ job_report(struct pipe_job *j)
 		r = result_set(&res, RESULT_DEFERRED, 451, "4.3.0", "%s%s%s",
 		    j->abort_why, j->abort_err ? ": " : "",
 		    j->abort_err ? uv_strerror(j->abort_err) : "");
+	else if (j->nostart)
+		r = result_set(&res, RESULT_DEFERRED, 451, "4.3.0",
+		    "program did not start within %llus (spawn helper busy "
+		    "or stopped)", (unsigned long long)j->time_limit_s);
 	else
 		r = result_from_run(&o, j->codes.n ? &j->codes : NULL, &res);
 	if (r < 0) {
@@ -728,6 +745,38 @@ on_limit(uv_timer_t *t)
 	    (unsigned long long)j->time_limit_s);
 	j->timed_out = true;
 	spawn_kill(j->pm->sp, j->job_id);
+}
+
+/*
+ * The program has not started within the time limit (the helper is busy,
+ * stopped or gone): withdraw the request. The delivery is deferred, never
+ * failed, even if the program starts meanwhile and is killed.
+ */
+static void
+on_nostart(uv_timer_t *t)
+{
+	struct pipe_job *j = t->data;
+
+	pm_log(j->pm, LOG_PROBLEMS, "program %s did not start within %llus",
+	    j->av.argv.v[0], (unsigned long long)j->time_limit_s);
+	j->nostart = true;
+	spawn_cancel(j->pm->sp, j->job_id);
+}
+
+/* The helper started the program: its time limit starts now. */
+static void
+on_started(void *arg, pid_t pid)
+{
+	struct pipe_job *j = arg;
+
+	(void)pid;
+	if (j->exited)
+		return;
+	j->started = true;
+	j->t_start = uv_hrtime();
+	uv_timer_stop(&j->timer);
+	if (j->time_limit_s > 0)
+		uv_timer_start(&j->timer, on_limit, j->time_limit_s * 1000, 0);
 }
 
 /* Something failed on our side: kill the program, defer the delivery. */
@@ -1131,15 +1180,157 @@ pipe_wrap(struct pipe_job *j, uv_pipe_t *p, bool *open, int fd, bool read)
 	return 0;
 }
 
+/* Hand the program to the helper, with pipes for stdin/stderr/stdout. */
+static void
+job_spawn(struct pipe_job *j)
+{
+	struct pipe_module *pm = j->pm;
+	struct spawn_req sr;
+	int in[2] = { -1, -1 }, err[2] = { -1, -1 }, out[2] = { -1, -1 };
+	int r;
+
+	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
+	    (j->output_file && pipe2(out, O_CLOEXEC) < 0)) {
+		r = -errno;
+		for (int i = 0; i < 2; i++) {
+			if (in[i] >= 0)
+				close(in[i]);
+			if (err[i] >= 0)
+				close(err[i]);
+		}
+		job_prefail_err(j, "cannot create pipes", r);
+		return;
+	}
+	sr = (struct spawn_req){ .dir = pm->s.app_dir, .name = j->app,
+	    .argv = j->av.argv.v, .envp = j->av.envp.v, .cwd = j->av.cwd,
+	    .fd_in = in[0], .fd_out = j->output_file ? out[1] : pm->devnull,
+	    .fd_err = err[1], .fd_hold = in[1], .has_fd_3 = j->file_fd >= 0,
+	    .fd_3 = j->file_fd, .started = on_started };
+	r = spawn_run(pm->sp, &sr, on_exit_cb, j, &j->job_id);
+	close(err[1]);
+	if (out[1] >= 0)
+		close(out[1]);
+	if (j->file_fd >= 0) {
+		close(j->file_fd);
+		j->file_fd = -1;
+	}
+	if (r < 0) {
+		close(in[0]);
+		close(in[1]);
+		close(err[0]);
+		if (out[0] >= 0)
+			close(out[0]);
+		job_prefail_err(j, "cannot start program", r);
+		return;
+	}
+	/* From here on the helper reports exactly once (on_exit_cb). The
+	   time limit runs from the program's start (on_started); until
+	   then the same span bounds the wait for it. */
+	j->in_rfd = in[0];
+	if (j->time_limit_s > 0)
+		uv_timer_start(&j->timer, on_nostart, j->time_limit_s * 1000,
+		    0);
+	if ((r = pipe_wrap(j, &j->err, &j->err_open, err[0], true)) < 0) {
+		j->err_eof = true;
+		job_abort(j, "cannot read the program's stderr", r);
+	}
+	if (j->output_file == NULL)
+		j->out_eof = true;
+	else if ((r = pipe_wrap(j, &j->out, &j->out_open, out[0], true)) < 0) {
+		j->out_eof = true;
+		job_abort(j, "cannot read the program's stdout", r);
+	}
+	if (j->output_file && !j->out_eof) {
+		j->has_osink = true;
+		sink_init(&j->osink, j, j->output_file, (uv_stream_t *)&j->out);
+	}
+	if (j->error_file && !j->err_eof) {
+		j->has_esink = true;
+		sink_init(&j->esink, j, j->error_file, (uv_stream_t *)&j->err);
+	}
+	if ((r = pipe_wrap(j, &j->in, &j->in_open, in[1], false)) < 0)
+		job_abort(j, "cannot write to the program", r);
+	else
+		stdin_start(j, j->file_path != NULL);
+}
+
+/*
+ * Worker: the [FILE] program's private copy of its queue file, an unnamed
+ * file (O_TMPFILE) beside it, mode 0444, handed over read-only: the
+ * program can open /dev/fd/3 and read it, cannot change it, and no other
+ * program can reach it by any name (docs/SECURITY.md).
+ */
+static void
+copy_work(uv_work_t *w)
+{
+	struct pipe_job *j = w->data;
+	char *dir = strdup(j->file_path), *slash, self[64];
+	int src = -1, rw = -1, ro = -1, e = 0;
+	struct stat st;
+	off_t left;
+
+	if (dir == NULL) {
+		j->copy_err = -ENOMEM;
+		return;
+	}
+	if ((slash = strrchr(dir, '/')) != NULL)
+		*slash = '\0';
+	if ((src = open(j->file_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0 ||
+	    fstat(src, &st) < 0 ||
+	    (rw = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0444)) < 0) {
+		e = -errno;
+		goto out;
+	}
+	for (left = st.st_size; left > 0 && e == 0; ) {
+		ssize_t n = copy_file_range(src, NULL, rw, NULL, (size_t)left,
+		    0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			e = n < 0 ? -errno : -EIO;
+		else
+			left -= n;
+	}
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", rw);
+	if (e == 0 && (fchmod(rw, 0444) < 0 ||
+	    (ro = open(self, O_RDONLY | O_CLOEXEC)) < 0))
+		e = -errno;
+out:
+	if (src >= 0)
+		close(src);
+	if (rw >= 0)
+		close(rw);
+	free(dir);
+	j->copy_err = e;
+	j->file_fd = e == 0 ? ro : -1;
+	if (e < 0 && ro >= 0)
+		close(ro);
+}
+
+/* Loop: the [FILE] copy is made (or not): start the program. */
+static void
+copy_after(uv_work_t *w, int status)
+{
+	struct pipe_job *j = w->data;
+
+	j->pending--;
+	if (status < 0 || j->copy_err < 0)
+		job_prefail_err(j, "cannot copy the queue file for [FILE]",
+		    status < 0 ? status : j->copy_err);
+	else
+		job_spawn(j);
+	job_maybe_free(j);
+}
+
 /* Start one delivery; see pipe.h. */
 int
 pipe_run(struct pipe_module *pm, const struct pipe_request *req,
 	pipe_done_cb cb, void *arg)
 {
 	struct pipe_job *j = calloc(1, sizeof(*j));
-	struct spawn_req sr;
+	struct buf path = BUF_INIT;
 	const char *why = NULL;
-	int in[2] = { -1, -1 }, err[2] = { -1, -1 }, out[2] = { -1, -1 };
 	int r;
 
 	if (j == NULL)
@@ -1149,6 +1340,7 @@ pipe_run(struct pipe_module *pm, const struct pipe_request *req,
 	j->arg = arg;
 	j->in_rfd = -1;
 	j->ffd = -1;
+	j->file_fd = -1;
 	j->t_start = uv_hrtime();
 	if ((r = job_copy(j, req)) < 0 || (r = uv_timer_init(pm->loop,
 	    &j->timer)) < 0) {
@@ -1181,61 +1373,27 @@ pipe_run(struct pipe_module *pm, const struct pipe_request *req,
 		job_prefail(j, SPAWN_FAIL_TEMP, "out of memory");
 		return 0;
 	}
-
-	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
-	    (j->output_file && pipe2(out, O_CLOEXEC) < 0)) {
-		r = -errno;
-		for (int i = 0; i < 2; i++) {
-			if (in[i] >= 0)
-				close(in[i]);
-			if (err[i] >= 0)
-				close(err[i]);
-		}
-		job_prefail_err(j, "cannot create pipes", r);
+	if ((j->app = strdup(req->cmd->app)) == NULL) {
+		job_prefail(j, SPAWN_FAIL_TEMP, "out of memory");
 		return 0;
 	}
-	sr = (struct spawn_req){ .dir = pm->s.app_dir, .name = req->cmd->app,
-	    .argv = j->av.argv.v, .envp = j->av.envp.v, .cwd = j->av.cwd,
-	    .fd_in = in[0], .fd_out = j->output_file ? out[1] : pm->devnull,
-	    .fd_err = err[1], .fd_hold = in[1] };
-	r = spawn_run(pm->sp, &sr, on_exit_cb, j, &j->job_id);
-	close(err[1]);
-	if (out[1] >= 0)
-		close(out[1]);
-	if (r < 0) {
-		close(in[0]);
-		close(in[1]);
-		close(err[0]);
-		if (out[0] >= 0)
-			close(out[0]);
-		job_prefail_err(j, "cannot start program", r);
+	if (!(req->cmd->tags & PIPE_TAG_FILE)) {
+		job_spawn(j);
 		return 0;
 	}
-	/* From here on the helper reports exactly once (on_exit_cb). */
-	j->in_rfd = in[0];
-	if (j->time_limit_s > 0)
-		uv_timer_start(&j->timer, on_limit, j->time_limit_s * 1000, 0);
-	if ((r = pipe_wrap(j, &j->err, &j->err_open, err[0], true)) < 0) {
-		j->err_eof = true;
-		job_abort(j, "cannot read the program's stderr", r);
+	/* [FILE]: make the program's copy on the pool first. */
+	if ((r = buf_printf(&path, "%s/%s", pm->s.base_dir,
+	    req->queue_file)) < 0 || (r = buf_steal(&path, &j->file_path)) < 0) {
+		buf_free(&path);
+		job_prefail(j, SPAWN_FAIL_TEMP, "out of memory");
+		return 0;
 	}
-	if (j->output_file == NULL)
-		j->out_eof = true;
-	else if ((r = pipe_wrap(j, &j->out, &j->out_open, out[0], true)) < 0) {
-		j->out_eof = true;
-		job_abort(j, "cannot read the program's stdout", r);
+	j->copy_w.data = j;
+	if ((r = uv_queue_work(pm->loop, &j->copy_w, copy_work,
+	    copy_after)) < 0) {
+		job_prefail_err(j, "cannot copy the queue file for [FILE]", r);
+		return 0;
 	}
-	if (j->output_file && !j->out_eof) {
-		j->has_osink = true;
-		sink_init(&j->osink, j, j->output_file, (uv_stream_t *)&j->out);
-	}
-	if (j->error_file && !j->err_eof) {
-		j->has_esink = true;
-		sink_init(&j->esink, j, j->error_file, (uv_stream_t *)&j->err);
-	}
-	if ((r = pipe_wrap(j, &j->in, &j->in_open, in[1], false)) < 0)
-		job_abort(j, "cannot write to the program", r);
-	else
-		stdin_start(j, req->cmd->tags & PIPE_TAG_FILE);
+	j->pending++;
 	return 0;
 }

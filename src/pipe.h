@@ -5,7 +5,10 @@
  * its stdin (streamed from the queue file on the thread pool, or from
  * memory), requires that all of stdin was read, discards stdout (or
  * appends it to a transport's output file), keeps the first stderr-limit
- * bytes of stderr, enforces the time limit on the whole process group, and
+ * bytes of stderr, enforces the time limit on the whole process group from
+ * the moment the program started (a program that never starts is
+ * deferred, never failed), gives a [FILE] program a private read-only
+ * copy of its queue file as fd 3, and
  * turns the outcome into a struct result with result_from_run. It never
  * touches the queue state: the caller records the result.
  */
@@ -23,6 +26,9 @@
 #include "spawn.h"
 
 #define PIPE_DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
+/* What [FILE] puts after -f: the program's private copy of its queue
+   file, open read-only as its fd 3 (docs/SECURITY.md). */
+#define PIPE_FILE_ARG "/dev/fd/3"
 
 struct pipe_settings {
 	const char *base_dir;	/* absolute; cwd of [FILE] programs */
@@ -34,8 +40,9 @@ struct pipe_settings {
 
 struct pipe_request {
 	const struct pipe_cmd *cmd;
-	const char *queue_file;	/* "Queue/[NN/]ID.msg" relative to base, for
-				   -f; NULL when there is no queue file */
+	const char *queue_file;	/* "Queue/[NN/]ID.msg" relative to base: what
+				   a [FILE] program gets a copy of (fd 3);
+				   NULL when there is no queue file */
 	const char *input_path;	/* absolute file to read the message from,
 				   or NULL to use input_mem */
 	uint64_t input_off;	/* where the message starts in input_path */
@@ -76,7 +83,7 @@ struct pipe_argv {
 
 /*
  * Build the invocation for req. Pure. Parameters in command order, then
- * [FILE] "-f" queue_file, [RETPATH] "-p" sender, [RCPT] "-r"
+ * [FILE] "-f" PIPE_FILE_ARG, [RETPATH] "-p" sender, [RCPT] "-r"
  * orig_recipient. Environment: PATH, SENDER, RECIPIENT,
  * ORIGINAL_RECIPIENT, QUEUE_ID, DELIVERY_ID (a NULL value is left out).
  * -EINVAL (*why set) when a value holds a control character, when

@@ -1,18 +1,21 @@
 /*
  * spawn: the spawn helper process and its client on the server's loop.
  * The helper owns every delivery program: it trust-checks the application
- * directory and program, starts them with a vfork-style clone (own session,
- * default signals, empty mask, fds 0/1/2 only, given cwd and environment),
- * kills a job's whole process group when its leader exits, reaps
- * everything and exits when the server goes away. Never runs a shell,
- * never lets a program inherit a descriptor, environment or signal
- * disposition.
+ * directory and program as the program user, starts them with a
+ * vfork-style clone (own session, default signals, empty mask, fds 0/1/2
+ * only, given cwd and environment, the program user's ids set in the
+ * child just before exec), kills a job's whole process group when its
+ * leader exits, reaps everything and exits when its client goes away.
+ * Never runs a shell, never lets a program inherit a descriptor,
+ * environment, signal disposition or privilege, never trusts a request
+ * beyond its pinned directories.
  */
 #include "spawn.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <limits.h>
 #include <poll.h>
 #include <sched.h>
@@ -23,7 +26,9 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,19 +44,29 @@
 #define SPAWN_STACK (64 * 1024)
 
 enum msg_type {
-	MSG_RUN = 1,	/* client -> helper, with 3 fds (+ 1 to hold) */
+	MSG_RUN = 1,	/* client -> helper, with 3 fds (+ hold, + fd 3) */
 	MSG_KILL,	/* client -> helper */
 	MSG_RELEASE,	/* client -> helper: close the held fd of a job */
 	REP_READY,	/* helper -> client, once, err = setup errno */
 	REP_DONE,	/* helper -> client, once per job */
+	REP_STARTED,	/* helper -> client: the job's program runs (pid) */
 };
+
+/* MSG_RUN flags: which optional fds follow in, out and err, in order. */
+enum {
+	RUN_HOLD = 1,	/* the stdin write end to hold */
+	RUN_FD3 = 2,	/* the program's fd 3 */
+};
+
+/* Most fds one request carries. */
+#define SPAWN_MAX_FDS 5
 
 /* Request header; NUL-terminated dir, name, cwd, argv[], envp[] follow. */
 struct msg_hdr {
 	uint32_t type;
 	uint32_t argc;
 	uint32_t envc;
-	uint32_t pad;
+	uint32_t flags;	/* MSG_RUN: RUN_* */
 	uint64_t job;
 };
 
@@ -88,10 +103,12 @@ enum why {
 	WHY_APP_NOEXEC,
 	WHY_TOO_LONG,
 	WHY_BAD_REQUEST,
+	WHY_NOT_PINNED,
 	WHY_EXEC,
 	WHY_TEMP,
 	WHY_HELPER_DIED,
 	WHY_HELPER_STOPPED,
+	WHY_CANCELLED,
 	WHY_COUNT
 };
 
@@ -119,10 +136,12 @@ static const char *const why_text[WHY_COUNT] = {
 	[WHY_APP_NOEXEC] = "program is not executable",
 	[WHY_TOO_LONG] = "arguments too long",
 	[WHY_BAD_REQUEST] = "malformed spawn request",
+	[WHY_NOT_PINNED] = "directory not allowed by the spawn helper",
 	[WHY_EXEC] = "cannot execute program",
 	[WHY_TEMP] = "cannot start program now",
 	[WHY_HELPER_DIED] = "spawn helper died",
 	[WHY_HELPER_STOPPED] = "spawn helper stopped",
+	[WHY_CANCELLED] = "program did not start in time",
 };
 
 /* ------------------------------------------------------------------ */
@@ -150,15 +169,23 @@ static const int helper_ignored[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM,
 
 /* Send one reply; errors show up as EOF on the next receive. */
 static void
-helper_reply(struct helper *h, uint64_t job, int how, int code, int err,
-	int why, pid_t pid)
+helper_send(struct helper *h, uint32_t type, uint64_t job, int how, int code,
+	int err, int why, pid_t pid)
 {
-	struct msg_reply rep = { .type = REP_DONE, .how = how, .code = code,
+	struct msg_reply rep = { .type = type, .how = how, .code = code,
 	    .err = err, .why = why, .pid = pid, .job = job };
 
 	while (send(h->sock, &rep, sizeof(rep), MSG_NOSIGNAL) < 0 &&
 	    errno == EINTR)
 		;
+}
+
+/* Reply that a job ended (or failed). */
+static void
+helper_reply(struct helper *h, uint64_t job, int how, int code, int err,
+	int why, pid_t pid)
+{
+	helper_send(h, REP_DONE, job, how, code, err, why, pid);
 }
 
 /* Reply that a job failed to start. */
@@ -311,11 +338,31 @@ helper_find_job(const struct helper *h, uint64_t id)
 
 /* What helper_spawn hands its child; err is the child's report. */
 struct spawn_child {
+	const struct spawn_settings *s;
 	const char *path, *cwd;
-	const int *fds;
+	const int *fds;		/* become 0, 1, 2 and, if nfds is 4, 3 */
+	int nfds;
 	char **argv, **envp;
 	int err;		/* set by the child when it cannot exec */
 };
+
+/*
+ * In the child: become the program user for good (raw system calls: they
+ * change this task only, which is all the clone child is), and die with
+ * the helper. The parent-death signal is set after the switch, which
+ * would clear it.
+ */
+static int
+spawn_child_drop(const struct spawn_settings *s)
+{
+	gid_t g = s->gid;
+
+	if (syscall(SYS_setgroups, 1, &g) < 0 ||
+	    syscall(SYS_setresgid, s->gid, s->gid, s->gid) < 0 ||
+	    syscall(SYS_setresuid, s->uid, s->uid, s->uid) < 0)
+		return -1;
+	return prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+}
 
 /*
  * The clone child, on the helper's memory and its own small stack, with
@@ -330,7 +377,7 @@ spawn_child_exec(void *arg)
 	struct spawn_child *a = arg;
 	struct sigaction sa;
 	sigset_t none;
-	int fd[3];
+	int fd[4];
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_DFL;
@@ -342,20 +389,22 @@ spawn_child_exec(void *arg)
 	if (setsid() < 0)
 		goto fail;
 	/* Move a source that another dup2 would overwrite out of the way. */
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < a->nfds; i++) {
 		fd[i] = a->fds[i];
-		if (fd[i] < 3 && fd[i] != i &&
-		    (fd[i] = fcntl(fd[i], F_DUPFD_CLOEXEC, 3)) < 0)
+		if (fd[i] < a->nfds && fd[i] != i &&
+		    (fd[i] = fcntl(fd[i], F_DUPFD_CLOEXEC, a->nfds)) < 0)
 			goto fail;
 	}
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < a->nfds; i++) {
 		if (fd[i] == i) {
 			if (fcntl(i, F_SETFD, 0) < 0)
 				goto fail;
 		} else if (dup2(fd[i], i) < 0)
 			goto fail;
 	}
-	if (chdir(a->cwd) < 0 || close_range(3, ~0U, 0) < 0)
+	if (a->s->drop && spawn_child_drop(a->s) < 0)
+		goto fail;
+	if (chdir(a->cwd) < 0 || close_range((unsigned)a->nfds, ~0U, 0) < 0)
 		goto fail;
 	sigemptyset(&none);
 	if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
@@ -373,10 +422,10 @@ fail:
  */
 static int
 helper_spawn(struct helper *h, const char *path, const char *cwd,
-	const int fds[3], char **argv, char **envp, pid_t *pid)
+	const int *fds, int nfds, char **argv, char **envp, pid_t *pid)
 {
-	struct spawn_child a = { .path = path, .cwd = cwd, .fds = fds,
-	    .argv = argv, .envp = envp, .err = 0 };
+	struct spawn_child a = { .s = &h->s, .path = path, .cwd = cwd,
+	    .fds = fds, .nfds = nfds, .argv = argv, .envp = envp, .err = 0 };
 	sigset_t all, old;
 	pid_t p;
 	int err;
@@ -447,6 +496,17 @@ job_release(struct helper_job *j)
 	}
 }
 
+/* With pinned directories: is dir the app dir and cwd one we allow? */
+static bool
+helper_pinned(const struct helper *h, const char *dir, const char *cwd)
+{
+	if (h->s.app_dir == NULL)
+		return true;
+	return strcmp(dir, h->s.app_dir) == 0 &&
+	    (strcmp(cwd, h->s.app_dir) == 0 ||
+	    (h->s.base_dir && strcmp(cwd, h->s.base_dir) == 0));
+}
+
 /* Handle one MSG_RUN: check, start, remember the job. */
 static void
 helper_run(struct helper *h, const struct msg_hdr *hdr, size_t len,
@@ -455,19 +515,27 @@ helper_run(struct helper *h, const struct msg_hdr *hdr, size_t len,
 	const char *fixed[3];
 	char **argv = NULL, **envp = NULL;
 	struct buf path = BUF_INIT;
-	int fail, why, err = 0;
+	int fail, why, err = 0, prog_fds[4];
+	int want = 3 + !!(hdr->flags & RUN_HOLD) + !!(hdr->flags & RUN_FD3);
+	int nprog = 3, hold = -1;
 	pid_t pid = -1;
 
 	if (flags & MSG_TRUNC) {
 		helper_fail(h, hdr->job, SPAWN_FAIL_EXEC, WHY_TOO_LONG, E2BIG);
 		return;
 	}
-	if ((flags & MSG_CTRUNC) || (nfds != 3 && nfds != 4) ||
+	if ((flags & MSG_CTRUNC) || nfds != want ||
+	    (hdr->flags & ~(uint32_t)(RUN_HOLD | RUN_FD3)) ||
 	    hdr->argc < 1 ||
 	    hdr->argc > len || hdr->envc > len) {
 		helper_fail(h, hdr->job, SPAWN_FAIL_EXEC, WHY_BAD_REQUEST, 0);
 		return;
 	}
+	memcpy(prog_fds, fds, 3 * sizeof(int));
+	if (hdr->flags & RUN_HOLD)
+		hold = fds[3];
+	if (hdr->flags & RUN_FD3)
+		prog_fds[nprog++] = fds[want - 1];
 	argv = calloc((size_t)hdr->argc + 1, sizeof(*argv));
 	envp = calloc((size_t)hdr->envc + 1, sizeof(*envp));
 	if (argv == NULL || envp == NULL) {
@@ -477,6 +545,10 @@ helper_run(struct helper *h, const struct msg_hdr *hdr, size_t len,
 	if (!helper_parse(h->rbuf + sizeof(*hdr), h->rbuf + len, hdr, fixed,
 	    argv, envp)) {
 		helper_fail(h, hdr->job, SPAWN_FAIL_EXEC, WHY_BAD_REQUEST, 0);
+		goto out;
+	}
+	if (!helper_pinned(h, fixed[0], fixed[2])) {
+		helper_fail(h, hdr->job, SPAWN_FAIL_EXEC, WHY_NOT_PINNED, 0);
 		goto out;
 	}
 	if ((fail = trust_check(h, fixed[0], fixed[1], &path, &why,
@@ -496,14 +568,17 @@ helper_run(struct helper *h, const struct msg_hdr *hdr, size_t len,
 		h->jobs = v;
 		h->cap = cap;
 	}
-	err = helper_spawn(h, path.data, fixed[2], fds, argv, envp, &pid);
-	if (err == EAGAIN || err == ENOMEM || err == EMFILE || err == ENFILE)
+	err = helper_spawn(h, path.data, fixed[2], prog_fds, nprog, argv, envp,
+	    &pid);
+	if (err == EAGAIN || err == ENOMEM || err == EMFILE || err == ENFILE) {
 		helper_fail(h, hdr->job, SPAWN_FAIL_TEMP, WHY_TEMP, err);
-	else if (err != 0)
+	} else if (err != 0) {
 		helper_fail(h, hdr->job, SPAWN_FAIL_EXEC, WHY_EXEC, err);
-	else
+	} else {
 		h->jobs[h->njobs++] = (struct helper_job){ hdr->job, pid,
-		    nfds == 4 ? dup_hold(fds[3]) : -1 };
+		    hold >= 0 ? dup_hold(hold) : -1 };
+		helper_send(h, REP_STARTED, hdr->job, 0, 0, 0, WHY_NONE, pid);
+	}
 out:
 	free(argv);
 	free(envp);
@@ -515,7 +590,7 @@ static int
 helper_requests(struct helper *h)
 {
 	union {
-		char buf[CMSG_SPACE(4 * sizeof(int))];
+		char buf[CMSG_SPACE(SPAWN_MAX_FDS * sizeof(int))];
 		struct cmsghdr align;
 	} ctl;
 
@@ -524,7 +599,7 @@ helper_requests(struct helper *h)
 		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
 		    .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
 		struct msg_hdr hdr;
-		int fds[4], nfds = 0;
+		int fds[SPAWN_MAX_FDS], nfds = 0;
 		ssize_t n;
 		long i;
 
@@ -548,7 +623,7 @@ helper_requests(struct helper *h)
 
 				memcpy(&fd, CMSG_DATA(c) + j * sizeof(int),
 				    sizeof(int));
-				if (nfds < 4)
+				if (nfds < SPAWN_MAX_FDS)
 					fds[nfds++] = fd;
 				else
 					close(fd);
@@ -694,20 +769,45 @@ helper_signals(struct helper *h)
 	return h->sfd < 0 ? -errno : 0;
 }
 
-/* Switch to the program user for good; verify it stuck. */
-static int
-helper_drop(const struct spawn_settings *s)
-{
-	gid_t g = s->gid, groups[2];
+/* The capabilities the helper keeps: switch ids in children, kill them. */
+#define HELPER_CAPS ((1u << CAP_SETUID) | (1u << CAP_SETGID) | \
+	(1u << CAP_KILL))
 
-	if (setgroups(1, &g) < 0 || setgid(s->gid) < 0 || setuid(s->uid) < 0)
+/*
+ * Keep root, but only for what starting programs needs: every capability
+ * but HELPER_CAPS leaves the bounding, permitted and effective sets, and
+ * file access is checked with the program user's ids and group (fsuid,
+ * fsgid, groups = { gid }), so the trust checks and every path the helper
+ * opens are judged as the program user would be.
+ */
+static int
+helper_privs(const struct spawn_settings *s)
+{
+	struct __user_cap_header_struct hdr = {
+	    .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+	struct __user_cap_data_struct data[2];
+	gid_t g = s->gid;
+
+	if (setgroups(1, &g) < 0)
 		return -errno;
-	if (getuid() != s->uid || geteuid() != s->uid ||
-	    getgid() != s->gid || getegid() != s->gid ||
-	    getgroups(2, groups) != 1 || groups[0] != s->gid)
+	setfsgid(s->gid);
+	setfsuid(s->uid);
+	if ((uid_t)setfsuid((uid_t)-1) != s->uid ||
+	    (gid_t)setfsgid((gid_t)-1) != s->gid)
 		return -EPERM;
-	if (s->uid != 0 && (setuid(0) == 0 || seteuid(0) == 0))
-		return -EPERM;
+	for (int cap = 0; cap < 64; cap++) {
+		if (cap < 32 && (HELPER_CAPS & (1u << cap)))
+			continue;
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+			return -errno;
+	}
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 &&
+	    errno != EINVAL)
+		return -errno;
+	memset(data, 0, sizeof(data));
+	data[0].effective = data[0].permitted = HELPER_CAPS;
+	if (syscall(SYS_capset, &hdr, data) < 0)
+		return -errno;
 	return 0;
 }
 
@@ -753,7 +853,7 @@ helper_setup(struct helper *h, const struct spawn_settings *s, int sock)
 	prctl(PR_SET_NAME, "mailpipe-spawn", 0, 0, 0);
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
 		return -errno;
-	if (s->drop && (r = helper_drop(s)) < 0)
+	if (s->drop && (r = helper_privs(s)) < 0)
 		return r;
 	umask(077);
 	if ((h->rbuf = malloc(SPAWN_REQ_MAX)) == NULL)
@@ -852,6 +952,7 @@ struct sjob {
 	struct sjob *next, *prev;
 	uint64_t id;
 	spawn_cb cb;
+	spawn_started_cb started;
 	void *arg;
 	struct msg_reply rep;		/* set when reported locally */
 };
@@ -861,13 +962,13 @@ struct smsg {
 	uint64_t run_job;		/* MSG_RUN: its job id, else 0 */
 	char *data;
 	size_t len;
-	int fds[4];
+	int fds[SPAWN_MAX_FDS];
 	int nfds;
 };
 
 struct spawn_client {
 	uv_loop_t *loop;
-	uv_poll_t poll;
+	uv_poll_t *poll;		/* on sock; a new one per helper */
 	uv_idle_t idle;
 	int sock;
 	pid_t helper_pid;
@@ -998,7 +1099,7 @@ poll_update(struct spawn_client *c)
 
 	if (c->dead || c->closing || ev == c->poll_events)
 		return;
-	if (uv_poll_start(&c->poll, ev, on_poll) == 0)
+	if (uv_poll_start(c->poll, ev, on_poll) == 0)
 		c->poll_events = ev;
 }
 
@@ -1014,7 +1115,7 @@ client_dead(struct spawn_client *c, int err)
 	client_log(c, LOG_FAILURES, "spawn helper %ld died (%s)",
 	    (long)c->helper_pid, strerrordesc_np(err) ? strerrordesc_np(err) :
 	    "?");
-	uv_poll_stop(&c->poll);
+	uv_poll_stop(c->poll);
 	c->poll_events = 0;
 	queue_free(c);
 	while (c->jobs) {
@@ -1032,7 +1133,7 @@ static int
 send_msg(int sock, const void *data, size_t len, const int *fds, int nfds)
 {
 	union {
-		char buf[CMSG_SPACE(4 * sizeof(int))];
+		char buf[CMSG_SPACE(SPAWN_MAX_FDS * sizeof(int))];
 		struct cmsghdr align;
 	} ctl;
 	struct iovec iov = { (void *)data, len };
@@ -1149,15 +1250,22 @@ client_read(struct spawn_client *c)
 			return;
 		}
 		if (n != (ssize_t)sizeof(rep) || (m.msg_flags & MSG_TRUNC) ||
-		    rep.type != REP_DONE) {
+		    (rep.type != REP_DONE && rep.type != REP_STARTED)) {
 			client_log(c, LOG_PROBLEMS,
 			    "spawn helper sent a malformed reply");
 			continue;
 		}
 		if ((j = job_find(c, rep.job)) == NULL) {
-			client_log(c, LOG_PROBLEMS,
-			    "spawn helper reported unknown job %llu",
-			    (unsigned long long)rep.job);
+			/* a cancelled job's late replies are expected */
+			if (rep.job == 0 || rep.job > c->next_id)
+				client_log(c, LOG_PROBLEMS,
+				    "spawn helper reported unknown job %llu",
+				    (unsigned long long)rep.job);
+			continue;
+		}
+		if (rep.type == REP_STARTED) {
+			if (j->started)
+				j->started(j->arg, rep.pid);
 			continue;
 		}
 		job_unlink(c, j);
@@ -1200,8 +1308,52 @@ on_idle(uv_idle_t *i)
 		uv_idle_stop(i);
 }
 
-/* Free c once both handles are closed. */
+/* Free c once all its handles are closed. */
 static void on_handle_closed(uv_handle_t *h);
+
+/* A poll handle closed: free it, then count it as the others. */
+static void
+on_poll_closed(uv_handle_t *h)
+{
+	on_handle_closed(h);
+	free(h);
+}
+
+/* Close the current poll handle and forget the socket under it. */
+static void
+poll_drop(struct spawn_client *c)
+{
+	if (c->poll) {
+		uv_poll_stop(c->poll);
+		uv_close((uv_handle_t *)c->poll, on_poll_closed);
+		c->poll = NULL;
+	}
+	c->poll_events = 0;
+}
+
+/* Watch sock for readability with a new poll handle. */
+static int
+poll_attach(struct spawn_client *c, int sock)
+{
+	uv_poll_t *p = calloc(1, sizeof(*p));
+	int r;
+
+	if (p == NULL)
+		return -ENOMEM;
+	if ((r = uv_poll_init(c->loop, p, sock)) < 0) {
+		free(p);
+		return r;
+	}
+	p->data = c;
+	c->handles++;
+	c->poll = p;
+	if ((r = uv_poll_start(p, UV_READABLE, on_poll)) < 0) {
+		poll_drop(c);
+		return r;
+	}
+	c->poll_events = UV_READABLE;
+	return 0;
+}
 
 /* Wrap the server's end of the socket. */
 int
@@ -1217,22 +1369,41 @@ spawn_client_open(uv_loop_t *loop, int sock, pid_t helper_pid,
 	c->sock = sock;
 	c->helper_pid = helper_pid;
 	c->lg = lg;
-	if ((r = uv_poll_init(loop, &c->poll, sock)) < 0) {
-		free(c);
-		return r;
-	}
-	c->poll.data = c;
 	uv_idle_init(loop, &c->idle);
 	c->idle.data = c;
-	c->handles = 2;
-	if ((r = uv_poll_start(&c->poll, UV_READABLE, on_poll)) < 0) {
+	c->handles = 1;
+	if ((r = poll_attach(c, sock)) < 0) {
 		/* The caller keeps sock and the helper. */
-		uv_close((uv_handle_t *)&c->poll, on_handle_closed);
 		uv_close((uv_handle_t *)&c->idle, on_handle_closed);
 		return r;
 	}
-	c->poll_events = UV_READABLE;
 	*out = c;
+	return 0;
+}
+
+/* Switch to a new helper's socket. */
+int
+spawn_client_reconnect(struct spawn_client *c, int sock, pid_t helper_pid)
+{
+	int r;
+
+	if (c->closing) {
+		close(sock);
+		return -ECANCELED;
+	}
+	if (!c->dead)
+		client_dead(c, EPIPE);
+	poll_drop(c);
+	close(c->sock);
+	c->sock = sock;
+	c->helper_pid = helper_pid;
+	c->helper_reaped = false;
+	c->dead = false;
+	if ((r = poll_attach(c, sock)) < 0) {
+		c->dead = true;
+		return r;
+	}
+	client_log(c, LOG_MAJOR, "spawn helper %ld ready", (long)helper_pid);
 	return 0;
 }
 
@@ -1251,14 +1422,24 @@ spawn_run(struct spawn_client *c, const struct spawn_req *r, spawn_cb cb,
 	struct msg_hdr hdr = { .type = MSG_RUN };
 	struct buf msg = BUF_INIT;
 	struct sjob *j;
-	int fds[4] = { r->fd_in, r->fd_out, r->fd_err, r->fd_hold }, e = 0;
+	int fds[SPAWN_MAX_FDS] = { r->fd_in, r->fd_out, r->fd_err }, e = 0;
+	int nfds = 3;
 
 	if (c->dead || c->closing)
 		return -EPIPE;
 	if (r->dir == NULL || r->name == NULL || r->cwd == NULL ||
 	    r->argv == NULL || r->argv[0] == NULL || r->envp == NULL ||
-	    r->fd_in < 0 || r->fd_out < 0 || r->fd_err < 0 || cb == NULL)
+	    r->fd_in < 0 || r->fd_out < 0 || r->fd_err < 0 || cb == NULL ||
+	    (r->has_fd_3 && r->fd_3 < 0))
 		return -EINVAL;
+	if (r->fd_hold > 2) {
+		hdr.flags |= RUN_HOLD;
+		fds[nfds++] = r->fd_hold;
+	}
+	if (r->has_fd_3) {
+		hdr.flags |= RUN_FD3;
+		fds[nfds++] = r->fd_3;
+	}
 	while (r->argv[hdr.argc])
 		hdr.argc++;
 	while (r->envp[hdr.envc])
@@ -1267,6 +1448,7 @@ spawn_run(struct spawn_client *c, const struct spawn_req *r, spawn_cb cb,
 		return -ENOMEM;
 	j->id = hdr.job = ++c->next_id;
 	j->cb = cb;
+	j->started = r->started;
 	j->arg = arg;
 	e = buf_append(&msg, &hdr, sizeof(hdr));
 	if (e == 0)
@@ -1291,7 +1473,7 @@ spawn_run(struct spawn_client *c, const struct spawn_req *r, spawn_cb cb,
 		buf_free(&msg);
 		return 0;
 	}
-	e = client_send(c, &msg, fds, r->fd_hold > 2 ? 4 : 3, j->id);
+	e = client_send(c, &msg, fds, nfds, j->id);
 	buf_free(&msg);
 	if (e == -EMSGSIZE) {
 		job_local(c, j, SPAWN_FAIL_EXEC, WHY_TOO_LONG, E2BIG);
@@ -1340,6 +1522,23 @@ spawn_kill(struct spawn_client *c, uint64_t job)
 	return job_msg(c, MSG_KILL, job);
 }
 
+/* Kill a job and report it now as not started (SPAWN_FAIL_TEMP). */
+int
+spawn_cancel(struct spawn_client *c, uint64_t job)
+{
+	struct sjob *j = job_find(c, job);
+	int e;
+
+	if (j == NULL)
+		return 0;
+	e = job_msg(c, MSG_KILL, job);
+	if ((j = job_find(c, job)) != NULL) {
+		job_unlink(c, j);
+		job_local(c, j, SPAWN_FAIL_TEMP, WHY_CANCELLED, 0);
+	}
+	return e;
+}
+
 /* The server has written all of a job's stdin: drop the helper's copy. */
 int
 spawn_release(struct spawn_client *c, uint64_t job)
@@ -1373,8 +1572,7 @@ spawn_client_close(struct spawn_client *c)
 	if (c == NULL || c->closing)
 		return;
 	c->closing = true;
-	uv_poll_stop(&c->poll);
-	uv_close((uv_handle_t *)&c->poll, on_handle_closed);
+	poll_drop(c);
 	close(c->sock);
 	c->sock = -1;
 	queue_free(c);

@@ -1,22 +1,31 @@
 /*
- * spawn: starts delivery programs. A helper process, forked from mailpiped
- * before the event loop starts any thread, owns every program: it runs as
- * the program user (privileges dropped once, for good) with umask 077, is
- * the child subreaper, and starts programs with a vfork-style clone
- * (CLONE_VM | CLONE_VFORK, a small child that execs at once): own session
- * and process group (setsid), default signal dispositions, empty signal
- * mask, only fds 0/1/2 open, the working directory asked for, the
- * environment given (never inherited). Before starting a program it checks
- * the application directory and the program (SPEC "Application directory
- * trust"). When a program's main process exits, the helper kills what is
- * left of its process group, then reaps it; orphans re-parented to the
- * helper are reaped too, so no zombie is left. If mailpiped goes away
- * (socket EOF), the helper kills every program's group and exits.
+ * spawn: starts delivery programs. A helper process, forked by the root
+ * master before any thread exists, owns every program. When privileges are
+ * dropped it stays root (docs/SECURITY.md) with only CAP_SETUID,
+ * CAP_SETGID and CAP_KILL, and file system ids of the program user (so
+ * every trust check is made as that user); each program's child switches
+ * to the program user for good just before exec, so no process a program
+ * can signal or trace belongs to the server. It is the child subreaper,
+ * and starts programs with a vfork-style clone (CLONE_VM | CLONE_VFORK, a
+ * small child that execs at once): own session and process group
+ * (setsid), default signal dispositions, empty signal mask, only fds
+ * 0/1/2 open (and 3 when asked for), umask 077, the working directory
+ * asked for, the environment given (never inherited), SIGKILL when the
+ * helper dies. Before starting a program it checks the application
+ * directory and the program (SPEC "Application directory trust"); with
+ * app_dir set it refuses any other directory, and any working directory
+ * but app_dir and base_dir. When a program's main process exits, the
+ * helper kills what is left of its process group, then reaps it; orphans
+ * re-parented to the helper are reaped too, so no zombie is left. If its
+ * client goes away (socket EOF), the helper kills every program's group
+ * and exits.
  *
  * The server side (spawn_client) talks to the helper over a SOCK_SEQPACKET
  * socket watched by the libuv loop: requests carry argv/env/cwd and the
- * child's three fds (SCM_RIGHTS); replies carry the pid and later the wait
- * status. All functions return 0 or -errno.
+ * child's fds (SCM_RIGHTS); replies say when the program started (its pid)
+ * and later its wait status. A client can be handed the socket of a new
+ * helper after the old one died (spawn_client_reconnect). All functions
+ * return 0 or -errno.
  */
 #ifndef MP_SPAWN_H
 #define MP_SPAWN_H
@@ -30,15 +39,20 @@
 #include "result.h"
 
 struct spawn_settings {
-	bool drop;		/* switch to uid/gid (server started as root) */
+	bool drop;		/* programs run as uid/gid (helper is root) */
 	uid_t uid;		/* program user (checked in trust rules) */
 	gid_t gid;		/* its primary group; groups = { gid } */
+	const char *app_dir;	/* NULL, or the only directory a request
+				   may name (the server pins [pipe] app-dir) */
+	const char *base_dir;	/* with app_dir: the other working
+				   directory a request may ask for */
 };
 
 /*
  * Fork the helper. Call before the loop runs or any thread exists. On
  * success *sock is the server's end of the socket (CLOEXEC) and *pid the
  * helper's pid. The helper closes every other descriptor it inherited.
+ * s and its strings are copied by the fork.
  */
 int spawn_helper_start(const struct spawn_settings *s, int *sock, pid_t *pid);
 
@@ -47,6 +61,16 @@ struct spawn_client;
 /* Wrap the server's end of the socket; lg may be NULL. */
 int spawn_client_open(uv_loop_t *loop, int sock, pid_t helper_pid,
 	struct logger *lg, struct spawn_client **out);
+/*
+ * Use a new helper's socket from now on (the master restarted it): every
+ * job still waiting on the old helper ends as SPAWN_FAILED with
+ * SPAWN_FAIL_TEMP ("spawn helper died"), never as a program failure.
+ * sock is taken, even on error.
+ */
+int spawn_client_reconnect(struct spawn_client *c, int sock,
+	pid_t helper_pid);
+/* Called when the helper says the program has started (from the loop). */
+typedef void (*spawn_started_cb)(void *arg, pid_t pid);
 
 struct spawn_req {
 	const char *dir;	/* application directory (trust-checked) */
@@ -65,6 +89,10 @@ struct spawn_req {
 				   the program never sees end-of-file on a
 				   message the server did not finish, even
 				   when the server dies mid-way */
+	bool has_fd_3;		/* the program gets an fd 3: */
+	int fd_3;		/* this one (e.g. its [FILE] copy) */
+	spawn_started_cb started;	/* NULL, or called once when the
+					   program has started, before cb */
 };
 
 enum spawn_how {
@@ -92,6 +120,13 @@ typedef void (*spawn_cb)(void *arg, const struct spawn_exit *ex);
  */
 int spawn_run(struct spawn_client *c, const struct spawn_req *r, spawn_cb cb,
 	void *arg, uint64_t *job);
+/*
+ * Give up on a job whose program has not started (or did not report):
+ * ask the helper to kill it, and report it at once, from the loop, as
+ * SPAWN_FAILED with SPAWN_FAIL_TEMP; what the helper says of it later is
+ * ignored.
+ */
+int spawn_cancel(struct spawn_client *c, uint64_t job);
 /* All of the job's stdin is written: the helper drops its fd_hold copy. */
 int spawn_release(struct spawn_client *c, uint64_t job);
 /* SIGKILL the job's whole process group (no-op if already gone). */

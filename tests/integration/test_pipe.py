@@ -248,7 +248,8 @@ def test_arguments_in_order_file_retpath_rcpt(server_factory, out):
     (run,) = runs(out)
     a = args_of(run)         # argv[1:] ("$@" of the script)
     assert a[:2] == [out, "-x"]
-    assert a[2] == "-f" and a[3].startswith("Queue/") and a[3].endswith(".msg")
+    # -f names the program's private copy of its queue file (fd 3)
+    assert a[2] == "-f" and a[3] == "/dev/fd/3"
     assert a[4:] == ["-p", "joe@remote.example", "-r", "a@test.example"]
     # with [FILE] stdin is empty and the working directory is the base dir
     assert read(os.path.join(run, "stdin")) == ""

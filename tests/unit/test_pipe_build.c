@@ -107,7 +107,7 @@ test_tag_combinations(void **state)
 		want[n++] = "p1";
 		if (tags & PIPE_TAG_FILE) {
 			want[n++] = "-f";
-			want[n++] = "Queue/12/ABC.msg";
+			want[n++] = "/dev/fd/3";
 		}
 		if (tags & PIPE_TAG_RETPATH) {
 			want[n++] = "-p";

@@ -144,7 +144,8 @@ group_setup(void **state)
 	assert_non_null(file);
 	memcpy(file, env, f->msg_off);
 	memcpy(file + f->msg_off, f->msg, f->msg_len);
-	put_file(q, "ABC.msg", file, f->msg_off + f->msg_len, 0644);
+	/* 0600 as in the server: the program user cannot open it */
+	put_file(q, "ABC.msg", file, f->msg_off + f->msg_len, 0600);
 	free(file);
 	tu_snprintf(f->qfile, sizeof(f->qfile), "%s/Queue/ABC.msg", f->root);
 	*state = f;
@@ -677,8 +678,8 @@ test_program_context(void **state)
 	result_clear(&d.res);
 	pipe_cmd_free(&c);
 
-	/* [FILE]: cwd is the base directory, -f names the queue file,
-	   stdin is empty. */
+	/* [FILE]: cwd is the base directory, -f names fd 3, a private copy
+	   of the queue file beside it with no name, stdin is empty. */
 	tu_make_cmd(&c, PIPE_TAG_FILE, "fdcheck", out, NULL);
 	r = mem_req(&c, "ignored\n", 8);
 	deliver(&e, &r, &d);
@@ -687,8 +688,103 @@ test_program_context(void **state)
 	tu_snprintf(line, sizeof(line), "\ncwd %s\n", f->root);
 	assert_non_null(strstr(s, line));
 	assert_non_null(strstr(s, "\nbytes 0\n"));
-	assert_non_null(strstr(s, "\nargv 2 -f\nargv 3 Queue/ABC.msg\nenv "));
+	assert_non_null(strstr(s, "\nargv 2 -f\nargv 3 /dev/fd/3\nenv "));
+	tu_snprintf(line, sizeof(line), "\nfd 3 %s/Queue/#", f->root);
+	assert_non_null(strstr(s, line));
+	assert_non_null(strstr(s, " (deleted)\nuid "));
 	free(s);
+	result_clear(&d.res);
+	pipe_cmd_free(&c);
+	env_stop(&e);
+}
+
+/* Condition: never (run_until then just lets the loop run for a while). */
+static bool
+never(void *arg)
+{
+	(void)arg;
+	return false;
+}
+
+/*
+ * The time limit counts from the program's start, not from the request:
+ * a helper that cannot start programs for a while (here: stopped) costs
+ * no program its time, and one that does not start it within the limit
+ * defers the delivery, never fails it.
+ */
+static void
+test_limit_from_start(void **state)
+{
+	struct env e;
+	struct fix *f = *state;
+	struct pipe_cmd c;
+	struct pipe_request r;
+	struct done d;
+
+	put_script(f->app, "nap", "#!/bin/sh\ncat >/dev/null\nsleep 1.2\n");
+	env_start(&e, f, f->app);
+	tu_make_cmd(&c, 0, "nap", NULL);
+	r = mem_req(&c, "x\n", 2);
+	r.time_limit_s = 2;
+	/* stopped for 1.2 s, then the program runs 1.2 s: 2.4 s > 2 s */
+	assert_int_equal(kill(e.helper, SIGSTOP), 0);
+	start(&e, &r, &d);
+	assert_false(run_until(&e.loop, never, NULL, 1200));
+	assert_int_equal(d.n, 0);
+	assert_int_equal(kill(e.helper, SIGCONT), 0);
+	assert_true(run_until(&e.loop, is_done, &d, 10000));
+	check(&d, RESULT_DELIVERED, 250, "2.0.0", "delivered");
+	assert_true(d.info.seconds >= 1.1 && d.info.seconds < 2);
+	result_clear(&d.res);
+	/* stopped past the limit: deferred, and the program never runs */
+	r.time_limit_s = 1;
+	assert_int_equal(kill(e.helper, SIGSTOP), 0);
+	start(&e, &r, &d);
+	assert_true(run_until(&e.loop, is_done, &d, 10000));
+	check(&d, RESULT_DEFERRED, 451, "4.3.0",
+	    "program did not start within 1s (spawn helper busy or "
+	    "stopped)");
+	assert_int_equal(kill(e.helper, SIGCONT), 0);
+	result_clear(&d.res);
+	pipe_cmd_free(&c);
+	env_stop(&e);
+}
+
+/* [FILE]: the program opens -f, reads its queue file whole, cannot
+   change it; the queue file itself is untouched. */
+static void
+test_file_copy(void **state)
+{
+	struct env e;
+	struct fix *f = *state;
+	struct pipe_cmd c;
+	struct pipe_request r;
+	struct done d;
+	char out[PATH_MAX], *s, *q;
+	size_t n, qn;
+
+	tu_snprintf(out, sizeof(out), "%s/filecopy.txt", f->out);
+	put_script(f->app, "filecopy", "#!/bin/sh\ncat \"$3\" > \"$1\"\n"
+	    "if (echo x >> \"$3\") 2>/dev/null; then exit 1; fi\n"
+	    "if (echo x >&3) 2>/dev/null; then exit 2; fi\nexit 0\n");
+	env_start(&e, f, f->app);
+	tu_make_cmd(&c, PIPE_TAG_FILE, "filecopy", out, NULL);
+	r = mem_req(&c, "ignored\n", 8);
+	deliver(&e, &r, &d);
+	check(&d, RESULT_DELIVERED, 250, "2.0.0", "delivered");
+	s = slurp(out, &n);
+	q = slurp(f->qfile, &qn);
+	assert_int_equal(n, qn);
+	assert_memory_equal(s, q, n);
+	free(s);
+	free(q);
+	result_clear(&d.res);
+	/* Without a queue file to copy the delivery is deferred. */
+	r.queue_file = "Queue/missing.msg";
+	deliver(&e, &r, &d);
+	assert_int_equal(d.res.kind, RESULT_DEFERRED);
+	assert_non_null(strstr(d.res.text,
+	    "cannot copy the queue file for [FILE]"));
 	result_clear(&d.res);
 	pipe_cmd_free(&c);
 	env_stop(&e);
@@ -876,6 +972,8 @@ main(void)
 		cmocka_unit_test(test_signal),
 		cmocka_unit_test(test_program_context),
 		cmocka_unit_test(test_from_file),
+		cmocka_unit_test(test_file_copy),
+		cmocka_unit_test(test_limit_from_start),
 		cmocka_unit_test(test_start_failures),
 		cmocka_unit_test(test_grace),
 		cmocka_unit_test(test_many),

@@ -181,21 +181,29 @@ group_teardown(void **state)
 	return 0;
 }
 
-/* Start a loop, a helper (dropping to nobody or not) and a client. */
+/* Start a loop, a helper with settings s and a client. */
 static void
-env_start(struct env *e, struct fix *f, bool drop)
+env_start_with(struct env *e, struct fix *f, const struct spawn_settings *s)
 {
-	struct spawn_settings s = { .drop = drop, .uid = drop ? NOBODY : 0,
-	    .gid = drop ? NOBODY : 0 };
 	int sock;
 
 	memset(e, 0, sizeof(*e));
 	e->f = f;
 	e->fds_before = tu_count_fds();
 	assert_int_equal(uv_loop_init(&e->loop), 0);
-	assert_int_equal(spawn_helper_start(&s, &sock, &e->helper), 0);
+	assert_int_equal(spawn_helper_start(s, &sock, &e->helper), 0);
 	assert_int_equal(spawn_client_open(&e->loop, sock, e->helper, NULL,
 	    &e->c), 0);
+}
+
+/* Start a loop, a helper (dropping to nobody or not) and a client. */
+static void
+env_start(struct env *e, struct fix *f, bool drop)
+{
+	struct spawn_settings s = { .drop = drop, .uid = drop ? NOBODY : 0,
+	    .gid = drop ? NOBODY : 0 };
+
+	env_start_with(e, f, &s);
 }
 
 /* Close everything and check that no descriptor leaked. */
@@ -470,7 +478,8 @@ test_helper_state(void **state)
 	int n = 0;
 	DIR *d;
 	struct dirent *de;
-	bool uid_ok = false, ign_ok = false;
+	bool uid_ok = false, gid_ok = false, ign_ok = false, cap_ok = false;
+	bool bnd_ok = false, groups_ok = false;
 	unsigned long long ign = 0;
 
 	for (size_t i = 0; i < sizeof(helper_ignores) /
@@ -508,8 +517,19 @@ test_helper_state(void **state)
 	f = fopen(p, "r");
 	assert_non_null(f);
 	while (fgets(buf, sizeof(buf), f)) {
-		if (strcmp(buf, "Uid:\t65534\t65534\t65534\t65534\n") == 0)
+		/* root, judging files as the program user (fsuid, fsgid,
+		   groups), with only CAP_KILL, CAP_SETGID and CAP_SETUID:
+		   no program can signal or trace it */
+		if (strcmp(buf, "Uid:\t0\t0\t0\t65534\n") == 0)
 			uid_ok = true;
+		if (strcmp(buf, "Gid:\t0\t0\t0\t65534\n") == 0)
+			gid_ok = true;
+		if (strcmp(buf, "Groups:\t65534 \n") == 0)
+			groups_ok = true;
+		if (strcmp(buf, "CapEff:\t00000000000000e0\n") == 0)
+			cap_ok = true;
+		if (strcmp(buf, "CapBnd:\t00000000000000e0\n") == 0)
+			bnd_ok = true;
 		/* It ignores the terminal signals, so that test_program_context
 		   shows they are reset for programs. */
 		if (strncmp(buf, "SigIgn:\t", 8) == 0 &&
@@ -518,6 +538,10 @@ test_helper_state(void **state)
 	}
 	fclose(f);
 	assert_true(uid_ok);
+	assert_true(gid_ok);
+	assert_true(groups_ok);
+	assert_true(cap_ok);
+	assert_true(bnd_ok);
 	assert_true(ign_ok);
 	/* Not in the server's process group. */
 	assert_int_equal(getpgid(e.helper), e.helper);
@@ -920,6 +944,21 @@ test_helper_malformed(void **state)
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 }
 
+struct reaped {
+	pid_t pid;
+	int status;
+};
+
+/* Condition: pid (an orphan that comes to us) ended and was reaped. */
+static bool
+reap(void *arg)
+{
+	struct reaped *r = arg;
+
+	/* ECHILD until the dying helper has handed it over */
+	return waitpid(r->pid, &r->status, WNOHANG) == r->pid;
+}
+
 /* The helper dies: running jobs fail with TEMP, later runs with EPIPE. */
 static void
 test_helper_dies(void **state)
@@ -930,6 +969,7 @@ test_helper_dies(void **state)
 	struct got g, g2;
 	pid_t leader, child;
 	uint64_t job;
+	struct reaped rp;
 	int st;
 
 	tu_snprintf(pidfile, sizeof(pidfile), "%s/dies.pids", f->out);
@@ -943,6 +983,13 @@ test_helper_dies(void **state)
 	assert_int_equal(g.ex.how, SPAWN_FAILED);
 	assert_int_equal(g.ex.code, SPAWN_FAIL_TEMP);
 	assert_string_equal(g.why, "spawn helper died");
+	/* The program dies with its helper (parent-death signal): no
+	   program outlives the helper that holds its stdin. It came to us
+	   (the test is a subreaper). */
+	rp.pid = leader;
+	assert_true(run_until(&e.loop, reap, &rp, 10000));
+	assert_true(WIFSIGNALED(rp.status));
+	assert_int_equal(WTERMSIG(rp.status), SIGKILL);
 	{
 		static char *const envp[] = { NULL };
 		char *const argv[] = { "exit3", NULL };
@@ -955,14 +1002,188 @@ test_helper_dies(void **state)
 		    -EPIPE);
 		assert_int_equal(spawn_kill(e.c, job), 0);
 	}
-	/* The orphans came to us (the test is a subreaper): clean up. */
+	/* The program's own child came to us too: clean up. */
 	kill(-leader, SIGKILL);
-	while (waitpid(leader, &st, 0) < 0 && errno == EINTR)
-		;
 	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
 		;
+	/* A new helper: the client carries on with it. */
+	{
+		struct spawn_settings s = { .drop = true, .uid = NOBODY,
+		    .gid = NOBODY };
+		pid_t old = e.helper;
+		int sock;
+
+		while (waitpid(old, &st, 0) < 0 && errno == EINTR)
+			;
+		assert_int_equal(spawn_helper_start(&s, &sock, &e.helper), 0);
+		assert_int_equal(spawn_client_reconnect(e.c, sock, e.helper),
+		    0);
+		run_one(&e, f->app, "exit3", NULL, &g);
+		assert_int_equal(g.ex.how, SPAWN_EXITED);
+		assert_int_equal(g.ex.code, 3);
+	}
 	env_stop(&e);
 	assert_int_equal(g2.done, 0);
+}
+
+struct started {
+	struct got *g;		/* done not yet reported when started */
+	pid_t pid;
+	int calls;
+};
+
+/* Record that the program started. */
+static void
+on_started(void *arg, pid_t pid)
+{
+	struct started *st = arg;
+
+	st->calls++;
+	st->pid = pid;
+	assert_int_equal(st->g->done, 0);
+}
+
+/* Record a job's end (the started test's argument). */
+static void
+on_done_started(void *arg, const struct spawn_exit *ex)
+{
+	on_done(((struct started *)arg)->g, ex);
+}
+
+/* The helper says when a program started (its pid), before its end. */
+static void
+test_started(void **state)
+{
+	static char *const envp[] = { NULL };
+	char *const argv[] = { "exit3", NULL };
+	struct fix *f = *state;
+	struct spawn_req r = { .dir = f->app, .name = "exit3", .argv = argv,
+	    .envp = envp, .cwd = "/", .started = on_started };
+	struct env e;
+	struct got g;
+	struct started st = { &g, 0, 0 };
+	uint64_t job;
+	int nul;
+
+	env_start(&e, f, true);
+	nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+	memset(&g, 0, sizeof(g));
+	r.fd_in = r.fd_out = r.fd_err = nul;
+	assert_int_equal(spawn_run(e.c, &r, on_done_started, &st, &job), 0);
+	close(nul);
+	assert_true(run_until(&e.loop, is_done, &g, 10000));
+	assert_int_equal(st.calls, 1);
+	assert_int_equal(st.pid, g.ex.pid);
+	assert_int_equal(g.ex.how, SPAWN_EXITED);
+	/* A program that never starts is never reported as started. */
+	r.name = "missing";
+	memset(&g, 0, sizeof(g));
+	st.calls = 0;
+	nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+	r.fd_in = r.fd_out = r.fd_err = nul;
+	assert_int_equal(spawn_run(e.c, &r, on_done_started, &st, &job), 0);
+	close(nul);
+	assert_true(run_until(&e.loop, is_done, &g, 10000));
+	assert_int_equal(g.ex.how, SPAWN_FAILED);
+	assert_int_equal(st.calls, 0);
+	env_stop(&e);
+}
+
+/* With pinned directories the helper runs nothing else, nowhere else. */
+static void
+test_pinned(void **state)
+{
+	struct fix *f = *state;
+	struct spawn_settings s = { .drop = true, .uid = NOBODY,
+	    .gid = NOBODY, .app_dir = f->app, .base_dir = f->out };
+	static char *const envp[] = { NULL };
+	char out[PATH_MAX + 16], *txt, line[PATH_MAX + 16];
+	char *argv[] = { "fdcheck", out, NULL };
+	struct {
+		const char *dir, *cwd;
+		bool ok;
+	} cases[] = {
+		{ f->app, f->app, true },
+		{ f->app, f->out, true },
+		{ f->app, "/", false },
+		{ f->other, f->app, false },
+		{ f->dgrp, f->out, false },
+	};
+	struct env e;
+	struct got g;
+
+	tu_snprintf(out, sizeof(out), "%s/pinned", f->out);
+	env_start_with(&e, f, &s);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct spawn_req r = { .dir = cases[i].dir, .name = "fdcheck",
+		    .argv = argv, .envp = envp, .cwd = cases[i].cwd };
+		uint64_t job;
+		int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		unlink(out);
+		memset(&g, 0, sizeof(g));
+		r.fd_in = r.fd_out = r.fd_err = nul;
+		assert_int_equal(spawn_run(e.c, &r, on_done, &g, &job), 0);
+		close(nul);
+		assert_true(run_until(&e.loop, is_done, &g, 10000));
+		if (cases[i].ok) {
+			assert_int_equal(g.ex.how, SPAWN_EXITED);
+			assert_int_equal(g.ex.code, 0);
+			txt = slurp(out);
+			tu_snprintf(line, sizeof(line), "\ncwd %s\n",
+			    cases[i].cwd);
+			assert_non_null(strstr(txt, line));
+			free(txt);
+		} else {
+			assert_int_equal(g.ex.how, SPAWN_FAILED);
+			assert_int_equal(g.ex.code, SPAWN_FAIL_EXEC);
+			assert_string_equal(g.why,
+			    "directory not allowed by the spawn helper");
+			assert_int_equal(access(out, F_OK), -1);
+		}
+	}
+	env_stop(&e);
+}
+
+/* A request may give the program an fd 3 (a [FILE] copy), and only it. */
+static void
+test_fd3(void **state)
+{
+	struct fix *f = *state;
+	static char *const envp[] = { NULL };
+	char out[PATH_MAX + 16], file[PATH_MAX + 16], line[PATH_MAX + 32];
+	char *argv[] = { "fdcheck", out, NULL }, *txt;
+	struct spawn_req r = { .dir = f->app, .name = "fdcheck",
+	    .argv = argv, .envp = envp, .cwd = "/", .has_fd_3 = true };
+	struct env e;
+	struct got g;
+	uint64_t job;
+	int nul;
+
+	tu_snprintf(out, sizeof(out), "%s/fd3", f->out);
+	tu_snprintf(file, sizeof(file), "%s/fd3.data", f->out);
+	put_file(f->out, "fd3.data", "data\n", 0644, 0);
+	env_start(&e, f, true);
+	nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+	r.fd_in = r.fd_out = r.fd_err = nul;
+	/* the low fd numbers must not get in each other's way */
+	r.fd_3 = open(file, O_RDONLY | O_CLOEXEC);
+	assert_true(r.fd_3 > 2);
+	memset(&g, 0, sizeof(g));
+	assert_int_equal(spawn_run(e.c, &r, on_done, &g, &job), 0);
+	close(r.fd_3);
+	close(nul);
+	assert_true(run_until(&e.loop, is_done, &g, 10000));
+	assert_int_equal(g.ex.how, SPAWN_EXITED);
+	assert_int_equal(g.ex.code, 0);
+	txt = slurp(out);
+	tu_snprintf(line, sizeof(line), "\nfd 3 %s\nuid ", file);
+	assert_non_null(strstr(txt, line));
+	assert_null(strstr(txt, "\nfd 4"));
+	free(txt);
+	r.fd_3 = -1;
+	assert_int_equal(spawn_run(e.c, &r, on_done, &g, &job), -EINVAL);
+	env_stop(&e);
 }
 
 /* Closing the client with a job running reports it and kills it. */
@@ -1127,6 +1348,9 @@ main(void)
 		cmocka_unit_test(test_helper_dies),
 		cmocka_unit_test(test_close_running),
 		cmocka_unit_test(test_hold_stdin),
+		cmocka_unit_test(test_started),
+		cmocka_unit_test(test_pinned),
+		cmocka_unit_test(test_fd3),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
