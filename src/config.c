@@ -33,7 +33,7 @@ static const char *const sect_names[NSECT] = {
 };
 
 enum key_id {
-	K_SERVER_HOSTNAME, K_SERVER_USER,
+	K_SERVER_HOSTNAME, K_SERVER_USER, K_SERVER_DAEMON_USER,
 	K_QUEUE_FOLDERING, K_QUEUE_LIMIT, K_QUEUE_MAX_LIFETIME, K_QUEUE_RETRY,
 	K_QUEUE_DIRECTORY_FSYNC,
 	K_ROUTER_FILE, K_ROUTER_LOCAL_DOMAINS, K_ROUTER_HOP_LIMIT,
@@ -60,6 +60,7 @@ static const struct {
 } key_defs[NKEYS] = {
 	[K_SERVER_HOSTNAME] = { S_SERVER, "hostname" },
 	[K_SERVER_USER] = { S_SERVER, "user" },
+	[K_SERVER_DAEMON_USER] = { S_SERVER, "daemon-user" },
 	[K_QUEUE_FOLDERING] = { S_QUEUE, "foldering" },
 	[K_QUEUE_LIMIT] = { S_QUEUE, "limit" },
 	[K_QUEUE_MAX_LIFETIME] = { S_QUEUE, "max-lifetime" },
@@ -701,9 +702,13 @@ check_address(struct pctx *p, const char *v)
 	return 0;
 }
 
-/* [server] user: a user name or uid, never root. */
+/*
+ * [server] user and daemon-user: a user name or uid, never root, never the
+ * other one (other: the other key's value; role: what runs as v).
+ */
 static int
-check_user(struct pctx *p, const char *v)
+check_user(struct pctx *p, const char *v, const char *other,
+	const char *role)
 {
 	uint64_t uid;
 
@@ -711,7 +716,11 @@ check_user(struct pctx *p, const char *v)
 		return why(p, "empty user name");
 	if (strcmp(v, "root") == 0 || (parse_u64(v, &uid, NULL) == 0 &&
 	    uid == 0))
-		return why(p, "programs must not run as root");
+		return why(p, "%s must not run as root", role);
+	if (other && strcmp(v, other) == 0)
+		return why(p, "'%s' is already the %s: [server] user (programs) "
+		    "and daemon-user (the server) must differ", v,
+		    strcmp(role, "programs") == 0 ? "daemon-user" : "user");
 	if (v[0] == '-' || strspn(v, "abcdefghijklmnopqrstuvwxyz"
 	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != strlen(v))
 		return why(p, "'%s' is not a user name", v);
@@ -901,9 +910,14 @@ apply(struct pctx *p, enum key_id k, const char *v)
 		p->hostname_set = true;
 		return set_str(&c->server.hostname, v);
 	case K_SERVER_USER:
-		if ((r = check_user(p, v)) < 0)
+		if ((r = check_user(p, v, c->server.daemon_user,
+		    "programs")) < 0)
 			return r;
 		return set_str(&c->server.user, v);
+	case K_SERVER_DAEMON_USER:
+		if ((r = check_user(p, v, c->server.user, "the server")) < 0)
+			return r;
+		return set_str(&c->server.daemon_user, v);
 	case K_QUEUE_FOLDERING:
 		if (ascii_eq(v, "auto"))
 			c->queue.foldering = FOLDERING_AUTO;
@@ -1455,6 +1469,7 @@ config_defaults(struct config *c, const char *base_dir, const char *hostname)
 	if ((c->base_dir = strdup(base_dir)) == NULL ||
 	    (c->server.hostname = strdup(hostname)) == NULL ||
 	    (c->server.user = strdup("mailpipe")) == NULL ||
+	    (c->server.daemon_user = strdup("mailpiped")) == NULL ||
 	    (c->queue.retry_s = malloc(sizeof(default_retry))) == NULL ||
 	    path_join(base_dir, "router", &c->router.file) < 0 ||
 	    path_join(base_dir, "apps", &c->pipe.app_dir) < 0 ||
@@ -1563,6 +1578,7 @@ config_free(struct config *c)
 	free(c->file);
 	free(c->server.hostname);
 	free(c->server.user);
+	free(c->server.daemon_user);
 	free(c->queue.retry_s);
 	free(c->router.file);
 	strv_free(&c->router.local_domains);

@@ -56,6 +56,7 @@ struct config {
 	struct {
 		char *hostname;		/* default: the system's name */
 		char *user;		/* default "mailpipe" */
+		char *daemon_user;	/* default "mailpiped" */
 	} server;
 
 	struct {

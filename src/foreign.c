@@ -207,8 +207,11 @@ on_imported(void *arg, int err, struct store_msg *m)
 			"whose recipients were all final was removed");
 	} else {
 		log_msg(f->log, LOG_QUEUE, LOG_FAILURES,
-			"ForeignQueue: import failed: %s (left in place)",
-			strerror(-err));
+			"ForeignQueue: import failed: %s (left in place)%s",
+			strerror(-err), err == -EPERM || err == -EACCES ?
+			"; the folder and its files must belong to the daemon "
+			"user (chown -R it, or restart: the root part gives "
+			"them to it at start)" : "");
 	}
 	pump(f);
 }

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <pwd.h>
 #include <signal.h>
@@ -90,6 +91,32 @@ localsub__gid_hold(const struct localsub *ls)
 	if (ls->setgid && setresgid((gid_t)-1, ls->sgid, (gid_t)-1) < 0)
 		return -errno;
 	return 0;
+}
+
+/*
+ * A pending file is mode 0404 with the submit group: the daemon user (in
+ * "others", and owner of Submitted/) reads it; no other user can search
+ * Submitted/ to reach it; the submit group, which can, has no right on it
+ * (group bits win over others), so not even a process with the setgid
+ * group reads another user's file; nobody but root changes it
+ * (docs/LOCAL-SUBMISSION.md).
+ */
+static int
+localsub__sub_mode(const struct localsub *ls, int fd)
+{
+	gid_t g = (gid_t)-1;
+
+	if (ls->setgid) {
+		g = ls->sgid;
+	} else if (geteuid() == 0) {
+		struct group *gr = getgrnam(MAILPIPE_SUBMIT_GROUP);
+
+		if (gr)
+			g = gr->gr_gid;
+	}
+	if (g != (gid_t)-1 && fchown(fd, (uid_t)-1, g) < 0)
+		return -1;
+	return fchmod(fd, 0404);
 }
 
 /* Give the setgid group up for good (real, effective and saved gid). */
@@ -1003,8 +1030,8 @@ localsub__commit(struct localsub *ls, const char *dir, const char *name,
 		goto out;
 	}
 	fd = openat(dfd, tmp.data, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW |
-		O_CLOEXEC, 0600);
-	if (fd < 0) {
+		O_CLOEXEC, 0400);
+	if (fd < 0 || localsub__sub_mode(ls, fd) < 0) {
 		e = errno;
 		r = localsub_fail(err, localsub__open_ex(e), -e,
 			"cannot create %s/%s: %s", dir, tmp.data, strerror(e));

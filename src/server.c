@@ -1,7 +1,10 @@
 /*
- * server: the one server context (see server.h). Owns the loop, the
- * configuration, the logger and every module, and the order in which they
- * start and stop. Promises: the spawn helper is forked before any thread
+ * server: the one server context (see server.h). Owns the configuration,
+ * the logger, the start-up as root (users, base layout, listening
+ * sockets, pid file) and then, in the daemon, the loop and every module,
+ * and the order in which they start and stop. Promises: nothing that
+ * reads network or file input runs before the daemon has switched to its
+ * user; the spawn helper and the daemon are forked before any thread
  * exists; intake starts only after the queue has been recovered; a
  * SIGTERM drain stops intake first, then lets running deliveries finish
  * and their states reach the disk, and only then returns 0.
@@ -20,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sysexits.h>
 #include <unistd.h>
@@ -31,7 +35,9 @@
 #include "enqueue.h"
 #include "foreign.h"
 #include "log.h"
+#include "master.h"
 #include "pipe.h"
+#include "privsep.h"
 #include "relay.h"
 #include "routeinfo.h"
 #include "router.h"
@@ -46,6 +52,9 @@
 struct server {
 	const struct server_opts *opts;
 	char *base;
+	char *config;			/* --config made absolute, or NULL: the
+					   daemon re-reads it on SIGHUP from
+					   wherever its working directory is */
 	char *hostname;
 	struct config cfg;
 	struct router_table router;
@@ -59,9 +68,16 @@ struct server {
 	char *pidpath;
 	uid_t prog_uid;
 	gid_t prog_gid;
+	uid_t daemon_uid;		/* the daemon's user (root: the setting) */
+	gid_t daemon_gid;
 	bool root;
+	pid_t master_pid;
+	int *listen_fds;		/* bound by the root part */
 	int spawn_sock;
 	pid_t spawn_pid;
+	int ctl;			/* the daemon's end of the master link */
+	uv_poll_t ctl_poll;
+	bool ctl_polling;
 	struct spawn_client *spawn;
 	struct store *store;
 	struct pipe_module *pipe;
@@ -104,33 +120,60 @@ absolute_dir(const char *dir, char **out)
 	return 0;
 }
 
-/* Who programs run as: the configured user when root, else ourselves. */
+/* Look up [server] KEY = name: uid and primary group, never root. */
 static int
-resolve_user(struct server *s)
+lookup_user(const struct server *s, const char *key, const char *name,
+	const char *role, uid_t *uid, gid_t *gid)
 {
 	struct passwd *pw;
 
-	s->root = geteuid() == 0;
-	if (!s->root) {
-		s->prog_uid = getuid();
-		s->prog_gid = getgid();
-		return 0;
-	}
 	errno = 0;
-	pw = getpwnam(s->cfg.server.user);
+	pw = getpwnam(name);
 	if (pw == NULL) {
-		say("%s: [server] user '%s' does not exist",
+		say("%s: [server] %s '%s' does not exist%s",
 			s->cfg.file ? s->cfg.file : "built-in configuration",
-			s->cfg.server.user);
+			key, name, strcmp(key, "daemon-user") == 0 ?
+			" (scripts/install-deps creates mailpiped)" : "");
 		return -ENOENT;
 	}
 	if (pw->pw_uid == 0) {
-		say("[server] user '%s' is root: programs never run as root",
-			s->cfg.server.user);
+		say("[server] %s '%s' is root: %s never run as root", key,
+			name, role);
 		return -EPERM;
 	}
-	s->prog_uid = pw->pw_uid;
-	s->prog_gid = pw->pw_gid;
+	*uid = pw->pw_uid;
+	*gid = pw->pw_gid;
+	return 0;
+}
+
+/*
+ * Who programs and the daemon run as: the configured users when root
+ * (two different uids), else ourselves for both.
+ */
+static int
+resolve_user(struct server *s)
+{
+	int r;
+
+	s->root = geteuid() == 0;
+	if (!s->root) {
+		s->prog_uid = s->daemon_uid = getuid();
+		s->prog_gid = s->daemon_gid = getgid();
+		return 0;
+	}
+	if ((r = lookup_user(s, "user", s->cfg.server.user, "programs",
+	    &s->prog_uid, &s->prog_gid)) < 0 ||
+	    (r = lookup_user(s, "daemon-user", s->cfg.server.daemon_user,
+	    "the server's parts that read input", &s->daemon_uid,
+	    &s->daemon_gid)) < 0)
+		return r;
+	if (s->prog_uid == s->daemon_uid) {
+		say("[server] user '%s' and daemon-user '%s' are the same uid "
+			"%lu: programs must not be able to reach the server",
+			s->cfg.server.user, s->cfg.server.daemon_user,
+			(unsigned long)s->prog_uid);
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -143,7 +186,7 @@ load_config(struct server *s)
 
 	const char *why = NULL;
 
-	r = routeinfo_load(s->base, s->opts->config, s->hostname, &s->cfg,
+	r = routeinfo_load(s->base, s->config, s->hostname, &s->cfg,
 		&s->router, &s->transports, &err);
 	if (r < 0) {
 		say("%s", err ? err : strerror(-r));
@@ -223,6 +266,11 @@ close_all(struct server *s)
 	uv_close((uv_handle_t *)&s->sig_term, NULL);
 	uv_close((uv_handle_t *)&s->sig_int, NULL);
 	uv_close((uv_handle_t *)&s->sig_hup, NULL);
+	if (s->ctl_polling) {
+		uv_poll_stop(&s->ctl_poll);
+		uv_close((uv_handle_t *)&s->ctl_poll, NULL);
+		s->ctl_polling = false;
+	}
 	if (s->submit)
 		submit_close(s->submit);
 	if (s->foreign)
@@ -335,7 +383,7 @@ reload_work(uv_work_t *w)
 {
 	struct reload *rl = w->data;
 
-	rl->r = routeinfo_load(rl->s->base, rl->s->opts->config,
+	rl->r = routeinfo_load(rl->s->base, rl->s->config,
 		rl->s->hostname, &rl->cfg, &rl->router, NULL, &rl->err);
 }
 
@@ -491,6 +539,8 @@ open_smtpd(struct server *s)
 	d.pipe = s->pipe;
 	d.tls = s->tls_server;
 	d.log = &s->log;
+	d.listen_fds = s->listen_fds;
+	s->listen_fds = NULL;		/* taken by smtpd_open */
 	return smtpd_open(&d, &s->smtpd);
 }
 
@@ -514,8 +564,6 @@ open_modules(struct server *s)
 	sts.foldering = s->cfg.queue.foldering;
 	sts.dir_fsync_always = s->cfg.queue.dir_fsync_always;
 	sts.limit = s->cfg.queue.limit;
-	sts.set_group = s->root;
-	sts.group = s->prog_gid;
 	if ((r = store_open(&s->loop, s->base, &sts, &s->log, &s->store)) < 0)
 		return r;
 	memset(&ps, 0, sizeof(ps));
@@ -555,7 +603,7 @@ open_modules(struct server *s)
 	sbs.scan_interval_s = s->cfg.submitted.scan_interval_s;
 	sbs.hostname = s->cfg.server.hostname;
 	sbs.default_domain = s->rctx.default_domain;
-	sbs.set_owner = s->root;
+	sbs.set_owner = false;		/* the root part did it */
 	gr = getgrnam(MAILPIPE_SUBMIT_GROUP);
 	sbs.submit_gid = gr ? gr->gr_gid : (gid_t)-1;
 	if ((r = submit_open(&s->loop, &sbs, s->enq, s->store, &s->log,
@@ -581,36 +629,51 @@ watch_signals(struct server *s)
 	uv_signal_start(&s->sig_hup, on_hup, SIGHUP);
 }
 
-/* Start the spawn helper: before the loop, GMime or any thread. */
-static int
-start_helper(struct server *s)
+/* The master sent a new spawn helper's socket (it replaced a dead one). */
+static void
+on_ctl(uv_poll_t *p, int status, int events)
 {
-	struct spawn_settings ss;
-	int r;
+	struct server *s = p->data;
+	pid_t pid;
+	int sock, r;
 
-	ss.drop = s->root;
-	ss.uid = s->prog_uid;
-	ss.gid = s->prog_gid;
-	r = spawn_helper_start(&ss, &s->spawn_sock, &s->spawn_pid);
-	if (r < 0)
-		say("cannot start the spawn helper: %s", strerror(-r));
-	return r;
+	while ((r = master_link_recv(s->ctl, &sock, &pid)) != -EAGAIN) {
+		if (r == -EBADMSG)
+			continue;
+		if (r < 0) {
+			/* the master is gone; its death signal follows */
+			uv_poll_stop(p);
+			return;
+		}
+		if (s->spawn && spawn_client_reconnect(s->spawn, sock,
+		    pid) < 0)
+			log_msg(&s->log, LOG_SYSTEM, LOG_FAILURES,
+				"cannot use the new spawn helper %ld",
+				(long)pid);
+	}
 }
 
-/* Run the server until it has drained after SIGTERM. */
+/* Watch the master link (not when the helper was started in-process). */
 static int
-run(struct server *s)
+watch_ctl(struct server *s)
 {
 	int r;
 
-	umask(027);
-	signal(SIGPIPE, SIG_IGN);
-	if (s->opts->log_level == NULL)
-		memcpy(s->log.level, s->cfg.log.level, sizeof(s->log.level));
-	if (lock_pidfile(s) < 0)
-		return EX_TEMPFAIL;
-	if (start_helper(s) < 0)
-		return EX_OSERR;
+	if (s->ctl < 0)
+		return 0;
+	if ((r = uv_poll_init(&s->loop, &s->ctl_poll, s->ctl)) < 0)
+		return r;
+	s->ctl_poll.data = s;
+	s->ctl_polling = true;
+	return uv_poll_start(&s->ctl_poll, UV_READABLE, on_ctl);
+}
+
+/* The daemon after its switch: the loop, every module, until drained. */
+static int
+daemon_run(struct server *s)
+{
+	int r;
+
 	setenv("UV_THREADPOOL_SIZE", "16", 0);
 	g_mime_init();
 	if ((r = uv_loop_init(&s->loop)) < 0) {
@@ -618,14 +681,15 @@ run(struct server *s)
 		return EX_OSERR;
 	}
 	watch_signals(s);
-	if ((r = open_modules(s)) < 0) {
+	if ((r = watch_ctl(s)) < 0 || (r = open_modules(s)) < 0) {
 		log_msg(&s->log, LOG_SYSTEM, LOG_FAILURES, "cannot start: %s",
 			strerror(-r));
 		return EX_OSERR;
 	}
 	log_msg(&s->log, LOG_SYSTEM, LOG_MAJOR,
-		"mailpiped %s starting on %s (pid %ld)", MAILPIPE_VERSION,
-		s->base, (long)getpid());
+		"mailpiped %s starting on %s (pid %ld, daemon uid %lu, "
+		"master %ld)", MAILPIPE_VERSION, s->base, (long)getpid(),
+		(unsigned long)geteuid(), (long)s->master_pid);
 	if ((r = store_recover(s->store, on_recovered, on_recovery_done,
 	    s)) < 0) {
 		log_msg(&s->log, LOG_SYSTEM, LOG_FAILURES,
@@ -638,8 +702,116 @@ run(struct server *s)
 	if (s->store)
 		store_close(s->store);
 	uv_loop_close(&s->loop);
-	unlink(s->pidpath);
 	return EX_OK;
+}
+
+/*
+ * The daemon's start in the master's fork: leave the master's process
+ * group (terminal signals go to the master, which passes them on), become
+ * the daemon user for good, then run.
+ */
+static int
+daemon_main(void *arg, int ctl, int sock, pid_t helper)
+{
+	struct server *s = arg;
+	int r;
+
+	s->ctl = ctl;
+	s->spawn_sock = sock;
+	s->spawn_pid = helper;
+	if (s->pidfd >= 0)
+		close(s->pidfd);
+	s->pidfd = -1;
+	setpgid(0, 0);
+	if (s->root && (r = privsep_drop(s->daemon_uid, s->daemon_gid,
+	    s->master_pid)) < 0) {
+		say("cannot become the daemon user %lu: %s",
+			(unsigned long)s->daemon_uid, strerror(-r));
+		return EX_OSERR;
+	}
+	if (!s->root)
+		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	umask(077);
+	return daemon_run(s);
+}
+
+/*
+ * As root: give the daemon user its directories (Queue/ 0700, Submitted/
+ * 1730 with the submit group, ForeignQueue/ when there is one), the
+ * earlier layout's files with them. Not root: the modules make them.
+ */
+static int
+prepare_layout(struct server *s)
+{
+	struct group *gr = getgrnam(MAILPIPE_SUBMIT_GROUP);
+	const struct privsep_dir dirs[] = {
+		{ "Queue", true, 0700, s->daemon_uid, s->daemon_gid, true },
+		{ "Submitted", true, 01730, s->daemon_uid,
+		  gr ? gr->gr_gid : s->daemon_gid, false },
+		{ "ForeignQueue", false, 0700, s->daemon_uid, s->daemon_gid,
+		  true },
+	};
+	struct strv notes = STRV_INIT;
+	int bfd, r = 0;
+
+	if (!s->root)
+		return 0;
+	if (gr == NULL)
+		log_msg(&s->log, LOG_SUBMIT, LOG_PROBLEMS, "group %s does not "
+			"exist: only root can submit through %s/Submitted",
+			MAILPIPE_SUBMIT_GROUP, s->base);
+	if ((bfd = open(s->base, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		say("cannot open %s: %s", s->base, strerror(errno));
+		return -errno;
+	}
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]) && r == 0; i++)
+		if ((r = privsep_prepare(bfd, &dirs[i], &notes)) < 0)
+			say("cannot prepare %s/%s for the daemon user: %s",
+				s->base, dirs[i].name, strerror(-r));
+	for (size_t i = 0; i < notes.n; i++)
+		log_msg(&s->log, LOG_QUEUE, LOG_PROBLEMS, "%s", notes.v[i]);
+	strv_free(&notes);
+	close(bfd);
+	return r;
+}
+
+/* Run the server: the root part's start, then the master until drained. */
+static int
+run(struct server *s)
+{
+	struct spawn_settings ss;
+	struct master_settings ms;
+	int code;
+
+	umask(027);
+	signal(SIGPIPE, SIG_IGN);
+	if (s->opts->log_level == NULL)
+		memcpy(s->log.level, s->cfg.log.level, sizeof(s->log.level));
+	if (lock_pidfile(s) < 0)
+		return EX_TEMPFAIL;
+	if (prepare_layout(s) < 0)
+		return EX_CANTCREAT;
+	if (s->cfg.smtp.listen.n > 0 &&
+	    smtpd_bind(&s->cfg.smtp.listen, &s->log, &s->listen_fds) < 0) {
+		log_msg(&s->log, LOG_SYSTEM, LOG_FAILURES, "cannot start: "
+			"cannot listen for SMTP");
+		return EX_OSERR;
+	}
+	memset(&ss, 0, sizeof(ss));
+	ss.drop = s->root;
+	ss.uid = s->prog_uid;
+	ss.gid = s->prog_gid;
+	ss.app_dir = s->cfg.pipe.app_dir;
+	ss.base_dir = s->base;
+	memset(&ms, 0, sizeof(ms));
+	ms.spawn = &ss;
+	ms.log = &s->log;
+	ms.daemon = daemon_main;
+	ms.arg = s;
+	s->master_pid = getpid();
+	code = master_run(&ms);
+	unlink(s->pidpath);
+	return code;
 }
 
 /* Entry point of mailpiped. */
@@ -654,6 +826,7 @@ server_main(const struct server_opts *o)
 	s.opts = o;
 	s.pidfd = -1;
 	s.spawn_sock = -1;
+	s.ctl = -1;
 	log_init(&s.log);
 	if (o->log_level) {
 		if (log_level_parse(o->log_level, &lvl) < 0) {
@@ -669,7 +842,13 @@ server_main(const struct server_opts *o)
 		say("base directory %s: %s", o->base_dir, strerror(errno));
 		return o->check_config ? EX_CONFIG : EX_CANTCREAT;
 	}
+	if (o->config && (s.config = realpath(o->config, NULL)) == NULL &&
+	    (s.config = strdup(o->config)) == NULL) {
+		free(s.base);
+		return EX_OSERR;
+	}
 	if (routeinfo_hostname(&s.hostname) < 0) {
+		free(s.config);
 		free(s.base);
 		return EX_OSERR;
 	}
@@ -689,6 +868,8 @@ server_main(const struct server_opts *o)
 		close(s.pidfd);
 	free(s.pidpath);
 	free(s.hostname);
+	free(s.config);
 	free(s.base);
+	free(s.listen_fds);
 	return code;
 }

@@ -1818,32 +1818,20 @@ on_listener_closed(uv_handle_t *h)
 	maybe_stopped(sd);
 }
 
-/* Bind every listen address. */
+/* Bind every listen address (see smtpd.h). */
 int
-smtpd_open(const struct smtpd_deps *d, struct smtpd **out)
+smtpd_bind(const struct strv *lv, struct logger *lg, int **out)
 {
-	const struct strv *lv = &d->cfg->smtp.listen;
-	struct smtpd *sd;
-	int *fds = NULL, r = 0;
+	int *fds, r = 0;
 
 	*out = NULL;
-	if ((sd = calloc(1, sizeof(*sd))) == NULL)
+	if ((fds = calloc(lv->n ? lv->n : 1, sizeof(*fds))) == NULL)
 		return -ENOMEM;
-	sd->d = *d;
-	sd->next_id = 1;
-	TAILQ_INIT(&sd->sessions);
-	if (lv->n > 0 && ((fds = calloc(lv->n, sizeof(*fds))) == NULL ||
-	    (sd->ls = calloc(lv->n, sizeof(*sd->ls))) == NULL)) {
-		free(fds);
-		free(sd->ls);
-		free(sd);
-		return -ENOMEM;
-	}
 	for (size_t i = 0; i < lv->n; i++)
 		fds[i] = -1;
 	for (size_t i = 0; i < lv->n && r == 0; i++) {
 		if ((r = bind_one(lv->v[i], &fds[i])) < 0)
-			log_msg(d->log, LOG_SMTPI, LOG_FAILURES,
+			log_msg(lg, LOG_SMTPI, LOG_FAILURES,
 				"cannot listen on %s: %s", lv->v[i],
 				r == -EINVAL ? "not an IPv4 address or a "
 				"bracketed IPv6 address with a port" :
@@ -1854,10 +1842,35 @@ smtpd_open(const struct smtpd_deps *d, struct smtpd **out)
 			if (fds[i] >= 0)
 				close(fds[i]);
 		free(fds);
-		free(sd->ls);
-		free(sd);
 		return r;
 	}
+	*out = fds;
+	return 0;
+}
+
+/* Take the bound sockets (or bind them now) and wrap them. */
+int
+smtpd_open(const struct smtpd_deps *d, struct smtpd **out)
+{
+	const struct strv *lv = &d->cfg->smtp.listen;
+	struct smtpd *sd;
+	int *fds = d->listen_fds, r = 0;
+
+	*out = NULL;
+	if (fds == NULL && (r = smtpd_bind(lv, d->log, &fds)) < 0)
+		return r;
+	if ((sd = calloc(1, sizeof(*sd))) == NULL ||
+	    (lv->n > 0 && (sd->ls = calloc(lv->n, sizeof(*sd->ls))) == NULL)) {
+		for (size_t i = 0; i < lv->n; i++)
+			close(fds[i]);
+		free(fds);
+		free(sd);
+		return -ENOMEM;
+	}
+	sd->d = *d;
+	sd->d.listen_fds = NULL;
+	sd->next_id = 1;
+	TAILQ_INIT(&sd->sessions);
 	for (size_t i = 0; i < lv->n; i++) {
 		struct listener *l = &sd->ls[i];
 		int e;

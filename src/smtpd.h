@@ -40,12 +40,19 @@ struct smtpd_deps {
 	struct pipe_module *pipe;		/* sync transports */
 	struct tls_ctx *tls;			/* NULL = no STARTTLS */
 	struct logger *log;
+	int *listen_fds;	/* from smtpd_bind, one per [smtp] listen
+				   address, taken (malloc'ed array); NULL:
+				   smtpd_open binds them itself */
 };
 
 /*
- * Bind every listen address (IPv4 "a.b.c.d:port", IPv6 "[::1]:port").
+ * Bind and listen on every listen address (IPv4 "a.b.c.d:port", IPv6
+ * "[::1]:port"): done by the root part, so that the daemon needs no
+ * privilege for port 25. *fds is a malloc'ed array of lv->n sockets.
  * -errno (logged with the address) when one cannot be bound.
  */
+int smtpd_bind(const struct strv *lv, struct logger *lg, int **fds);
+/* Wrap the bound sockets (d->listen_fds, or binds them now). */
 int smtpd_open(const struct smtpd_deps *d, struct smtpd **out);
 /* Start accepting connections (after queue recovery). */
 int smtpd_start(struct smtpd *sd);

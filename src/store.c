@@ -31,9 +31,9 @@
 
 #define READ_CHUNK (64 * 1024)	/* envelope read size at recovery/import */
 #define ID_MAX 9999999999999999ULL	/* largest 16-digit ID */
-#define MODE_DIR 0750
+#define MODE_DIR 0700
 #define MODE_CORRUPT 0700
-#define MODE_FILE 0640
+#define MODE_FILE 0600
 #define CORRUPT_DIR "corrupt"
 
 /* One directory of the queue and its group-commit state. */
@@ -321,10 +321,9 @@ rename_noreplace(int olddir, const char *oldname, int newdir,
 	return renameat(olddir, oldname, newdir, newname) == 0 ? 0 : -errno;
 }
 
-/* Give an open file or folder the queue's mode and group (fixed: did it). */
+/* Give an open file or folder the queue's mode (fixed: it had another). */
 static int
-fix_owner(const struct store *st, int fd, mode_t mode, bool with_group,
-	bool *fixed)
+fix_mode(int fd, mode_t mode, bool *fixed)
 {
 	struct stat sb;
 
@@ -333,11 +332,6 @@ fix_owner(const struct store *st, int fd, mode_t mode, bool with_group,
 		return -errno;
 	if ((sb.st_mode & 07777) != mode) {
 		if (fchmod(fd, mode) < 0)
-			return -errno;
-		*fixed = true;
-	}
-	if (with_group && st->set.set_group && sb.st_gid != st->set.group) {
-		if (fchown(fd, (uid_t)-1, st->set.group) < 0)
 			return -errno;
 		*fixed = true;
 	}
@@ -416,8 +410,8 @@ sdir_open_locked(struct store *st, struct sdir *d, bool create)
 		goto out;
 	}
 	if (made) {
-		if ((r = fix_owner(st, fd, corrupt ? MODE_CORRUPT : MODE_DIR,
-		    !corrupt, &fixed)) < 0 || (r = fsync(fd) ? -errno : 0) < 0) {
+		if ((r = fix_mode(fd, corrupt ? MODE_CORRUPT : MODE_DIR,
+		    &fixed)) < 0 || (r = fsync(fd) ? -errno : 0) < 0) {
 			close(fd);
 			goto out;
 		}
@@ -576,7 +570,7 @@ id_next(struct store *st, char id[STORE_ID_LEN + 1])
 /* Make or check BASE/Queue or Queue/corrupt (rel) at open; its fd. */
 static int
 open_folder(struct store *st, int parent, const char *name, const char *rel,
-	mode_t mode, bool with_group, int *out)
+	mode_t mode, int *out)
 {
 	bool made = false, fixed = false;
 	int fd, r;
@@ -589,15 +583,13 @@ open_folder(struct store *st, int parent, const char *name, const char *rel,
 		O_NOFOLLOW);
 	if (fd < 0)
 		return -errno;
-	if (made || st->set.set_group) {
-		if ((r = fix_owner(st, fd, mode, with_group, &fixed)) < 0) {
-			close(fd);
-			return r;
-		}
+	if ((r = fix_mode(fd, mode, &fixed)) < 0) {
+		close(fd);
+		return r;
 	}
 	if (fixed && !made && st->log)
 		log_msg(st->log, LOG_QUEUE, LOG_PROBLEMS, "folder %s had the "
-			"wrong mode or group: fixed", rel);
+			"wrong mode: fixed", rel);
 	if (made && (fsync(fd) < 0 || fsync(parent) < 0)) {
 		r = -errno;
 		close(fd);
@@ -685,9 +677,9 @@ store_open(uv_loop_t *loop, const char *base_dir,
 		r = -errno;
 		goto fail;
 	}
-	if ((r = open_folder(st, bfd, "Queue", "Queue", MODE_DIR, true,
-	    &qfd)) < 0 || (r = open_folder(st, qfd, CORRUPT_DIR,
-	    "Queue/" CORRUPT_DIR, MODE_CORRUPT, false, &cfd)) < 0)
+	if ((r = open_folder(st, bfd, "Queue", "Queue", MODE_DIR, &qfd)) < 0 ||
+	    (r = open_folder(st, qfd, CORRUPT_DIR, "Queue/" CORRUPT_DIR,
+	    MODE_CORRUPT, &cfd)) < 0)
 		goto fail;
 	close(cfd);
 	cfd = -1;
@@ -847,7 +839,7 @@ commit_work(uv_work_t *req)
 	iov[0].iov_len = hdr.len;
 	iov[1].iov_base = j->data;
 	iov[1].iov_len = j->len;
-	if ((r = fix_owner(st, fd, MODE_FILE, true, &fixed)) < 0 ||
+	if ((r = fix_mode(fd, MODE_FILE, &fixed)) < 0 ||
 	    (r = write_all(fd, iov, j->len ? 2 : 1)) < 0)
 		goto fail;
 	/*
@@ -1355,14 +1347,12 @@ recover_msg(struct recover_job *j, struct sdir *d, const char *rel,
 		}
 		goto out;
 	}
-	if (st->set.set_group) {
-		if ((r = fix_owner(st, fd, MODE_FILE, true, &fixed)) < 0)
-			notes_add(&j->notes, LOG_FAILURES, "cannot set the mode "
-				"or group of %s: %s", rel, strerror(-r));
-		else if (fixed)
-			notes_add(&j->notes, LOG_PROBLEMS, "%s had the wrong "
-				"mode or group: fixed", rel);
-	}
+	if ((r = fix_mode(fd, MODE_FILE, &fixed)) < 0)
+		notes_add(&j->notes, LOG_FAILURES, "cannot set the mode of "
+			"%s: %s", rel, strerror(-r));
+	else if (fixed)
+		notes_add(&j->notes, LOG_PROBLEMS, "%s had the wrong mode: "
+			"fixed", rel);
 	memcpy(m->id, name, STORE_ID_LEN);
 	m->id[STORE_ID_LEN] = '\0';
 	m->msg_off = m->env.header_len;
@@ -1444,13 +1434,13 @@ recover_folder(struct recover_job *j, const char *folder)
 		goto out;
 	}
 	recover_ids(j, &names);
-	if (folder[0] && st->set.set_group) {
-		if ((r = fix_owner(st, d->fd, MODE_DIR, true, &fixed)) < 0)
+	if (folder[0]) {
+		if ((r = fix_mode(d->fd, MODE_DIR, &fixed)) < 0)
 			notes_add(&j->notes, LOG_FAILURES, "cannot set the mode "
-				"or group of Queue/%s: %s", folder, strerror(-r));
+				"of Queue/%s: %s", folder, strerror(-r));
 		else if (fixed)
 			notes_add(&j->notes, LOG_PROBLEMS, "folder Queue/%s had "
-				"the wrong mode or group: fixed", folder);
+				"the wrong mode: fixed", folder);
 	}
 	for (size_t i = 0; i < names.n; i++) {
 		const char *name = names.v[i];
@@ -1533,9 +1523,7 @@ recover_work(uv_work_t *req)
 		j->err = r;
 	} else {
 		recover_ids(j, &names);
-		if (st->set.set_group &&
-		    fix_owner(st, c->fd, MODE_CORRUPT, false, &fixed) == 0 &&
-		    fixed)
+		if (fix_mode(c->fd, MODE_CORRUPT, &fixed) == 0 && fixed)
 			notes_add(&j->notes, LOG_PROBLEMS, "folder "
 				"Queue/corrupt had the wrong mode: fixed");
 	}
@@ -1667,11 +1655,7 @@ import_work(uv_work_t *req)
 	m->msg_off = m->env.header_len;
 	m->msg_len = m->env.size;
 	/* queue norms before the file enters the queue; then durable bytes */
-	if (st->set.set_group && fchown(fd, geteuid(), st->set.group) < 0) {
-		r = -errno;
-		goto out;
-	}
-	if ((r = fix_owner(st, fd, MODE_FILE, true, &fixed)) < 0)
+	if ((r = fix_mode(fd, MODE_FILE, &fixed)) < 0)
 		goto out;
 	if (fsync(fd) < 0) {
 		r = -errno;

@@ -32,8 +32,6 @@
 struct store_settings {
 	int foldering;		/* 0, 10, 100 or FOLDERING_AUTO */
 	uint64_t limit;		/* queue limit in messages */
-	bool set_group;		/* chown files/dirs to group (running as root) */
-	gid_t group;		/* program user's group: may read, not write */
 	bool dir_fsync_always;	/* [queue] directory-fsync = always: never
 				   rely on a file's fsync for its new name */
 };
@@ -59,8 +57,9 @@ struct store_msg {
 struct store;
 
 /*
- * Open BASE/Queue (created 0750, group-owned by s->group when set_group).
- * s is copied.
+ * Open BASE/Queue (created 0700 if missing; its folders 0700, its files
+ * 0600: only the daemon user, who owns them, reads the queue). s is
+ * copied.
  */
 int store_open(uv_loop_t *loop, const char *base_dir,
 	const struct store_settings *s, struct logger *lg, struct store **out);

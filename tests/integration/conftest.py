@@ -17,6 +17,8 @@ SOURCE = os.environ.get("MAILPIPE_SOURCE") or os.path.normpath(os.path.join(HERE
 BUILD = os.environ.get("MAILPIPE_BUILD") or os.path.join(SOURCE, "build")
 
 NOBODY = pwd.getpwnam("nobody")
+# [server] daemon-user's default: owns Queue/ and Submitted/ (SECURITY.md)
+DAEMON = pwd.getpwnam("mailpiped")
 
 
 def prog(name):
@@ -171,6 +173,13 @@ def copy_app(base, name, src):
     return dst
 
 
+def chown_tree(path, pw):
+    """Give path and everything below it to the user pw."""
+    for root, dirs, files in os.walk(path):
+        for n in [root] + [os.path.join(root, f) for f in files]:
+            os.lchown(n, pw.pw_uid, pw.pw_gid)
+
+
 def nobody_dir(path):
     """A directory the delivery programs (run as nobody) can write."""
     os.makedirs(path, exist_ok=True)
@@ -243,8 +252,10 @@ class Server:
             raise AssertionError(f"{e}\n--- server log ---\n"
                                  f"{self.log()[-4000:]}") from None
 
-    def submit(self, message, name=None, owner=None):
-        """Drop a .sub file into Submitted (as root or owner)."""
+    def submit(self, message, name=None, owner=None, mode=0o644):
+        """Drop a .sub file into Submitted (as root or owner). The daemon
+        user reads it: readable by others (Submitted/ is closed to them),
+        as sendmail writes it (0444)."""
         sub = os.path.join(self.base, "Submitted")
         os.makedirs(sub, exist_ok=True)
         name = name or f"t{time.monotonic_ns()}"
@@ -252,7 +263,7 @@ class Server:
         data = message.encode() if isinstance(message, str) else message
         with open(tmp, "wb") as f:
             f.write(data)
-        os.chmod(tmp, 0o600)
+        os.chmod(tmp, mode)
         if owner is not None:
             os.chown(tmp, owner.pw_uid, owner.pw_gid)
         os.rename(tmp, os.path.join(sub, name + ".sub"))

@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from conftest import BASE_CONFIG, install_app, nobody_dir, wait_for
+from conftest import (BASE_CONFIG, DAEMON, chown_tree, install_app,
+                      nobody_dir, wait_for)
 
 
 def queue_file(uid, rcpts, body=b"Subject: foreign\n\nfrom another server\n",
@@ -67,6 +68,13 @@ def test_foreign_queue_appearing_later_is_picked_up(server_factory, out):
     os.makedirs(tmp)
     with open(os.path.join(tmp, "1.msg"), "wb") as f:
         f.write(queue_file("c" * 32, ["late@test.example"]))
+    # put there while the server runs: the operator gives it to the daemon
+    # user, who must be able to read, rename and remove its files
     os.rename(tmp, os.path.join(s.base, "ForeignQueue"))
+    s.wait_log(r"ForeignQueue: import failed: Operation not permitted "
+               r"\(left in place\); the folder and its files must belong "
+               r"to the daemon user")
+    assert s.deliveries() == []
+    chown_tree(os.path.join(s.base, "ForeignQueue"), DAEMON)
     d = s.wait_deliveries(1, timeout=20)[0]
     assert d["rcpt"] == "late@test.example" and d["result"] == "delivered"

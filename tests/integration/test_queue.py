@@ -7,8 +7,8 @@ import stat
 
 import pytest
 
-from conftest import (BASE_CONFIG, NOBODY, install_app, message, nobody_dir,
-                      wait_for)
+from conftest import (BASE_CONFIG, DAEMON, NOBODY, install_app, message,
+                      nobody_dir, wait_for)
 
 # blocks until OUT/go exists, then records the delivery
 GATE = r"""
@@ -50,10 +50,12 @@ def test_queue_file_format_owner_and_mode(server_factory, out):
              "Subject: q\n\nbody\n")
     (path,) = wait_for(s.queue_files, what="a queue file")
     st = os.stat(path)
-    assert stat.S_IMODE(st.st_mode) == 0o640
-    assert st.st_uid == 0 and st.st_gid == NOBODY.pw_gid
+    # only the daemon user reads the queue (docs/SECURITY.md)
+    assert stat.S_IMODE(st.st_mode) == 0o600
+    assert st.st_uid == DAEMON.pw_uid and st.st_gid == DAEMON.pw_gid
     qdir = os.stat(os.path.join(s.base, "Queue"))
-    assert stat.S_IMODE(qdir.st_mode) == 0o750
+    assert stat.S_IMODE(qdir.st_mode) == 0o700
+    assert qdir.st_uid == DAEMON.pw_uid
     with open(path, "rb") as f:
         data = f.read()
     env, msg = data.split(b"\n\n", 1)

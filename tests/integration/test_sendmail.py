@@ -19,7 +19,8 @@ import sys
 
 import pytest
 
-from conftest import NOBODY, install_app, nobody_dir, prog, run, wait_for
+from conftest import (DAEMON, NOBODY, install_app, nobody_dir, prog, run,
+                      wait_for)
 
 HOST = "test.example"
 GROUP = "mailpipe-submit"
@@ -84,7 +85,8 @@ def one_sub(base, uid=0, gid=None):
     path = os.path.join(submitted(base), names[0])
     st = os.lstat(path)
     assert stat.S_ISREG(st.st_mode)
-    assert stat.S_IMODE(st.st_mode) == 0o600
+    # the daemon user reads it as "others"; the submit group cannot
+    assert stat.S_IMODE(st.st_mode) == 0o404
     assert st.st_nlink == 1
     assert st.st_uid == uid
     if gid is not None:
@@ -861,7 +863,8 @@ def test_e2e_setgid_submitter(server_factory, base, tmpdir755):
     gid = submit_gid()   # before the server sets Submitted/ up
     srv, out = e2e_server(server_factory, base)
     st = os.stat(submitted(base))
-    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, gid, 0o1730)
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == \
+        (DAEMON.pw_uid, gid, 0o1730)
     progs = install_programs(os.path.join(tmpdir755, "bin"), gid)
     ok(sendmail(base, "joe", input="Subject: from nobody\n\nbody\n",
                 user=NOBODY, program=progs["sendmail"]))

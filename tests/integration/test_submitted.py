@@ -9,8 +9,8 @@ import subprocess
 
 import pytest
 
-from conftest import (BASE_CONFIG, NOBODY, install_app, message, nobody_dir,
-                      prog, run, wait_for)
+from conftest import (BASE_CONFIG, DAEMON, NOBODY, install_app, message,
+                      nobody_dir, prog, run, wait_for)
 
 SAVE = r"""
     #!/bin/sh
@@ -235,7 +235,8 @@ def test_submitted_is_1730_with_the_submit_group(srv):
     srv.start()
     st = os.stat(os.path.join(srv.base, "Submitted"))
     assert stat.S_IMODE(st.st_mode) == 0o1730
-    assert st.st_uid == 0 and st.st_gid == gid
+    # owned by the daemon user, who reads and removes the files
+    assert st.st_uid == DAEMON.pw_uid and st.st_gid == gid
 
 
 def test_sendmail_as_an_unprivileged_user_is_delivered(srv, out, tmpdir755):

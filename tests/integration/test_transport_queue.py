@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from conftest import BASE_CONFIG, install_app, message, nobody_dir, prog, run, wait_for
+from conftest import (BASE_CONFIG, DAEMON, install_app, message, nobody_dir,
+                      prog, run, wait_for)
 
 PROG = r"""
     #!/bin/sh
@@ -43,6 +44,8 @@ code.5 = "550 5.1.1 no such queue"
 def start(server_factory, out, tmpdir755, mode="queue"):
     logs = os.path.join(tmpdir755, "logs")
     os.makedirs(logs, mode=0o755)
+    # output-file and error-file are written by the daemon user
+    os.chown(logs, DAEMON.pw_uid, DAEMON.pw_gid)
     s = server_factory(config=config(out, logs, mode))
     install_app(s.base, "ticketd", PROG)
     return s.start(), logs

@@ -197,6 +197,30 @@ test_server(void **state)
 		"in [server]: 'a b' is not a user name");
 	expect_err("[server]\nuser = -x\n", "t.conf:2: bad value for 'user' in "
 		"[server]: '-x' is not a user name");
+	/* the daemon user: never root, never the programs' user */
+	parse_ok(&c, "[server]\ndaemon-user = mp-daemon\nuser = nobody\n");
+	assert_string_equal(c.server.daemon_user, "mp-daemon");
+	config_free(&c);
+	parse_ok(&c, "");
+	assert_string_equal(c.server.daemon_user, "mailpiped");
+	config_free(&c);
+	expect_err("[server]\ndaemon-user = root\n", "t.conf:2: bad value for "
+		"'daemon-user' in [server]: the server must not run as root");
+	expect_err("[server]\ndaemon-user = 0\n", "t.conf:2: bad value for "
+		"'daemon-user' in [server]: the server must not run as root");
+	expect_err("[server]\nuser = nobody\ndaemon-user = nobody\n",
+		"t.conf:3: bad value for 'daemon-user' in [server]: 'nobody' is "
+		"already the user: [server] user (programs) and daemon-user (the "
+		"server) must differ");
+	expect_err("[server]\ndaemon-user = x1\nuser = x1\n", "t.conf:3: bad "
+		"value for 'user' in [server]: 'x1' is already the daemon-user: "
+		"[server] user (programs) and daemon-user (the server) must "
+		"differ");
+	/* the defaults differ too: user = mailpiped meets the default */
+	expect_err("[server]\nuser = mailpiped\n", "t.conf:2: bad value for "
+		"'user' in [server]: 'mailpiped' is already the daemon-user: "
+		"[server] user (programs) and daemon-user (the server) must "
+		"differ");
 	expect_err("[server]\nhostname = bad_host\n", "t.conf:2: bad value for "
 		"'hostname' in [server]: 'bad_host' is not a host name");
 	expect_err("[server]\nhostname =\n", "t.conf:2: bad value for "

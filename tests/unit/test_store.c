@@ -336,7 +336,7 @@ log_has(struct fx *fx, const char *text)
 	return yes;
 }
 
-/* Commit, then read the file back: envelope + message, 0640, no .tmp. */
+/* Commit, then read the file back: envelope + message, 0600, no .tmp. */
 static void
 test_commit_readback(void **state)
 {
@@ -383,12 +383,12 @@ test_commit_readback(void **state)
 	assert_string_equal(p.source, "Submitted/x.sub 64769:1234");
 	envelope_free(&p);
 	assert_int_equal(stat(r.m->path, &sb), 0);
-	assert_int_equal(sb.st_mode & 07777, 0640);
+	assert_int_equal(sb.st_mode & 07777, 0600);
 	qdir = fmt("%s/Queue", fx->base);
 	assert_int_equal(count_suffix(qdir, ".tmp"), 0);
 	assert_int_equal(count_suffix(qdir, ".msg"), 1);
 	assert_int_equal(stat(qdir, &sb), 0);
-	assert_int_equal(sb.st_mode & 07777, 0750);
+	assert_int_equal(sb.st_mode & 07777, 0700);
 	free(qdir);
 	qdir = fmt("%s/Queue/corrupt", fx->base);
 	assert_int_equal(stat(qdir, &sb), 0);
@@ -609,7 +609,7 @@ check_folder(struct fx *fx, int foldering, int modulo)
 
 		assert_int_equal(stat(dir, &sb), 0);
 		assert_true(S_ISDIR(sb.st_mode));
-		assert_int_equal(sb.st_mode & 07777, 0750);
+		assert_int_equal(sb.st_mode & 07777, 0700);
 		free(dir);
 	}
 	free(folder);
@@ -1001,7 +1001,7 @@ test_import(void **state)
 	assert_memory_equal(got, text, len);
 	free(got);
 	assert_int_equal(stat(r.m->path, &sb), 0);
-	assert_int_equal(sb.st_mode & 07777, 0640);
+	assert_int_equal(sb.st_mode & 07777, 0600);
 	assert_int_equal(store_count(fx->st), 1);
 	store_msg_free(r.m);
 	/* corrupt: quarantined, -EBADMSG */
@@ -1170,44 +1170,38 @@ test_commit_flushes(void **state)
 	free(type);
 }
 
-/* set_group (root only): folders and files get the group; recovery fixes. */
+/* Only the owner (the daemon user) reads the queue: folders 0700, files
+   0600; recovery repairs other modes. */
 static void
-test_set_group(void **state)
+test_modes(void **state)
 {
 	struct fx *fx = *state;
-	struct store_settings s = { .foldering = 10, .limit = 100,
-		.set_group = true, .group = 4242 };
+	struct store_settings s = { .foldering = 10, .limit = 100 };
 	struct scan sc = { 0 };
 	struct envelope env;
 	struct rec r;
 	struct stat sb;
 	char *p, *path;
 
-	if (geteuid() != 0)
-		skip();
 	assert_int_equal(store_open(&fx->loop, fx->base, &s, &fx->lg,
 		&fx->st), 0);
 	p = fmt("%s/Queue", fx->base);
 	assert_int_equal(stat(p, &sb), 0);
-	assert_int_equal(sb.st_gid, 4242);
-	assert_int_equal(sb.st_mode & 07777, 0750);
+	assert_int_equal(sb.st_mode & 07777, 0700);
 	free(p);
 	make_env(&env, 1, NULL);
 	commit_wait(fx, &env, BODY, NULL, 0, &r);
 	assert_int_equal(r.err, 0);
 	assert_int_equal(stat(r.m->path, &sb), 0);
-	assert_int_equal(sb.st_gid, 4242);
-	assert_int_equal(sb.st_uid, 0);
-	assert_int_equal(sb.st_mode & 07777, 0640);
+	assert_int_equal(sb.st_uid, geteuid());
+	assert_int_equal(sb.st_mode & 07777, 0600);
 	p = fmt("%s/%.*s", fx->base, (int)(strrchr(r.m->relpath, '/') -
 		r.m->relpath), r.m->relpath);
 	assert_int_equal(stat(p, &sb), 0);
-	assert_int_equal(sb.st_gid, 4242);
-	assert_int_equal(sb.st_mode & 07777, 0750);
+	assert_int_equal(sb.st_mode & 07777, 0700);
 	/* break both; a restart repairs them */
-	assert_int_equal(chown(p, 0, 0), 0);
-	assert_int_equal(chmod(r.m->path, 0666), 0);
-	assert_int_equal(chown(r.m->path, 0, 0), 0);
+	assert_int_equal(chmod(p, 0755), 0);
+	assert_int_equal(chmod(r.m->path, 0644), 0);
 	path = strdup(r.m->path);
 	store_msg_free(r.m);
 	store_close(fx->st);
@@ -1216,11 +1210,10 @@ test_set_group(void **state)
 	recover_wait(fx, &sc);
 	assert_int_equal(sc.found, 1);
 	assert_int_equal(stat(path, &sb), 0);
-	assert_int_equal(sb.st_gid, 4242);
-	assert_int_equal(sb.st_mode & 07777, 0640);
+	assert_int_equal(sb.st_mode & 07777, 0600);
 	assert_int_equal(stat(p, &sb), 0);
-	assert_int_equal(sb.st_gid, 4242);
-	assert_true(log_has(fx, "had the wrong mode or group: fixed"));
+	assert_int_equal(sb.st_mode & 07777, 0700);
+	assert_true(log_has(fx, "had the wrong mode: fixed"));
 	store_msg_free(sc.m[0]);
 	free(path);
 	free(p);
@@ -1313,7 +1306,7 @@ main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_commit_flushes, setup,
 			teardown),
-		cmocka_unit_test_setup_teardown(test_set_group, setup,
+		cmocka_unit_test_setup_teardown(test_modes, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(test_close_deferred, setup,
 			teardown),
