@@ -86,6 +86,7 @@ struct rmsg {
 	bool utf8_from;			/* non-ASCII return-path */
 	bool *utf8_rcpt;
 	struct rsess *sess;		/* the session working on it */
+	enum relay_host host;		/* what its sessions showed */
 	bool reported;			/* callback ran */
 
 	/* The scan (thread pool for files): 8-bit octets, size on the wire. */
@@ -618,7 +619,26 @@ static void sess_requeue(struct rsess *s, const char *why);
 static void sess_fail(struct rsess *s, int reply, const char *status,
 	const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-/* Give the message's open recipients one result, then close. */
+/* Is the session still on its way to the relay's first MAIL? */
+static bool
+sess_setting_up(const struct rsess *s)
+{
+	return s->st == SS_RESOLVE || s->st == SS_CONNECT ||
+	    s->st == SS_SETUP;
+}
+
+/* A 4.3.x failure is our own (memory, the message file), not the host's. */
+static bool
+status_is_ours(const char *status)
+{
+	return strncmp(status, "4.3.", 4) == 0;
+}
+
+/*
+ * Give the message's open recipients one result, then close. A failure
+ * before the session is ready (resolve, connect, greeting, EHLO/HELO,
+ * TLS after the handshake) is the host's, unless it is one of our own.
+ */
 static void
 sess_fail(struct rsess *s, int reply, const char *status, const char *fmt,
 	...)
@@ -640,6 +660,8 @@ sess_fail(struct rsess *s, int reply, const char *status, const char *fmt,
 	if (s->cur) {
 		struct rmsg *m = s->cur;
 
+		if (sess_setting_up(s) && !status_is_ours(status))
+			m->host = RELAY_HOST_DOWN;
 		msg_settle_rest(m, class_kind(reply), reply, status,
 		    t.data ? t.data : "relay session failed");
 		s->cur = NULL;
@@ -1460,6 +1482,7 @@ sess_log_connected(struct rsess *s)
 static void
 sess_ready(struct rsess *s)
 {
+	s->cur->host = RELAY_HOST_UP;
 	sess_log_connected(s);
 	txn_start(s);
 }
@@ -1568,6 +1591,7 @@ handle_reply(struct rsess *s, struct smtpreply *rp)
 	if (rp->code == 421 || (cls != 2 && cls != 3 && cls != 4 &&
 	    cls != 5)) {
 		if (rp->code == 421) {
+			m->host = RELAY_HOST_DOWN;	/* at any point */
 			apply_reply(s, rp, p.cmd, TO_REST, 0);
 		} else {
 			struct buf t = BUF_INIT;
@@ -1628,8 +1652,10 @@ handle_reply(struct rsess *s, struct smtpreply *rp)
 		}
 		return;
 	case C_RSET_REUSE:
-		if (cls == 2)
+		if (cls == 2) {
+			m->host = RELAY_HOST_UP;
 			txn_start(s);
+		}
 		else
 			sess_requeue(s, "RSET refused");
 		return;
@@ -1691,6 +1717,7 @@ handle_reply(struct rsess *s, struct smtpreply *rp)
 	/* A 4xx/5xx before the transaction, or a reply that makes no sense. */
 	if ((cls == 4 || cls == 5) && (p.cmd == C_GREET || p.cmd == C_EHLO ||
 	    p.cmd == C_HELO)) {
+		m->host = RELAY_HOST_DOWN;
 		apply_reply(s, rp, p.cmd, TO_REST, 0);
 		s->cur = NULL;
 		msg_report(m);
@@ -2170,7 +2197,7 @@ on_kick(uv_timer_t *t)
 		m->where = M_NONE;
 		m->reported = true;
 		r->active--;
-		m->cb(m->arg, m->res, m->nrcpt);
+		m->cb(m->arg, m->res, m->nrcpt, m->host);
 		msg_maybe_free(m);
 	}
 	dispatch(r);
@@ -2373,6 +2400,13 @@ relay_send(struct relay *r, const struct relay_msg *mm, relay_done_cb cb,
 		msg_report(m);
 	kick(r);
 	return 0;
+}
+
+/* The relay host as configured. */
+const char *
+relay_destination(const struct relay *r)
+{
+	return r->host_port;
 }
 
 /* Messages queued or in a transaction. */
