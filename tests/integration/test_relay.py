@@ -343,3 +343,18 @@ def test_recipient_deferral_does_not_delay_the_queue(server_factory,
     s.wait_deliveries(2, module="RELAY", rcpt="later@far.example",
                       result="deferred")
     assert delay_lines(s) == []
+
+
+def test_stop_and_restart_while_the_relay_queue_is_delayed(server_factory,
+                                                          sink_factory):
+    """SIGTERM while the relay queue is delayed keeps every message in
+    the queue; after a restart with the relay up each is delivered once."""
+    port = free_port()
+    s = relay_server(server_factory, f"127.0.0.1:{port}")
+    submit_many(s, 5)
+    s.wait_log(r"SMTP failures: queue-delayed ", count=2)
+    s.stop()
+    assert len(s.queue_files()) == 5
+    sink = sink_factory(port=port)
+    s.start()
+    delivered_once(s, sink, 5)
