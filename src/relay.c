@@ -24,28 +24,15 @@
 
 #include "buf.h"
 #include "envelope.h"
+#include "smtpreply.h"
 
 /* Bytes of the message read (or taken from memory) and encoded at once. */
 #define RELAY_CHUNK (64 * 1024)
 /* Stop feeding the message while this much waits in the socket's queue. */
 #define RELAY_WQ_HIGH (256 * 1024)
-/* A reply (all its lines) or an unfinished line longer than this is a
-   protocol error, never cut. */
-#define RELAY_REPLY_MAX (1024 * 1024)
 #define RELAY_TIMEOUT_DEFAULT_S 300
 /* After a failed TLS handshake, STARTTLS is not tried for this long. */
 #define RELAY_TLS_BACKOFF_MS (3600 * 1000)
-
-/* EHLO keywords we use. */
-enum {
-	EXT_PIPELINING = 1 << 0,
-	EXT_SIZE = 1 << 1,
-	EXT_8BITMIME = 1 << 2,
-	EXT_STARTTLS = 1 << 3,
-	EXT_DSN = 1 << 4,
-	EXT_ENHANCED = 1 << 5,
-	EXT_SMTPUTF8 = 1 << 6,
-};
 
 /* What a reply answers. */
 enum cmd {
@@ -99,6 +86,7 @@ struct rmsg {
 	bool utf8_from;			/* non-ASCII return-path */
 	bool *utf8_rcpt;
 	struct rsess *sess;		/* the session working on it */
+	enum relay_host host;		/* what its sessions showed */
 	bool reported;			/* callback ran */
 
 	/* The scan (thread pool for files): 8-bit octets, size on the wire. */
@@ -118,13 +106,6 @@ struct rconn {
 	bool creq_busy;		/* connect callback still to come */
 	bool open;		/* uv_close not yet called */
 	bool closed;		/* close callback ran */
-};
-
-/* A reply being read. */
-struct reply {
-	int code;
-	struct strv lines;	/* text after "NNN-" / "NNN " */
-	size_t bytes;
 };
 
 /* A reply we wait for. */
@@ -168,7 +149,7 @@ struct rsess {
 	struct buf in;		/* plaintext received, not yet parsed */
 	bool in_reset;		/* STARTTLS threw the rest of `in` away */
 	char *rbuf;
-	struct reply rp;
+	struct smtpreply rp;
 	struct pend *pend;
 	size_t pcap, phead, ptail;
 	unsigned ext;
@@ -499,7 +480,7 @@ sess_maybe_free(struct rsess *s)
 	if (s->st != SS_DEAD || s->pending > 0)
 		return;
 	LIST_REMOVE(s, link);
-	strv_free(&s->rp.lines);
+	smtpreply_free(&s->rp);
 	buf_free(&s->in);
 	buf_free(&s->txn_reply);
 	free(s->pend);
@@ -638,7 +619,26 @@ static void sess_requeue(struct rsess *s, const char *why);
 static void sess_fail(struct rsess *s, int reply, const char *status,
 	const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-/* Give the message's open recipients one result, then close. */
+/* Is the session still on its way to the relay's first MAIL? */
+static bool
+sess_setting_up(const struct rsess *s)
+{
+	return s->st == SS_RESOLVE || s->st == SS_CONNECT ||
+	    s->st == SS_SETUP;
+}
+
+/* A 4.3.x failure is our own (memory, the message file), not the host's. */
+static bool
+status_is_ours(const char *status)
+{
+	return strncmp(status, "4.3.", 4) == 0;
+}
+
+/*
+ * Give the message's open recipients one result, then close. A failure
+ * before the session is ready (resolve, connect, greeting, EHLO/HELO,
+ * TLS after the handshake) is the host's, unless it is one of our own.
+ */
 static void
 sess_fail(struct rsess *s, int reply, const char *status, const char *fmt,
 	...)
@@ -660,6 +660,8 @@ sess_fail(struct rsess *s, int reply, const char *status, const char *fmt,
 	if (s->cur) {
 		struct rmsg *m = s->cur;
 
+		if (sess_setting_up(s) && !status_is_ours(status))
+			m->host = RELAY_HOST_DOWN;
 		msg_settle_rest(m, class_kind(reply), reply, status,
 		    t.data ? t.data : "relay session failed");
 		s->cur = NULL;
@@ -960,73 +962,6 @@ sess_quit(struct rsess *s)
 /* ------------------------------------------------------------------ */
 /* The transaction.                                                    */
 
-/* Joined text of a reply ("NNN text text ..."). */
-static int
-reply_text(const struct reply *rp, struct buf *out)
-{
-	int r = buf_printf(out, "%03d", rp->code);
-
-	for (size_t i = 0; r == 0 && i < rp->lines.n; i++)
-		if (rp->lines.v[i][0])
-			r = buf_printf(out, " %s", rp->lines.v[i]);
-	return r;
-}
-
-/* The RFC 3463 status at the start of the reply, else the class default. */
-static void
-reply_status(const struct reply *rp, char st[RESULT_STATUS_MAX])
-{
-	const char *p = rp->lines.n ? rp->lines.v[0] : "";
-	size_t i = 0, parts = 0, digits = 0;
-
-	st[0] = (char)('0' + rp->code / 100 % 10);
-	memcpy(st + 1, ".0.0", 5);
-	if (p[0] != '0' + rp->code / 100 || p[1] != '.')
-		return;
-	for (i = 2; parts < 2; i++) {
-		if (p[i] >= '0' && p[i] <= '9' && digits < 3) {
-			digits++;
-		} else if (digits > 0 && parts == 0 && p[i] == '.') {
-			parts++;
-			digits = 0;
-		} else if (digits > 0 && parts == 1 && (p[i] == ' ' ||
-		    p[i] == '\0')) {
-			parts++;
-		} else {
-			return;
-		}
-	}
-	if (i - 1 < RESULT_STATUS_MAX) {
-		memcpy(st, p, i - 1);
-		st[i - 1] = '\0';
-	}
-}
-
-/*
- * The text of a result made from a reply whose code and status the result
- * carries (result_format puts them in front): the lines without the code
- * and without a leading status equal to st, so the log's reason= names
- * them once.
- */
-static int
-reply_words(const struct reply *rp, const char *st, struct buf *out)
-{
-	size_t sl = strlen(st);
-	int r = 0;
-
-	for (size_t i = 0; r == 0 && i < rp->lines.n; i++) {
-		const char *l = rp->lines.v[i];
-
-		if (strncmp(l, st, sl) == 0 && (l[sl] == ' ' || l[sl] == '\0'))
-			l += sl;
-		while (*l == ' ')
-			l++;
-		if (*l)
-			r = buf_printf(out, " %s", l);
-	}
-	return r;
-}
-
 /* Where a reply's result goes. */
 enum scope { TO_ONE, TO_REST, TO_ACCEPTED };
 
@@ -1036,7 +971,7 @@ enum scope { TO_ONE, TO_REST, TO_ACCEPTED };
  * status's class made 4), like Postfix's smtp_skip_5xx_greeting.
  */
 static void
-apply_reply(struct rsess *s, const struct reply *rp, enum cmd c,
+apply_reply(struct rsess *s, const struct smtpreply *rp, enum cmd c,
 	enum scope scope, size_t idx)
 {
 	struct rmsg *m = s->cur;
@@ -1047,7 +982,7 @@ apply_reply(struct rsess *s, const struct reply *rp, enum cmd c,
 	bool own = true;	/* the result carries the relay's code and
 				   status: the text need not repeat them */
 
-	reply_status(rp, st);
+	smtpreply_status(rp, st);
 	if (k == RESULT_FAILED && (c == C_GREET || c == C_EHLO ||
 	    c == C_HELO || c == C_STARTTLS)) {
 		k = RESULT_DEFERRED;
@@ -1055,10 +990,10 @@ apply_reply(struct rsess *s, const struct reply *rp, enum cmd c,
 		st[0] = '4';
 		own = false;
 	}
-	reply_text(rp, &rt);
+	smtpreply_text(rp, &rt);
 	buf_puts(&t, "relay said:");
 	if (own)
-		reply_words(rp, st, &t);
+		smtpreply_words(rp, st, &t);
 	else
 		buf_printf(&t, " %s", rt.data ? rt.data : "");
 	buf_printf(&t, " (in reply to %s)", cmd_names[c]);
@@ -1150,7 +1085,7 @@ rcpt_add(struct rsess *s, struct buf *b, size_t i)
 	unsigned n = rc->notify;
 	int r = 0;
 
-	if ((s->ext & EXT_DSN) && n) {
+	if ((s->ext & SMTPREPLY_EXT_DSN) && n) {
 		if (n & NOTIFY_NEVER) {
 			r = buf_puts(&p, " NOTIFY=NEVER");
 		} else {
@@ -1168,7 +1103,7 @@ rcpt_add(struct rsess *s, struct buf *b, size_t i)
 				r = buf_printf(&p, "%sDELAY", sep);
 		}
 	}
-	if (r == 0 && (s->ext & EXT_DSN) && xtext_ok(rc->orcpt))
+	if (r == 0 && (s->ext & SMTPREPLY_EXT_DSN) && xtext_ok(rc->orcpt))
 		r = buf_printf(&p, " ORCPT=%s", rc->orcpt);
 	if (r == 0)
 		r = cmd_add(s, b, "RCPT TO:<%s>%s", rc->addr,
@@ -1214,7 +1149,7 @@ txn_start(struct rsess *s)
 	s->naccepted = 0;
 	s->next_rcpt = 0;
 	s->mail_failed = false;
-	s->pipelined = (s->ext & EXT_PIPELINING) != 0;
+	s->pipelined = (s->ext & SMTPREPLY_EXT_PIPELINING) != 0;
 	buf_reset(&s->txn_reply);
 	for (size_t i = 0; i < m->nrcpt; i++)
 		m->accepted[i] = false;
@@ -1232,11 +1167,11 @@ txn_start(struct rsess *s)
 		txn_end(s);
 		return;
 	}
-	if (m->eightbit && !(s->ext & EXT_8BITMIME)) {
+	if (m->eightbit && !(s->ext & SMTPREPLY_EXT_8BITMIME)) {
 		txn_settle_all(s, RESULT_FAILED, 554, "5.6.3",
 		    "conversion required and prohibited: the message holds "
 		    "8-bit data and the relay does not offer 8BITMIME");
-	} else if ((s->ext & EXT_SIZE) && s->size_max > 0 &&
+	} else if ((s->ext & SMTPREPLY_EXT_SIZE) && s->size_max > 0 &&
 	    m->wire_size > s->size_max) {
 		buf_printf(&t, "message size %llu exceeds the relay's limit "
 		    "of %llu bytes", (unsigned long long)m->wire_size,
@@ -1244,11 +1179,11 @@ txn_start(struct rsess *s)
 		txn_settle_all(s, RESULT_FAILED, 552, "5.3.4",
 		    t.data ? t.data : "message too big for the relay");
 		buf_free(&t);
-	} else if (m->utf8_from && !(s->ext & EXT_SMTPUTF8)) {
+	} else if (m->utf8_from && !(s->ext & SMTPREPLY_EXT_SMTPUTF8)) {
 		txn_settle_all(s, RESULT_FAILED, 550, "5.6.7",
 		    "non-ASCII return-path and the relay does not offer "
 		    "SMTPUTF8");
-	} else if (!(s->ext & EXT_SMTPUTF8)) {
+	} else if (!(s->ext & SMTPREPLY_EXT_SMTPUTF8)) {
 		for (size_t i = 0; i < m->nrcpt; i++)
 			if (!m->done[i] && m->utf8_rcpt[i]) {
 				set_result(&m->res[i], RESULT_FAILED, 553,
@@ -1267,16 +1202,16 @@ txn_start(struct rsess *s)
 	for (size_t i = 0; i < m->nrcpt; i++)
 		utf8 = utf8 || (!m->done[i] && m->utf8_rcpt[i]);
 	e = buf_printf(&t, "MAIL FROM:<%s>", m->from);
-	if (e == 0 && (s->ext & EXT_SIZE))
+	if (e == 0 && (s->ext & SMTPREPLY_EXT_SIZE))
 		e = buf_printf(&t, " SIZE=%llu",
 		    (unsigned long long)m->wire_size);
-	if (e == 0 && m->eightbit && (s->ext & EXT_8BITMIME))
+	if (e == 0 && m->eightbit && (s->ext & SMTPREPLY_EXT_8BITMIME))
 		e = buf_puts(&t, " BODY=8BITMIME");
-	if (e == 0 && utf8 && (s->ext & EXT_SMTPUTF8))
+	if (e == 0 && utf8 && (s->ext & SMTPREPLY_EXT_SMTPUTF8))
 		e = buf_puts(&t, " SMTPUTF8");
-	if (e == 0 && (s->ext & EXT_DSN) && m->ret)
+	if (e == 0 && (s->ext & SMTPREPLY_EXT_DSN) && m->ret)
 		e = buf_printf(&t, " RET=%s", m->ret);
-	if (e == 0 && (s->ext & EXT_DSN) && xtext_ok(m->envid))
+	if (e == 0 && (s->ext & SMTPREPLY_EXT_DSN) && xtext_ok(m->envid))
 		e = buf_printf(&t, " ENVID=%s", m->envid);
 	if (e == 0)
 		e = cmd_add(s, &b, "%s", t.data);
@@ -1508,19 +1443,19 @@ sess_log_connected(struct rsess *s)
 	if (s->logged || !log_enabled(r->lg, LOG_SMTP, LOG_MAJOR))
 		return;
 	s->logged = true;
-	if (s->ext & EXT_PIPELINING)
+	if (s->ext & SMTPREPLY_EXT_PIPELINING)
 		buf_puts(&x, "PIPELINING,");
-	if (s->ext & EXT_SIZE)
+	if (s->ext & SMTPREPLY_EXT_SIZE)
 		buf_printf(&x, "SIZE=%llu,", (unsigned long long)s->size_max);
-	if (s->ext & EXT_8BITMIME)
+	if (s->ext & SMTPREPLY_EXT_8BITMIME)
 		buf_puts(&x, "8BITMIME,");
-	if (s->ext & EXT_STARTTLS)
+	if (s->ext & SMTPREPLY_EXT_STARTTLS)
 		buf_puts(&x, "STARTTLS,");
-	if (s->ext & EXT_DSN)
+	if (s->ext & SMTPREPLY_EXT_DSN)
 		buf_puts(&x, "DSN,");
-	if (s->ext & EXT_ENHANCED)
+	if (s->ext & SMTPREPLY_EXT_ENHANCED)
 		buf_puts(&x, "ENHANCEDSTATUSCODES,");
-	if (s->ext & EXT_SMTPUTF8)
+	if (s->ext & SMTPREPLY_EXT_SMTPUTF8)
 		buf_puts(&x, "SMTPUTF8,");
 	if (x.len)
 		x.data[--x.len] = '\0';
@@ -1547,50 +1482,20 @@ sess_log_connected(struct rsess *s)
 static void
 sess_ready(struct rsess *s)
 {
+	s->cur->host = RELAY_HOST_UP;
 	sess_log_connected(s);
 	txn_start(s);
 }
 
 /* Remember the EHLO keywords. */
 static void
-parse_ext(struct rsess *s, const struct reply *rp)
+parse_ext(struct rsess *s, const struct smtpreply *rp)
 {
-	s->ext = 0;
-	s->size_max = 0;
-	for (size_t i = 1; i < rp->lines.n; i++) {
-		const char *l = rp->lines.v[i];
-		size_t kw = strcspn(l, " ");
+	struct smtpreply_ehlo e;
 
-		if (kw == 10 && strncasecmp(l, "PIPELINING", kw) == 0) {
-			s->ext |= EXT_PIPELINING;
-		} else if (kw == 4 && strncasecmp(l, "SIZE", kw) == 0) {
-			uint64_t v = 0;
-			const char *p = l + kw;
-
-			s->ext |= EXT_SIZE;
-			while (*p == ' ')
-				p++;
-			for (; *p >= '0' && *p <= '9'; p++) {
-				if (v > (UINT64_MAX - 9) / 10) {
-					v = 0;	/* absurd: no limit */
-					break;
-				}
-				v = v * 10 + (uint64_t)(*p - '0');
-			}
-			s->size_max = v;
-		} else if (kw == 8 && strncasecmp(l, "8BITMIME", kw) == 0) {
-			s->ext |= EXT_8BITMIME;
-		} else if (kw == 8 && strncasecmp(l, "STARTTLS", kw) == 0) {
-			s->ext |= EXT_STARTTLS;
-		} else if (kw == 3 && strncasecmp(l, "DSN", kw) == 0) {
-			s->ext |= EXT_DSN;
-		} else if (kw == 19 &&
-		    strncasecmp(l, "ENHANCEDSTATUSCODES", kw) == 0) {
-			s->ext |= EXT_ENHANCED;
-		} else if (kw == 8 && strncasecmp(l, "SMTPUTF8", kw) == 0) {
-			s->ext |= EXT_SMTPUTF8;
-		}
-	}
+	smtpreply_ehlo(rp, &e);
+	s->ext = e.ext;
+	s->size_max = e.size_max;
 }
 
 /* The session's name for us in EHLO/HELO. */
@@ -1653,7 +1558,7 @@ start_tls(struct rsess *s)
 
 /* A whole reply arrived for the oldest command we wait for. */
 static void
-handle_reply(struct rsess *s, struct reply *rp)
+handle_reply(struct rsess *s, struct smtpreply *rp)
 {
 	struct relay *r = s->r;
 	struct rmsg *m = s->cur;
@@ -1669,7 +1574,7 @@ handle_reply(struct rsess *s, struct reply *rp)
 	if (s->phead == s->ptail || m == NULL) {
 		struct buf t = BUF_INIT;
 
-		reply_text(rp, &t);
+		smtpreply_text(rp, &t);
 		sess_fail(s, 451, "4.5.0", "relay %s protocol error: "
 		    "unexpected reply: %s", r->host_port,
 		    t.data ? t.data : "");
@@ -1686,11 +1591,12 @@ handle_reply(struct rsess *s, struct reply *rp)
 	if (rp->code == 421 || (cls != 2 && cls != 3 && cls != 4 &&
 	    cls != 5)) {
 		if (rp->code == 421) {
+			m->host = RELAY_HOST_DOWN;	/* at any point */
 			apply_reply(s, rp, p.cmd, TO_REST, 0);
 		} else {
 			struct buf t = BUF_INIT;
 
-			reply_text(rp, &t);
+			smtpreply_text(rp, &t);
 			sess_fail(s, 451, "4.5.0", "relay %s protocol error: "
 			    "reply %s to %s", r->host_port,
 			    t.data ? t.data : "", cmd_names[p.cmd]);
@@ -1713,8 +1619,8 @@ handle_reply(struct rsess *s, struct reply *rp)
 		if (cls == 2) {
 			s->esmtp = true;
 			parse_ext(s, rp);
-			if ((s->ext & EXT_STARTTLS) && r->tls && !s->tls_on &&
-			    uv_now(r->loop) >= r->tls_off_until)
+			if ((s->ext & SMTPREPLY_EXT_STARTTLS) && r->tls &&
+			    !s->tls_on && uv_now(r->loop) >= r->tls_off_until)
 				sess_cmd(s, C_STARTTLS, 0, "STARTTLS");
 			else
 				sess_ready(s);
@@ -1746,8 +1652,10 @@ handle_reply(struct rsess *s, struct reply *rp)
 		}
 		return;
 	case C_RSET_REUSE:
-		if (cls == 2)
+		if (cls == 2) {
+			m->host = RELAY_HOST_UP;
 			txn_start(s);
+		}
 		else
 			sess_requeue(s, "RSET refused");
 		return;
@@ -1809,6 +1717,7 @@ handle_reply(struct rsess *s, struct reply *rp)
 	/* A 4xx/5xx before the transaction, or a reply that makes no sense. */
 	if ((cls == 4 || cls == 5) && (p.cmd == C_GREET || p.cmd == C_EHLO ||
 	    p.cmd == C_HELO)) {
+		m->host = RELAY_HOST_DOWN;
 		apply_reply(s, rp, p.cmd, TO_REST, 0);
 		s->cur = NULL;
 		msg_report(m);
@@ -1818,7 +1727,7 @@ handle_reply(struct rsess *s, struct reply *rp)
 
 	struct buf t = BUF_INIT;
 
-	reply_text(rp, &t);
+	smtpreply_text(rp, &t);
 	sess_fail(s, 451, "4.5.0", "relay %s protocol error: reply %s to %s",
 	    r->host_port, t.data ? t.data : "", cmd_names[p.cmd]);
 	buf_free(&t);
@@ -1828,44 +1737,28 @@ handle_reply(struct rsess *s, struct reply *rp)
 static void
 handle_line(struct rsess *s, const char *line, size_t len)
 {
-	struct reply rp;
-	char sep;
-	int code;
+	struct smtpreply rp;
+	const char *why = NULL;
+	int r;
 
 	rlog(s->r, LOG_LOWLEVEL, "session=%llu < %.*s",
 	    (unsigned long long)s->id, (int)(len > 2000 ? 2000 : len), line);
-	if (len < 3 || line[0] < '1' || line[0] > '5' || line[1] < '0' ||
-	    line[1] > '9' || line[2] < '0' || line[2] > '9') {
-		sess_fail(s, 451, "4.5.0", "relay %s protocol error: "
-		    "malformed reply line", s->r->host_port);
-		return;
-	}
-	sep = len > 3 ? line[3] : ' ';
-	if (sep != ' ' && sep != '-') {
-		sess_fail(s, 451, "4.5.0", "relay %s protocol error: "
-		    "malformed reply line", s->r->host_port);
-		return;
-	}
-	code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
-	if (s->rp.lines.n == 0)
-		s->rp.code = code;
-	s->rp.bytes += len;
-	if (s->rp.bytes > RELAY_REPLY_MAX) {
-		sess_fail(s, 451, "4.5.0", "relay %s protocol error: reply "
-		    "longer than %d bytes", s->r->host_port, RELAY_REPLY_MAX);
-		return;
-	}
-	if (strv_pushn(&s->rp.lines, len > 4 ? line + 4 : "",
-	    len > 4 ? len - 4 : 0) < 0) {
+	r = smtpreply_line(&s->rp, line, len, &why);
+	if (r == -ENOMEM) {
 		sess_fail(s, 451, "4.3.0", "out of memory");
 		return;
 	}
-	if (sep == '-')
+	if (r < 0) {
+		sess_fail(s, 451, "4.5.0", "relay %s protocol error: %s",
+		    s->r->host_port, why);
+		return;
+	}
+	if (r == SMTPREPLY_MORE)
 		return;
 	rp = s->rp;
-	s->rp = (struct reply){ 0, STRV_INIT, 0 };
+	s->rp = (struct smtpreply)SMTPREPLY_INIT;
 	handle_reply(s, &rp);
-	strv_free(&rp.lines);
+	smtpreply_free(&rp);
 }
 
 /* Parse every complete line in `in`. */
@@ -1876,15 +1769,11 @@ sess_input(struct rsess *s)
 
 	while (s->st != SS_DEAD && off < s->in.len) {
 		char *l = s->in.data + off;
-		char *nl = memchr(l, '\n', s->in.len - off);
-		size_t len;
+		size_t len, used;
 
-		if (nl == NULL)
+		if (!smtpreply_split(l, s->in.len - off, &len, &used))
 			break;
-		len = (size_t)(nl - l);
-		off += len + 1;
-		if (len > 0 && l[len - 1] == '\r')
-			len--;
+		off += used;
 		s->in_reset = false;
 		handle_line(s, l, len);
 		if (s->in_reset) {
@@ -1899,10 +1788,10 @@ sess_input(struct rsess *s)
 		s->in.len -= off;
 		s->in.data[s->in.len] = '\0';
 	}
-	if (s->in.len > RELAY_REPLY_MAX)
+	if (s->in.len > SMTPREPLY_MAX)
 		sess_fail(s, 451, "4.5.0", "relay %s protocol error: reply "
 		    "line longer than %d bytes", s->r->host_port,
-		    RELAY_REPLY_MAX);
+		    SMTPREPLY_MAX);
 }
 
 /* Move received ciphertext through TLS into `in`; 0 or the failure. */
@@ -2308,7 +2197,7 @@ on_kick(uv_timer_t *t)
 		m->where = M_NONE;
 		m->reported = true;
 		r->active--;
-		m->cb(m->arg, m->res, m->nrcpt);
+		m->cb(m->arg, m->res, m->nrcpt, m->host);
 		msg_maybe_free(m);
 	}
 	dispatch(r);
@@ -2511,6 +2400,13 @@ relay_send(struct relay *r, const struct relay_msg *mm, relay_done_cb cb,
 		msg_report(m);
 	kick(r);
 	return 0;
+}
+
+/* The relay host as configured. */
+const char *
+relay_destination(const struct relay *r)
+{
+	return r->host_port;
 }
 
 /* Messages queued or in a transaction. */

@@ -7,7 +7,8 @@
  * message with 8-bit octets is refused (554 5.6.3) when the relay does not
  * offer 8BITMIME: no downgrade. Results are per recipient: 2xx delivered,
  * 4xx deferred, 5xx failed; a connection or protocol failure defers every
- * recipient not yet answered. Runs on the libuv loop; never blocks.
+ * recipient not yet answered, and each answer says whether the relay host
+ * itself failed. Runs on the libuv loop; never blocks.
  */
 #ifndef MP_RELAY_H
 #define MP_RELAY_H
@@ -53,8 +54,25 @@ struct relay_msg {
 	const char *input_mem;		/* the message (LF line ends) */
 };
 
-/* Results: res[i] for rcpts[i]; res is the callee's (result_clear). */
-typedef void (*relay_done_cb)(void *arg, struct result *res, size_t n);
+/*
+ * What a message's transaction showed about the relay host itself
+ * (docs/RELAY.md "Host-level failures"): the scheduler delays the whole
+ * relay queue on RELAY_HOST_DOWN, and ends a probe on RELAY_HOST_UP.
+ */
+enum relay_host {
+	RELAY_HOST_UNKNOWN = 0,	/* no session reached the relay for it */
+	RELAY_HOST_UP,		/* the relay greeted, took EHLO/HELO (or a
+				   reused session's RSET) */
+	RELAY_HOST_DOWN,	/* a host-level failure: every open recipient
+				   is deferred with the host's error */
+};
+
+/*
+ * Results: res[i] for rcpts[i]; res is the callee's (result_clear); host
+ * says what the attempt showed about the relay host.
+ */
+typedef void (*relay_done_cb)(void *arg, struct result *res, size_t n,
+	enum relay_host host);
 
 /*
  * Send one message in one transaction (everything in m is copied). cb
@@ -63,6 +81,8 @@ typedef void (*relay_done_cb)(void *arg, struct result *res, size_t n);
  */
 int relay_send(struct relay *r, const struct relay_msg *m, relay_done_cb cb,
 	void *arg);
+/* The destination: [smtp] relay-host as configured ("host:port"). */
+const char *relay_destination(const struct relay *r);
 /* Transactions queued or running. */
 unsigned relay_active(const struct relay *r);
 /* Called when every session is closed after relay_close. */

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "smtpreply.h"
 
 /* stderr text used for a report is cut (at a character boundary) here, so
    that "NNN X.Y.Z text" stays within an SMTP reply line (RFC 5321: 512). */
@@ -137,25 +138,13 @@ result_format(const struct result *r, char **out)
 	return e;
 }
 
-/* Parse 1-3 digits at *p; advances *p. */
-static bool
-parse_digits(const char **p, int max)
-{
-	int n = 0;
-
-	while (n < max && **p >= '0' && **p <= '9') {
-		(*p)++;
-		n++;
-	}
-	return n > 0 && !(**p >= '0' && **p <= '9');
-}
-
 /* Parse "NNN [X.Y.Z] [text]"; the enhanced class must match NNN. */
 int
 code_reply_parse(const char *s, int *reply, char status[RESULT_STATUS_MAX],
 	char **text, const char **why)
 {
-	const char *p = s, *st, *end;
+	const char *p = s, *end;
+	size_t stlen;
 	int code;
 
 	*text = NULL;
@@ -184,24 +173,16 @@ code_reply_parse(const char *s, int *reply, char status[RESULT_STATUS_MAX],
 	status[0] = '\0';
 	/* A word that starts with "D." is meant as an enhanced status. */
 	if (p[0] >= '0' && p[0] <= '9' && p[1] == '.') {
-		st = p;
 		if (p[0] != s[0]) {
 			*why = "enhanced status class differs from the "
 			    "reply code";
 			return -EINVAL;
 		}
-		p += 2;
-		if (!parse_digits(&p, 3) || *p != '.') {
+		if (smtpreply_status_parse(p, status, &stlen) < 0) {
 			*why = "malformed enhanced status code";
 			return -EINVAL;
 		}
-		p++;
-		if (!parse_digits(&p, 3) || (*p != '\0' && *p != ' ')) {
-			*why = "malformed enhanced status code";
-			return -EINVAL;
-		}
-		memcpy(status, st, (size_t)(p - st));
-		status[p - st] = '\0';
+		p += stlen;
 		while (*p == ' ')
 			p++;
 	} else {

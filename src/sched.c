@@ -3,8 +3,10 @@
  * Owns the in-memory queues and the items in them; the queue files belong
  * to the store and are changed only through store_mark. Promises: one
  * delivery at a time per named queue, in arrival order; never more than
- * `processors` programs; one log line per attempt; a recipient's final
- * state is on disk before its message is released. Never blocks the loop.
+ * `processors` programs; no relay transaction for a host queue that is
+ * delayed, one while it probes; one log line per attempt; a recipient's
+ * final state is on disk before its message is released. Never blocks
+ * the loop.
  */
 #include "sched.h"
 
@@ -18,6 +20,7 @@
 #include "address.h"
 #include "buf.h"
 #include "envelope.h"
+#include "hostq.h"
 #include "result.h"
 
 struct sched_msg;
@@ -45,7 +48,10 @@ enum queue_state { Q_READY, Q_ACTIVE, Q_DELAYED };
 
 /*
  * A module queue: named (queue[NAME]), one PIPE item's own numeric queue,
- * or the RELAY queue of one message (all its relayed recipients).
+ * a RELAY host queue (one per destination: seed 002's host queue, delayed
+ * as a whole when the host fails), or one message's entry in a host queue
+ * (all its recipients for that host: one transaction, delayed on its own
+ * when the relay defers the message or some of its recipients).
  */
 struct sched_queue {
 	char *name;
@@ -55,10 +61,18 @@ struct sched_queue {
 	uint64_t delayed_until_ms;
 	char *last_error;
 	struct item_list items;
-	TAILQ_ENTRY(sched_queue) ready_link;
+	TAILQ_ENTRY(sched_queue) ready_link;	/* sc->ready, or a host's
+						   members */
 	bool in_ready;
 	size_t heap_idx;		/* position in the delay heap, or SIZE_MAX */
-	LIST_ENTRY(sched_queue) named_link;
+	LIST_ENTRY(sched_queue) named_link;	/* sc->named or sc->hosts */
+	struct sched_queue *host;	/* a message entry: its host queue */
+
+	/* A host queue (is_host): no items of its own. */
+	bool is_host;
+	struct hostq hs;
+	TAILQ_HEAD(, sched_queue) members;	/* message entries, ready */
+	unsigned refs;			/* message entries naming it */
 };
 
 TAILQ_HEAD(queue_list, sched_queue);
@@ -76,8 +90,9 @@ struct sched {
 	uint64_t *retry;
 	struct sched_deps d;
 	struct router_ctx router;
-	struct queue_list ready[MOD_N];
+	struct queue_list ready[MOD_N];	/* MOD_RELAY: host queues */
 	struct named_list named;
+	struct named_list hosts;	/* RELAY host queues, by destination */
 	struct sched_queue **heap;	/* min-heap on delayed_until_ms */
 	size_t nheap, capheap;
 	uv_timer_t timer;
@@ -89,6 +104,7 @@ struct sched {
 	size_t nmsgs;
 	uint64_t next_qnum;
 	bool stopping;
+	bool closing;			/* in sched_close (it frees hosts) */
 	sched_stopped_cb stopped_cb;
 	void *stopped_arg;
 	bool closed_timer, closed_kick;
@@ -112,6 +128,8 @@ struct mark_ctx {
 };
 
 static void dispatch(struct sched *sc);
+static void host_ready(struct sched *sc, struct sched_queue *hq);
+static void host_maybe_free(struct sched *sc, struct sched_queue *hq);
 static void on_timer(uv_timer_t *t);
 static void kick(struct sched *sc);
 static void check_stopped(struct sched *sc);
@@ -276,39 +294,64 @@ arm_timer(struct sched *sc)
 	uv_timer_start(&sc->timer, on_timer, due > now ? due - now : 0, 0);
 }
 
-/* Put q at the end of its module's ready list. */
+/*
+ * Put q at the end of its module's ready list; a message entry of a host
+ * queue goes to the end of its host's members instead.
+ */
 static void
 make_ready(struct sched *sc, struct sched_queue *q)
 {
 	q->state = Q_READY;
-	if (!q->in_ready && !TAILQ_EMPTY(&q->items)) {
+	if (q->in_ready || TAILQ_EMPTY(&q->items))
+		return;
+	q->in_ready = true;
+	if (q->host) {
+		TAILQ_INSERT_TAIL(&q->host->members, q, ready_link);
+		host_ready(sc, q->host);
+	} else {
 		TAILQ_INSERT_TAIL(&sc->ready[q->mod], q, ready_link);
-		q->in_ready = true;
 	}
 }
 
 /* Free a queue that has no items and is not referenced. */
 static void
-queue_free(struct sched_queue *q)
+queue_free(struct sched *sc, struct sched_queue *q)
 {
+	struct sched_queue *hq = q->host;
+
 	if (q->named)
 		LIST_REMOVE(q, named_link);
 	free(q->name);
 	free(q->last_error);
 	free(q);
+	if (hq) {
+		hq->refs--;
+		host_maybe_free(sc, hq);
+	}
 }
 
-/* New empty queue of module mod; named when name is not NULL. */
+/* The name a queue's attempts are logged under (a host's for its
+   messages). */
+static const char *
+queue_label(const struct sched_queue *q)
+{
+	return q->host ? q->host->name : q->name;
+}
+
+/*
+ * New empty queue of module mod: called name and put in list `in` (the
+ * named PIPE queues or the host queues), or numbered when name is NULL.
+ */
 static struct sched_queue *
-queue_new(struct sched *sc, enum sched_module mod, const char *name)
+queue_new(struct sched *sc, enum sched_module mod, const char *name,
+	struct named_list *in)
 {
 	struct sched_queue *q = calloc(1, sizeof(*q));
-	bool named = name != NULL;
 	char num[32];
 
 	if (q == NULL)
 		return NULL;
-	if (!named) {
+	if (name == NULL) {
 		snprintf(num, sizeof(num), "%s%llu",
 			mod == MOD_RELAY ? "relay-" : "",
 			(unsigned long long)++sc->next_qnum);
@@ -319,26 +362,36 @@ queue_new(struct sched *sc, enum sched_module mod, const char *name)
 		free(q);
 		return NULL;
 	}
-	q->named = named;
+	q->named = in == &sc->named;
 	q->mod = mod;
 	q->state = Q_READY;
 	q->heap_idx = SIZE_MAX;
 	TAILQ_INIT(&q->items);
-	if (q->named)
-		LIST_INSERT_HEAD(&sc->named, q, named_link);
+	TAILQ_INIT(&q->members);
+	if (in)
+		LIST_INSERT_HEAD(in, q, named_link);
 	return q;
+}
+
+/* The queue called name in list l, or NULL. */
+static struct sched_queue *
+queue_find(struct named_list *l, const char *name)
+{
+	struct sched_queue *q;
+
+	LIST_FOREACH(q, l, named_link)
+		if (strcmp(q->name, name) == 0)
+			return q;
+	return NULL;
 }
 
 /* The named PIPE queue NAME, created on first use. */
 static struct sched_queue *
 queue_named(struct sched *sc, const char *name)
 {
-	struct sched_queue *q;
+	struct sched_queue *q = queue_find(&sc->named, name);
 
-	LIST_FOREACH(q, &sc->named, named_link)
-		if (strcmp(q->name, name) == 0)
-			return q;
-	return queue_new(sc, MOD_PIPE, name);
+	return q ? q : queue_new(sc, MOD_PIPE, name, &sc->named);
 }
 
 /* Drop one reference to sm; free it with its store_msg at zero. */
@@ -541,14 +594,15 @@ settle(struct sched *sc, struct sched_item *it, struct result *res,
 	struct result fin = RESULT_INIT;
 	unsigned attempt = ++it->attempts;
 
-	log_attempt(sc, it->sm, it->rcpt, item_module(it), it->q->name, res,
-		info, attempt, it->route.address);
+	log_attempt(sc, it->sm, it->rcpt, item_module(it), queue_label(it->q),
+		res, info, attempt, it->route.address);
 	if (res->kind == RESULT_DEFERRED && expired(sc, it->sm)) {
 		result_set(&fin, RESULT_FAILED, 554, "5.4.7",
 			"delivery time expired after %u attempts; last error: %s",
 			attempt, res->text ? res->text : "");
-		log_attempt(sc, it->sm, it->rcpt, item_module(it), it->q->name,
-			&fin, NULL, attempt, it->route.address);
+		log_attempt(sc, it->sm, it->rcpt, item_module(it),
+			queue_label(it->q), &fin, NULL, attempt,
+			it->route.address);
 		result_move(res, &fin);
 	}
 	return res->kind;
@@ -579,7 +633,7 @@ queue_settle(struct sched *sc, struct sched_queue *q)
 	}
 	q->state = Q_READY;
 	if (!q->named)
-		queue_free(q);
+		queue_free(sc, q);
 }
 
 /* The context of a PIPE run: its item and the processor it holds. */
@@ -657,25 +711,205 @@ start_pipe(struct sched *sc, struct sched_queue *q)
 	}
 }
 
+/* ------------------------------------------------------------------ */
+/* RELAY host queues (docs/RELAY.md "One queue per destination").      */
+
+/* The host queue of destination name, created on first use. */
+static struct sched_queue *
+host_get(struct sched *sc, const char *name)
+{
+	struct sched_queue *hq = queue_find(&sc->hosts, name);
+
+	if (hq != NULL)
+		return hq;
+	if ((hq = queue_new(sc, MOD_RELAY, name, &sc->hosts)) == NULL)
+		return NULL;
+	hq->is_host = true;
+	hq->hs = (struct hostq)HOSTQ_INIT;
+	return hq;
+}
+
+/* Free a host queue nothing waits in, runs from, or delays any more. */
+static void
+host_maybe_free(struct sched *sc, struct sched_queue *hq)
+{
+	if (sc->closing || hq->refs > 0 || hq->hs.running > 0 ||
+	    hq->heap_idx != SIZE_MAX || hq->in_ready)
+		return;
+	LIST_REMOVE(hq, named_link);
+	free(hq->name);
+	free(hq->last_error);
+	free(hq);
+}
+
+/* Put hq on the relay ready list when a message of it may start. */
+static void
+host_ready(struct sched *sc, struct sched_queue *hq)
+{
+	if (hq->in_ready || TAILQ_EMPTY(&hq->members) ||
+	    !hostq_may_start(&hq->hs, sc->cap[MOD_RELAY]))
+		return;
+	TAILQ_INSERT_TAIL(&sc->ready[MOD_RELAY], hq, ready_link);
+	hq->in_ready = true;
+}
+
+/* Start a log line about host queue hq: "EVENT queue=H module=RELAY". */
+static void
+host_log_start(struct buf *b, const char *event,
+	const struct sched_queue *hq)
+{
+	buf_puts(b, event);
+	log_kv(b, "queue", hq->name);
+	log_kv(b, "module", "RELAY");
+}
+
+/*
+ * The host failed: delay the whole queue by the retry interval of its
+ * consecutive failures; its messages wait without attempts.
+ */
+static void
+host_delay(struct sched *sc, struct sched_queue *hq, const char *reason)
+{
+	uint64_t d = sched_retry_delay(sc->retry, sc->set.nretry,
+		hq->hs.failures);
+	struct buf b = BUF_INIT;
+
+	free(hq->last_error);
+	hq->last_error = reason ? strdup(reason) : NULL;
+	if (hq->in_ready) {
+		TAILQ_REMOVE(&sc->ready[MOD_RELAY], hq, ready_link);
+		hq->in_ready = false;
+	}
+	hq->state = Q_DELAYED;
+	hq->delayed_until_ms = now_ms(sc) + 1000 * d;
+	if (heap_push(sc, hq) < 0) {	/* no memory: probe at once */
+		hq->state = Q_READY;
+		hostq_probe(&hq->hs);
+	}
+	arm_timer(sc);
+	if (!log_enabled(sc->d.log, LOG_SMTP, LOG_FAILURES))
+		return;
+	host_log_start(&b, "queue-delayed", hq);
+	log_kvf(&b, "failures", "%u", hq->hs.failures);
+	log_kvf(&b, "retry", "%llus", (unsigned long long)d);
+	log_kvf(&b, "messages", "%u", hq->refs);
+	log_kv(&b, "reason", reason ? reason : "");
+	if (b.data)
+		log_msg(sc->d.log, LOG_SMTP, LOG_FAILURES, "%s", b.data);
+	buf_free(&b);
+}
+
+/* A probe reached the host: the queue flows again at full parallelism. */
+static void
+host_resumed(struct sched *sc, struct sched_queue *hq, unsigned failures)
+{
+	struct buf b = BUF_INIT;
+
+	free(hq->last_error);
+	hq->last_error = NULL;
+	if (!log_enabled(sc->d.log, LOG_SMTP, LOG_MAJOR))
+		return;
+	host_log_start(&b, "queue-resumed", hq);
+	log_kvf(&b, "failures", "%u", failures);
+	log_kvf(&b, "messages", "%u", hq->refs);
+	if (b.data)
+		log_msg(sc->d.log, LOG_SMTP, LOG_MAJOR, "%s", b.data);
+	buf_free(&b);
+}
+
+/*
+ * Fail the recipients of mq whose message is past its lifetime, without
+ * an attempt (the host's delay kept them waiting); true when mq is empty.
+ */
+static bool
+host_expire(struct sched *sc, struct sched_queue *hq, struct sched_queue *mq)
+{
+	struct sched_item *it, *next;
+
+	for (it = TAILQ_FIRST(&mq->items); it; it = next) {
+		struct result fin = RESULT_INIT;
+
+		next = TAILQ_NEXT(it, link);
+		if (!expired(sc, it->sm))
+			continue;
+		result_set(&fin, RESULT_FAILED, 554, "5.4.7",
+			"delivery time expired after %u attempts; last error: "
+			"%s", it->attempts,
+			hq->last_error ? hq->last_error : "");
+		log_attempt(sc, it->sm, it->rcpt, item_module(it), hq->name,
+			&fin, NULL, it->attempts, it->route.address);
+		TAILQ_REMOVE(&mq->items, it, link);
+		item_final(sc, it, &fin, NULL);
+		result_clear(&fin);
+	}
+	return TAILQ_EMPTY(&mq->items);
+}
+
+/* The host's delay ended: expire what is too old, then probe. */
+static void
+host_due(struct sched *sc, struct sched_queue *hq)
+{
+	struct sched_queue *mq, *next;
+
+	hq->state = Q_READY;
+	hostq_probe(&hq->hs);
+	hq->refs++;		/* freeing the last entry must not free hq */
+	for (mq = TAILQ_FIRST(&hq->members); mq; mq = next) {
+		next = TAILQ_NEXT(mq, ready_link);
+		if (!host_expire(sc, hq, mq))
+			continue;
+		TAILQ_REMOVE(&hq->members, mq, ready_link);
+		mq->in_ready = false;
+		queue_free(sc, mq);
+	}
+	hq->refs--;
+	if (!TAILQ_EMPTY(&hq->members))
+		log_msg(sc->d.log, LOG_SMTP, LOG_LOWLEVEL, "queue-probe "
+			"queue=%s module=RELAY failures=%u", hq->name,
+			hq->hs.failures);
+	host_ready(sc, hq);
+	host_maybe_free(sc, hq);
+}
+
 /* The context of a relay transaction. */
 struct relay_ctx {
 	struct sched *sc;
-	struct sched_queue *q;
+	struct sched_queue *q;		/* the message's entry */
 	struct slot *slot;
 	struct sched_item **items;	/* in rcpt order of the request */
 	size_t n;
+	uint64_t round;			/* its host queue's, at start */
 };
 
-/* The relay answered for every recipient of a transaction. */
+/* The relay's word on the host, for the host queue. */
+static enum hostq_outcome
+host_outcome(enum relay_host h)
+{
+	return h == RELAY_HOST_DOWN ? HOSTQ_FAILED : h == RELAY_HOST_UP ?
+		HOSTQ_REACHED : HOSTQ_UNKNOWN;
+}
+
+/*
+ * The relay answered for every recipient of a transaction. After a
+ * host-level failure the message's deferred recipients wait in the host
+ * queue (no delay of their own); otherwise they delay the message alone.
+ */
 static void
-on_relay_done(void *arg, struct result *res, size_t n)
+on_relay_done(void *arg, struct result *res, size_t n, enum relay_host host)
 {
 	struct relay_ctx *rc = arg;
-	struct sched_queue *q = rc->q;
+	struct sched_queue *q = rc->q, *hq = q->host;
 	struct sched *sc = rc->sc;
-	unsigned attempt = 0;
+	unsigned attempt = 0, failures = hq->hs.failures;
 	const char *last = NULL;
+	char *herr = NULL;
+	enum hostq_event ev;
 
+	ev = hostq_done(&hq->hs, rc->round, host_outcome(host));
+	for (size_t i = 0; ev == HOSTQ_EV_DELAY && !herr && i < n; i++)
+		if (res[i].kind == RESULT_DEFERRED &&
+		    result_format(&res[i], &herr) < 0)
+			herr = NULL;
 	for (size_t i = 0; i < rc->n && i < n; i++) {
 		struct sched_item *it = rc->items[i];
 
@@ -688,14 +922,26 @@ on_relay_done(void *arg, struct result *res, size_t n)
 		TAILQ_REMOVE(&q->items, it, link);
 		item_final(sc, it, &res[i], rc->slot);
 	}
-	if (!TAILQ_EMPTY(&q->items)) {
-		store_msg_drop_body(TAILQ_FIRST(&q->items)->sm->m);
-		delay_queue(sc, q, attempt ? attempt : 1, last);
+	if (ev == HOSTQ_EV_DELAY)
+		host_delay(sc, hq, herr ? herr : last);
+	else if (ev == HOSTQ_EV_RESUMED)
+		host_resumed(sc, hq, failures);
+	free(herr);
+	hq->refs++;		/* freeing q must not free hq */
+	if (TAILQ_EMPTY(&q->items)) {
+		queue_free(sc, q);
 	} else {
-		queue_free(q);
+		store_msg_drop_body(TAILQ_FIRST(&q->items)->sm->m);
+		if (host == RELAY_HOST_DOWN)
+			make_ready(sc, q);	/* waits for the host */
+		else
+			delay_queue(sc, q, attempt ? attempt : 1, last);
 	}
 	for (size_t i = 0; i < n; i++)
 		result_clear(&res[i]);
+	hq->refs--;
+	host_ready(sc, hq);
+	host_maybe_free(sc, hq);
 	slot_put(sc, MOD_RELAY, rc->slot);
 	free(rc->items);
 	free(rc);
@@ -751,6 +997,7 @@ start_relay(struct sched *sc, struct sched_queue *q)
 		rm.input_off = m->msg_off;
 	}
 	q->state = Q_ACTIVE;
+	rc->round = hostq_start(&q->host->hs);
 	rc->slot = slot_take(sc, MOD_RELAY);
 	if (sc->d.relay)
 		r = relay_send(sc->d.relay, &rm, on_relay_done, rc);
@@ -759,6 +1006,7 @@ start_relay(struct sched *sc, struct sched_queue *q)
 		struct result *res = calloc(n, sizeof(*res));
 
 		if (res == NULL) {
+			hostq_done(&q->host->hs, rc->round, HOSTQ_UNKNOWN);
 			slot_put(sc, MOD_RELAY, rc->slot);
 			free(rc->items);
 			free(rc);
@@ -769,9 +1017,30 @@ start_relay(struct sched *sc, struct sched_queue *q)
 			result_set(&res[i], RESULT_DEFERRED, 451, "4.4.0",
 				"cannot start the relay transaction: %s",
 				strerror(-r));
-		on_relay_done(rc, res, n);
+		on_relay_done(rc, res, n, RELAY_HOST_UNKNOWN);
 		free(res);
 	}
+}
+
+/*
+ * Start the next message of host queue hq (it was first on the relay
+ * ready list); then put hq at the end of that list if it may start more,
+ * so that hosts take turns.
+ */
+static void
+start_host(struct sched *sc, struct sched_queue *hq)
+{
+	struct sched_queue *mq = TAILQ_FIRST(&hq->members);
+
+	if (mq != NULL && hostq_may_start(&hq->hs, sc->cap[MOD_RELAY])) {
+		TAILQ_REMOVE(&hq->members, mq, ready_link);
+		mq->in_ready = false;
+		hq->refs++;
+		start_relay(sc, mq);
+		hq->refs--;
+	}
+	host_ready(sc, hq);
+	host_maybe_free(sc, hq);
 }
 
 /* Start deliveries while processors are free, module by module. */
@@ -785,11 +1054,9 @@ dispatch(struct sched *sc)
 		    (q = TAILQ_FIRST(&sc->ready[mod])) != NULL) {
 			TAILQ_REMOVE(&sc->ready[mod], q, ready_link);
 			q->in_ready = false;
-			if (TAILQ_EMPTY(&q->items))
-				continue;
 			if (mod == MOD_RELAY)
-				start_relay(sc, q);
-			else
+				start_host(sc, q);
+			else if (!TAILQ_EMPTY(&q->items))
 				start_pipe(sc, q);
 		}
 	check_stopped(sc);
@@ -802,8 +1069,14 @@ on_timer(uv_timer_t *t)
 	struct sched *sc = t->data;
 	uint64_t now = now_ms(sc);
 
-	while (sc->nheap > 0 && sc->heap[0]->delayed_until_ms <= now)
-		make_ready(sc, heap_pop(sc));
+	while (sc->nheap > 0 && sc->heap[0]->delayed_until_ms <= now) {
+		struct sched_queue *q = heap_pop(sc);
+
+		if (q->is_host)
+			host_due(sc, q);
+		else
+			make_ready(sc, q);
+	}
 	if (sc->nheap > 0)
 		uv_timer_start(&sc->timer, on_timer,
 			sc->heap[0]->delayed_until_ms - now, 0);
@@ -858,7 +1131,7 @@ queue_item(struct sched *sc, struct sched_item *it)
 {
 	const char *name = it->tr ? it->tr->cmd.queue : it->route.pipe.queue;
 	struct sched_queue *q = name ? queue_named(sc, name) :
-		queue_new(sc, MOD_PIPE, NULL);
+		queue_new(sc, MOD_PIPE, NULL, NULL);
 
 	if (q == NULL)
 		return -ENOMEM;
@@ -881,9 +1154,28 @@ route_outcome(const struct route *rt, struct result *res)
 			rt->text ? rt->text : "undeliverable");
 }
 
+/* A message's new entry in the host queue of destination dest. */
+static int
+relay_entry(struct sched *sc, const char *dest, struct sched_queue **out)
+{
+	struct sched_queue *hq = host_get(sc, dest), *q;
+
+	if (hq == NULL)
+		return -ENOMEM;
+	if ((q = queue_new(sc, MOD_RELAY, NULL, NULL)) == NULL) {
+		host_maybe_free(sc, hq);
+		return -ENOMEM;
+	}
+	q->host = hq;
+	hq->refs++;
+	*out = q;
+	return 0;
+}
+
 /*
  * Route one pending recipient: queue it (PIPE, transport), add it to the
- * message's relay queue (*relay, created on first use), or finish it.
+ * message's entry in its relay host queue (*relay, created on first use),
+ * or finish it.
  */
 static int
 add_rcpt(struct sched *sc, struct sched_msg *sm, size_t i,
@@ -918,11 +1210,11 @@ add_rcpt(struct sched *sc, struct sched_msg *sm, size_t i,
 	if (it->route.kind == ROUTE_PIPE || it->tr)
 		return queue_item(sc, it);
 	if (it->route.kind == ROUTE_RELAY && sc->d.relay) {
-		if (*relay == NULL &&
-		    (*relay = queue_new(sc, MOD_RELAY, NULL)) == NULL) {
+		if (*relay == NULL && (r = relay_entry(sc,
+		    relay_destination(sc->d.relay), relay)) < 0) {
 			sm->refs--;
 			item_free(it);
-			return -ENOMEM;
+			return r;
 		}
 		queue_insert(*relay, it);
 		return 0;
@@ -1003,6 +1295,7 @@ sched_open(const struct sched_settings *s, const struct sched_deps *d,
 	for (int mod = 0; mod < MOD_N; mod++)
 		TAILQ_INIT(&sc->ready[mod]);
 	LIST_INIT(&sc->named);
+	LIST_INIT(&sc->hosts);
 	uv_timer_init(d->loop, &sc->timer);
 	sc->timer.data = sc;
 	uv_idle_init(d->loop, &sc->kick);
@@ -1092,28 +1385,43 @@ on_handle_closed(uv_handle_t *h)
 void
 sched_close(struct sched *sc)
 {
-	struct sched_queue *q;
+	struct sched_queue *q, *mq;
 
 	sc->stopping = true;
+	sc->closing = true;
 	sc->stopped_cb = NULL;
-	/* transient queues are reachable from the ready lists or the heap */
+	/*
+	 * Transient queues are reachable from the ready lists, the heap or
+	 * their host queue; host queues from sc->hosts (nothing runs now).
+	 */
 	for (int mod = 0; mod < MOD_N; mod++)
 		while ((q = TAILQ_FIRST(&sc->ready[mod])) != NULL) {
 			TAILQ_REMOVE(&sc->ready[mod], q, ready_link);
 			q->in_ready = false;
-			if (!q->named) {
+			if (!q->named && !q->is_host) {
 				drain_queue(q);
-				queue_free(q);
+				queue_free(sc, q);
 			}
 		}
 	while ((q = heap_pop(sc)) != NULL)
-		if (!q->named) {
+		if (!q->named && !q->is_host) {
 			drain_queue(q);
-			queue_free(q);
+			queue_free(sc, q);
 		}
+	while ((q = LIST_FIRST(&sc->hosts)) != NULL) {
+		while ((mq = TAILQ_FIRST(&q->members)) != NULL) {
+			TAILQ_REMOVE(&q->members, mq, ready_link);
+			drain_queue(mq);
+			queue_free(sc, mq);
+		}
+		LIST_REMOVE(q, named_link);
+		free(q->name);
+		free(q->last_error);
+		free(q);
+	}
 	while ((q = LIST_FIRST(&sc->named)) != NULL) {
 		drain_queue(q);
-		queue_free(q);
+		queue_free(sc, q);
 	}
 	uv_close((uv_handle_t *)&sc->timer, on_handle_closed);
 	uv_close((uv_handle_t *)&sc->kick, on_handle_closed);

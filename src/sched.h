@@ -4,11 +4,14 @@
  * a module queue: PIPE addresses (and queue-mode transports) with
  * queue[NAME] share queue NAME (one delivery at a time, arrival order),
  * every other one gets its own numeric queue; the recipients of one message
- * that go to the SMTP relay share one RELAY queue (one transaction). At
- * most `processors` programs and `relay_processors` relay transactions run
- * at once. A deferred item
- * delays its queue (a named queue as a whole, so order holds) by the retry
- * schedule until the message's maximum lifetime, then fails. Outcomes that
+ * that go to the SMTP relay form one entry (one transaction) in the RELAY
+ * host queue of their destination. At most `processors` programs and
+ * `relay_processors` relay transactions run at once. A deferred item
+ * delays its queue (a named queue as a whole, so order holds; a relay
+ * message its own entry) by the retry schedule until the message's
+ * maximum lifetime, then fails; a host-level relay failure delays the
+ * whole host queue, which then probes with one transaction
+ * (docs/RELAY.md "One queue per destination"). Outcomes that
  * need no program (null, error, unknown user, refused) are final at once.
  * Every final state is recorded through the store before the message is
  * forgotten, and every attempt logs one key=value line.

@@ -524,6 +524,13 @@ class Sink:
         return len(self.sessions)
 
     @property
+    def accepted(self):
+        """Number of connections accepted, with or without commands (a
+        client that hears a 421 greeting sends none)."""
+        with self._lock:
+            return len(self._conns)
+
+    @property
     def transactions(self):
         """Every transaction that got its message (DATA ended)."""
         with self._lock:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import BASE_CONFIG, free_port, message, wait_for
+from conftest import BASE_CONFIG, free_port, message, parse_kv, wait_for
 from smtpsink import Sink
 
 FAR = "someone@far.example"
@@ -224,3 +224,137 @@ def test_without_relay_host_non_local_fails(server_factory):
     assert d["result"] == "failed"
     assert d["reason"].startswith("554 5.4.4")
     s.wait_queue_empty()
+
+
+# One queue per destination (docs/RELAY.md): a failing relay delays the
+# whole relay queue; its messages wait without attempts of their own.
+
+N_QUEUED = 30
+
+
+def delay_lines(s):
+    return [parse_kv(l) for l in s.log().splitlines()
+            if "SMTP failures: queue-delayed " in l]
+
+
+def submit_many(s, n):
+    """n messages, one relayed recipient each; wait until all are queued."""
+    for i in range(n):
+        s.submit(message(to=f"m{i}@far.example", subject=f"m{i}"),
+                 name=f"m{i:02d}")
+    wait_for(lambda: len(s.queue_files()) == n, timeout=20,
+             what=f"{n} queued messages")
+
+
+def delivered_once(s, sink, n):
+    """Every one of the n messages reached the sink exactly once."""
+    sink.wait_transactions(n, timeout=30)
+    s.wait_queue_empty()
+    got = sorted(r["addr"] for t in sink.transactions for r in t["rcpts"])
+    assert got == sorted(f"m{i}@far.example" for i in range(n))
+    done = [d["rcpt"] for d in s.deliveries()
+            if d.get("module") == "RELAY" and d["result"] == "delivered"]
+    assert sorted(done) == got
+    assert not [d for d in s.deliveries() if d["result"] == "failed"]
+
+
+def test_relay_421_delays_the_queue_not_each_message(server_factory,
+                                                     sink_factory):
+    """A relay that answers every connection 421: each retry round costs
+    at most relay-connections connections, not one per queued message;
+    every recipient is deferred (none failed) with the relay's words;
+    when the relay takes mail again one probe resumes the queue and every
+    message is delivered exactly once, over relay-connections sessions."""
+    sink = sink_factory({"greeting": "421 4.3.2 busy, try later"})
+    s = relay_server(server_factory, sink.host_port,
+                     "relay-connections = 2\n")
+    submit_many(s, N_QUEUED)
+    rounds0 = len(s.wait_log(r"SMTP failures: queue-delayed ", count=1))
+    accepted0 = sink.accepted
+    s.wait_log(r"SMTP failures: queue-delayed ", count=rounds0 + 3,
+               timeout=30)
+    rounds = len(delay_lines(s)) - rounds0
+    attempts = sink.accepted - accepted0
+    # each round ends in one delay; a round has at most 2 connections
+    assert 1 <= attempts <= 2 * (rounds + 1), (attempts, rounds)
+    assert sink.accepted <= 2 * len(delay_lines(s)) + 2
+    d = delay_lines(s)[-1]
+    assert d["queue"] == sink.host_port and d["module"] == "RELAY"
+    assert d["reason"].startswith("421 4.3.2 relay said: busy, try later")
+    assert d["retry"] == "1s" and int(d["messages"]) == N_QUEUED
+    deferred = [x for x in s.deliveries() if x.get("module") == "RELAY"]
+    assert deferred and all(x["result"] == "deferred" for x in deferred)
+    assert all(x["queue"] == sink.host_port for x in deferred)
+    assert all(x["reason"] == "421 4.3.2 relay said: busy, try later "
+               "(in reply to the greeting)" for x in deferred)
+    # far fewer attempts than messages: they waited for the host
+    assert len(deferred) <= 2 * (len(delay_lines(s)) + 1)
+    assert len(s.queue_files()) == N_QUEUED
+
+    sink.set("greeting", None)
+    delivered_once(s, sink, N_QUEUED)
+    (r,) = [parse_kv(l) for l in s.log().splitlines()
+            if "SMTP major: queue-resumed " in l]
+    assert r["queue"] == sink.host_port and int(r["failures"]) >= 1
+    # full parallelism again: both connections carried the messages
+    assert len({t["conn"] for t in sink.transactions}) == 2
+    assert sink.max_open <= 2
+
+
+def test_relay_down_delays_the_queue_not_each_message(server_factory,
+                                                      sink_factory):
+    """Nothing listens at the relay's port: one round defers at most
+    relay-connections messages (one connection attempt each) while the
+    rest wait; once the relay listens, each message is delivered once."""
+    port = free_port()
+    s = relay_server(server_factory, f"127.0.0.1:{port}",
+                     "relay-connections = 2\n")
+    submit_many(s, N_QUEUED)
+    rounds0 = len(s.wait_log(r"SMTP failures: queue-delayed ", count=1))
+    s.wait_log(r"SMTP failures: queue-delayed ", count=rounds0 + 3,
+               timeout=30)
+    deferred = [x for x in s.deliveries() if x.get("module") == "RELAY"]
+    assert all(x["result"] == "deferred" for x in deferred)
+    assert all(x["reason"].startswith("451 4.4.1 cannot connect to relay ")
+               for x in deferred)
+    assert len(deferred) <= 2 * (len(delay_lines(s)) + 1), len(deferred)
+    assert delay_lines(s)[-1]["reason"].startswith("451 4.4.1 ")
+    sink = sink_factory(port=port)
+    delivered_once(s, sink, N_QUEUED)
+    s.wait_log(r"SMTP major: queue-resumed ")
+
+
+def test_recipient_deferral_does_not_delay_the_queue(server_factory,
+                                                     sink_factory):
+    """A 4xx to one RCPT (and a 452 to a message) is the recipient's or
+    the message's: the message waits alone, the others go at once."""
+    sink = sink_factory({"rcpt:later@far.example": "451 4.3.0 try later",
+                         "rcpt:many@far.example":
+                             "452 4.5.3 too many recipients"})
+    s = relay_server(server_factory, sink.host_port)
+    s.submit(message(to="later@far.example, many@far.example"), name="a")
+    s.wait_deliveries(1, module="RELAY", rcpt="many@far.example",
+                      result="deferred")
+    for i in range(3):
+        s.submit(message(to=f"m{i}@far.example"), name=f"b{i}")
+    for i in range(3):
+        s.wait_deliveries(1, module="RELAY", rcpt=f"m{i}@far.example",
+                          result="delivered")
+    s.wait_deliveries(2, module="RELAY", rcpt="later@far.example",
+                      result="deferred")
+    assert delay_lines(s) == []
+
+
+def test_stop_and_restart_while_the_relay_queue_is_delayed(server_factory,
+                                                          sink_factory):
+    """SIGTERM while the relay queue is delayed keeps every message in
+    the queue; after a restart with the relay up each is delivered once."""
+    port = free_port()
+    s = relay_server(server_factory, f"127.0.0.1:{port}")
+    submit_many(s, 5)
+    s.wait_log(r"SMTP failures: queue-delayed ", count=2)
+    s.stop()
+    assert len(s.queue_files()) == 5
+    sink = sink_factory(port=port)
+    s.start()
+    delivered_once(s, sink, 5)

@@ -269,6 +269,7 @@ struct tmsg {
 	int calls;
 	size_t n;
 	struct result res[MAXR];
+	enum relay_host host;
 };
 
 struct t {
@@ -324,13 +325,14 @@ t_open(struct t *t, const char *host_port, unsigned connections,
 
 /* The relay's callback: keep the results. */
 static void
-on_done(void *arg, struct result *res, size_t n)
+on_done(void *arg, struct result *res, size_t n, enum relay_host host)
 {
 	struct tmsg *m = arg;
 
 	m->calls++;
 	m->done = true;
 	m->n = n;
+	m->host = host;
 	for (size_t i = 0; i < n && i < MAXR; i++)
 		result_move(&m->res[i], &res[i]);
 }
@@ -501,6 +503,7 @@ test_delivered(void **state)
 	check_res(&m.res[0], RESULT_DELIVERED, 250, "2.0.0",
 		"relay said: ok (in reply to end of DATA)");
 	check_res(&m.res[1], RESULT_DELIVERED, 250, "2.0.0", NULL);
+	assert_int_equal(m.host, RELAY_HOST_UP);
 	t_close(&t);
 	sink_stop(&k);
 	assert_int_equal(sink_txns(&k), 1);
@@ -549,6 +552,8 @@ test_rcpt_replies(void **state)
 	/* no enhanced status in the reply: the class default */
 	check_res(&m.res[3], RESULT_DEFERRED, 450, "4.0.0",
 		"relay said: mailbox busy (in reply to RCPT TO)");
+	/* replies to RCPT are the recipients' own: the host is up */
+	assert_int_equal(m.host, RELAY_HOST_UP);
 	t_close(&t);
 	sink_stop(&k);
 	assert_int_equal(sink_txns(&k), 1);
@@ -609,6 +614,9 @@ test_data_replies(void **state)
 		"(in reply to end of DATA)");
 	check_res(&m[1].res[1], RESULT_FAILED, 550, "5.1.1", NULL);
 	check_res(&m[2].res[0], RESULT_DEFERRED, 452, "4.3.1", "disk full");
+	/* DATA and end-of-data refusals are per message */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(m[i].host, RELAY_HOST_UP);
 	t_close(&t);
 	sink_stop(&k);
 	/* one connection for the three messages */
@@ -665,6 +673,7 @@ test_connection_refused(void **state)
 		"cannot connect to relay");
 	check_res(&m.res[1], RESULT_DEFERRED, 451, "4.4.1",
 		"connection refused");
+	assert_int_equal(m.host, RELAY_HOST_DOWN);
 	assert_int_equal(relay_active(t.r), 0);
 	t_close(&t);
 	tmsg_free(&m);
@@ -684,6 +693,7 @@ test_dns_failure(void **state)
 	run_done(&t, &m, 1, 20);
 	check_res(&m.res[0], RESULT_DEFERRED, 451, "4.4.3",
 		"relay host relay.nonexistent.invalid");
+	assert_int_equal(m.host, RELAY_HOST_DOWN);
 	t_close(&t);
 	tmsg_free(&m);
 }
@@ -704,11 +714,14 @@ test_timeout(void **state)
 	run_done(&t, m, 1, 20);
 	check_res(&m[0].res[0], RESULT_DEFERRED, 451, "4.4.2",
 		"timed out waiting for the reply to MAIL FROM");
+	/* inside a transaction a timeout is the message's trouble */
+	assert_int_equal(m[0].host, RELAY_HOST_UP);
 	/* the session was dropped: the next message opens a new one */
 	send_mem(&t, &m[1], "a@src.example", MSG, "b@dst.example", NULL);
 	run_done(&t, &m[1], 1, 20);
 	check_res(&m[1].res[0], RESULT_DEFERRED, 451, "4.4.2",
 		"timed out waiting for the reply to the greeting");
+	assert_int_equal(m[1].host, RELAY_HOST_DOWN);
 	t_close(&t);
 	sink_stop(&k);
 	for (int i = 0; i < 2; i++)
@@ -1026,6 +1039,8 @@ test_file_missing(void **state)
 	run_done(&t, &m, 1, 20);
 	check_res(&m.res[0], RESULT_DEFERRED, 451, "4.3.0",
 		"cannot open the message");
+	/* the message was never read: no connection was made */
+	assert_int_equal(m.host, RELAY_HOST_UNKNOWN);
 	t_close(&t);
 	tmsg_free(&m);
 }
@@ -1108,6 +1123,7 @@ test_idle_close(void **state)
 	send_mem(&t, &m[1], "a@src.example", MSG, "b@dst.example", NULL);
 	run_done(&t, &m[1], 1, 20);
 	check_res(&m[1].res[0], RESULT_DELIVERED, 250, "2.0.0", NULL);
+	assert_int_equal(m[1].host, RELAY_HOST_UP);
 	t_close(&t);
 	sink_stop(&k);
 	assert_int_equal(sink_conns(&k), 2);
@@ -1185,7 +1201,8 @@ struct chain {
 };
 
 /* The chain's callback (defined below). */
-static void chain_done(void *arg, struct result *res, size_t n);
+static void chain_done(void *arg, struct result *res, size_t n,
+	enum relay_host host);
 
 /* Send the next message of the chain. */
 static void
@@ -1201,11 +1218,11 @@ chain_send(struct chain *c)
 
 /* A chain message is answered: send the next one from here. */
 static void
-chain_done(void *arg, struct result *res, size_t n)
+chain_done(void *arg, struct result *res, size_t n, enum relay_host host)
 {
 	struct chain *c = arg;
 
-	on_done(&c->m[c->answered++], res, n);
+	on_done(&c->m[c->answered++], res, n, host);
 	if (c->sent < 3)
 		chain_send(c);
 }
@@ -1312,6 +1329,32 @@ test_421(void **state)
 	for (int i = 0; i < 3; i++)
 		check_res(&m.res[i], RESULT_DEFERRED, 421, "4.3.2",
 			"going down");
+	assert_int_equal(m.host, RELAY_HOST_DOWN);	/* 421 at any point */
+	t_close(&t);
+	sink_stop(&k);
+	assert_int_equal(sink_txns(&k), 0);
+	tmsg_free(&m);
+	sink_free(&k);
+}
+
+/* A reply whose lines carry different codes is a protocol error; before
+   the session is ready that is the host's failure. */
+static void
+test_inconsistent_codes(void **state)
+{
+	struct sink k;
+	struct t t;
+	struct tmsg m = { 0 };
+
+	(void)state;
+	sink_start(&k, "{\"ehlo\": \"250-sink.test\\n251 PIPELINING\"}",
+		NULL);
+	t_open(&t, k.host_port, 1, 10, false);
+	send_mem(&t, &m, "a@src.example", MSG, "b@dst.example", NULL);
+	run_done(&t, &m, 1, 20);
+	check_res(&m.res[0], RESULT_DEFERRED, 451, "4.5.0",
+		"protocol error: the lines of a reply have different codes");
+	assert_int_equal(m.host, RELAY_HOST_DOWN);
 	t_close(&t);
 	sink_stop(&k);
 	assert_int_equal(sink_txns(&k), 0);
@@ -1374,6 +1417,8 @@ test_greeting_refused(void **state)
 	run_done(&t, &m[1], 1, 20);
 	check_res(&m[1].res[0], RESULT_DEFERRED, 451, "4.7.1",
 		"relay said: 550 5.7.1 still no (in reply to HELO)");
+	assert_int_equal(m[0].host, RELAY_HOST_DOWN);
+	assert_int_equal(m[1].host, RELAY_HOST_DOWN);
 	t_close(&t);
 	sink_stop(&k);
 	assert_true(sink_saw_cmd(&k, "HELO client.test"));
@@ -1482,6 +1527,8 @@ test_close_defers_queued(void **state)
 	for (int i = 0; i < 3; i++)
 		check_res(&m[i].res[0], RESULT_DEFERRED, 451, "4.3.2",
 			"relay client shutting down");
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(m[i].host, RELAY_HOST_UNKNOWN);
 	uv_close((uv_handle_t *)&t.tick, NULL);
 	uv_run(&t.loop, UV_RUN_DEFAULT);
 	assert_int_equal(uv_loop_close(&t.loop), 0);
@@ -1578,6 +1625,7 @@ main(void)
 		cmocka_unit_test(test_reason_once),
 		cmocka_unit_test(test_reuse_dead_session),
 		cmocka_unit_test(test_421),
+		cmocka_unit_test(test_inconsistent_codes),
 		cmocka_unit_test(test_helo_fallback),
 		cmocka_unit_test(test_greeting_refused),
 		cmocka_unit_test(test_starttls_refused),

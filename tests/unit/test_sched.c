@@ -1,7 +1,9 @@
 /*
- * Unit tests for the scheduler's pure helpers: the retry schedule and the
+ * Unit tests for the scheduler's pure helpers: the retry schedule (also
+ * as a host queue uses it: by consecutive host failures) and the
  * ORIGINAL_RECIPIENT value taken from a DSN ORCPT. (The queues themselves
- * are exercised end to end by tests/integration/test_pipe.py.)
+ * are exercised end to end by tests/integration/test_pipe.py and, for
+ * relay host queues, test_relay.py; their state machine by test_hostq.c.)
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +12,7 @@
 #include <cmocka.h>
 #include <stdlib.h>
 
+#include "hostq.h"
 #include "sched.h"
 
 /* The n-th retry uses the n-th interval; the last one repeats. */
@@ -25,6 +28,32 @@ test_retry_schedule(void **state)
 	assert_int_equal(sched_retry_delay(r, 3, 1000), 1800);
 	assert_int_equal(sched_retry_delay(r, 3, 0), 300);
 	assert_int_equal(sched_retry_delay(r, 1, 7), 300);
+}
+
+/*
+ * A host queue's delay grows with its consecutive failed rounds and
+ * starts again from the first interval once a probe reached the host.
+ */
+static void
+test_host_delay_grows_and_resets(void **state)
+{
+	const uint64_t r[] = { 300, 900, 1800, 3600 };
+	const uint64_t want[] = { 300, 900, 1800, 3600, 3600 };
+	struct hostq h = HOSTQ_INIT;
+	uint64_t t;
+
+	for (size_t i = 0; i < 5; i++) {
+		t = hostq_start(&h);
+		assert_int_equal(hostq_done(&h, t, HOSTQ_FAILED),
+		    HOSTQ_EV_DELAY);
+		assert_int_equal(sched_retry_delay(r, 4, h.failures), want[i]);
+		hostq_probe(&h);
+	}
+	t = hostq_start(&h);
+	assert_int_equal(hostq_done(&h, t, HOSTQ_REACHED), HOSTQ_EV_RESUMED);
+	t = hostq_start(&h);
+	assert_int_equal(hostq_done(&h, t, HOSTQ_FAILED), HOSTQ_EV_DELAY);
+	assert_int_equal(sched_retry_delay(r, 4, h.failures), 300);
 }
 
 /* Without ORCPT the address as received is the original recipient. */
@@ -80,6 +109,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_retry_schedule),
+		cmocka_unit_test(test_host_delay_grows_and_resets),
 		cmocka_unit_test(test_orig_without_orcpt),
 		cmocka_unit_test(test_orig_from_orcpt),
 		cmocka_unit_test(test_orig_fallbacks),
