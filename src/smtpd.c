@@ -335,6 +335,15 @@ flush(struct session *s)
 /* ------------------------------------------------------------------ */
 /* Session life */
 
+/* Loop time t (ms) plus sec seconds, saturating (durations are unbounded). */
+static uint64_t
+ms_after(uint64_t t, uint64_t sec)
+{
+	if (sec > (UINT64_MAX - t) / 1000)
+		return UINT64_MAX;
+	return t + sec * 1000;
+}
+
 /* Arm the timer for ms milliseconds. */
 static void
 arm(struct session *s, uint64_t ms)
@@ -351,7 +360,7 @@ arm(struct session *s, uint64_t ms)
 static void
 arm_idle(struct session *s)
 {
-	arm(s, s->sd->d.cfg->smtp.idle_timeout_s * 1000);
+	arm(s, ms_after(0, s->sd->d.cfg->smtp.idle_timeout_s));
 }
 
 /*
@@ -382,13 +391,13 @@ arm_data(struct session *s)
 	const struct config *cfg = s->sd->d.cfg;
 	uint64_t now = uv_now(s->sd->d.loop), due;
 
-	due = now + cfg->smtp.idle_timeout_s * 1000;
+	due = ms_after(now, cfg->smtp.idle_timeout_s);
 	if (s->data_deadline < due)
 		due = s->data_deadline;
 	if (cfg->smtp.min_data_rate > 0) {
 		s->rate_deadline = rate_due(s->data_start, s->data_in,
 			cfg->smtp.min_data_rate,
-			cfg->smtp.min_data_rate_grace_s * 1000);
+			ms_after(0, cfg->smtp.min_data_rate_grace_s));
 		if (s->rate_deadline < due)
 			due = s->rate_deadline;
 	}
@@ -1456,8 +1465,8 @@ cmd_data(struct session *s)
 	s->nomem = false;
 	s->data_in = 0;
 	s->data_start = uv_now(s->sd->d.loop);
-	s->data_deadline = s->data_start +
-		s->sd->d.cfg->smtp.data_timeout_s * 1000;
+	s->data_deadline = ms_after(s->data_start,
+		s->sd->d.cfg->smtp.data_timeout_s);
 	arm_data(s);
 }
 
