@@ -180,6 +180,25 @@ cidr_list_match(const struct cidr_list *l, const struct sockaddr *sa)
 	return false;
 }
 
+/* The per-client key: IPv4 as ::ffff:a.b.c.d, IPv6 cut to its /64. */
+int
+cidr_client_key(const struct sockaddr *sa, uint8_t key[CIDR_KEY_LEN])
+{
+	uint8_t addr[16] = { 0 };
+	int family, r;
+
+	if ((r = cidr_client(sa, &family, addr)) < 0)
+		return r;
+	memset(key, 0, CIDR_KEY_LEN);
+	if (family == AF_INET) {
+		memcpy(key, cidr_mapped, sizeof(cidr_mapped));
+		memcpy(key + 12, addr, 4);
+	} else {
+		memcpy(key, addr, 8);
+	}
+	return 0;
+}
+
 /* Release the list and leave it empty. */
 void
 cidr_list_free(struct cidr_list *l)

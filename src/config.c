@@ -41,7 +41,9 @@ enum key_id {
 	K_PIPE_STDERR_LIMIT, K_PIPE_DIRECT, K_PIPE_PATH,
 	K_SUBMITTED_SCAN, K_FOREIGN_SCAN,
 	K_SMTP_LISTEN, K_SMTP_ASYNC, K_SMTP_MAX_SIZE, K_SMTP_MAX_RCPT,
-	K_SMTP_MAX_CONN, K_SMTP_IDLE, K_SMTP_MAX_ERRORS, K_SMTP_MAX_JUNK,
+	K_SMTP_MAX_CONN, K_SMTP_MAX_CONN_CLIENT, K_SMTP_IDLE,
+	K_SMTP_DATA_TIMEOUT, K_SMTP_MIN_RATE, K_SMTP_MIN_RATE_GRACE,
+	K_SMTP_MAX_ERRORS, K_SMTP_MAX_JUNK,
 	K_SMTP_RELAY_CONN, K_SMTP_RELAY_TIMEOUT, K_SMTP_RELAY_IDLE,
 	K_SMTP_TRUSTED, K_SMTP_RELAY, K_SMTP_TLS_CERT, K_SMTP_TLS_KEY,
 	K_REPORTS_DELAY, K_REPORTS_RETURN, K_REPORTS_COPY, K_REPORTS_RECEIPTS,
@@ -82,7 +84,11 @@ static const struct {
 	[K_SMTP_MAX_SIZE] = { S_SMTP, "max-size" },
 	[K_SMTP_MAX_RCPT] = { S_SMTP, "max-recipients" },
 	[K_SMTP_MAX_CONN] = { S_SMTP, "max-connections" },
+	[K_SMTP_MAX_CONN_CLIENT] = { S_SMTP, "max-connections-per-client" },
 	[K_SMTP_IDLE] = { S_SMTP, "idle-timeout" },
+	[K_SMTP_DATA_TIMEOUT] = { S_SMTP, "data-timeout" },
+	[K_SMTP_MIN_RATE] = { S_SMTP, "min-data-rate" },
+	[K_SMTP_MIN_RATE_GRACE] = { S_SMTP, "min-data-rate-grace" },
 	[K_SMTP_MAX_ERRORS] = { S_SMTP, "max-errors" },
 	[K_SMTP_MAX_JUNK] = { S_SMTP, "max-junk-commands" },
 	[K_SMTP_RELAY_CONN] = { S_SMTP, "relay-connections" },
@@ -993,8 +999,19 @@ apply(struct pctx *p, enum key_id k, const char *v)
 		if ((r = get_int(p, v, 1, 100000, &n)) == 0)
 			c->smtp.max_connections = (unsigned)n;
 		return r;
+	case K_SMTP_MAX_CONN_CLIENT:
+		if ((r = get_int(p, v, 0, 100000, &n)) == 0)
+			c->smtp.max_connections_per_client = (unsigned)n;
+		return r;
 	case K_SMTP_IDLE:
 		return get_duration(p, v, 1, &c->smtp.idle_timeout_s);
+	case K_SMTP_DATA_TIMEOUT:
+		return get_duration(p, v, 1, &c->smtp.data_timeout_s);
+	case K_SMTP_MIN_RATE:
+		return get_quantity(p, &q_size, v, 0, 1024 * 1024 * 1024,
+			&c->smtp.min_data_rate);
+	case K_SMTP_MIN_RATE_GRACE:
+		return get_duration(p, v, 1, &c->smtp.min_data_rate_grace_s);
 	case K_SMTP_MAX_ERRORS:
 		if ((r = get_int(p, v, 1, 1000, &n)) == 0)
 			c->smtp.max_errors = (unsigned)n;
@@ -1453,7 +1470,11 @@ config_defaults(struct config *c, const char *base_dir, const char *hostname)
 	c->smtp.max_size = 50 * 1024 * 1024;
 	c->smtp.max_recipients = 1000;
 	c->smtp.max_connections = 100;
+	c->smtp.max_connections_per_client = 20;
 	c->smtp.idle_timeout_s = 300;
+	c->smtp.data_timeout_s = 600;
+	c->smtp.min_data_rate = 1024;
+	c->smtp.min_data_rate_grace_s = 30;
 	c->smtp.max_errors = 10;
 	c->smtp.max_junk_commands = 100;
 	c->smtp.relay_connections = 2;

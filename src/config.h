@@ -101,7 +101,18 @@ struct config {
 		uint64_t max_size;	/* default 50m */
 		unsigned max_recipients;	/* default 1000 */
 		unsigned max_connections;	/* concurrent sessions; 100 */
-		uint64_t idle_timeout_s;	/* per command/line; 5m */
+		unsigned max_connections_per_client;	/* concurrent sessions
+						   of one client (IPv4 address,
+						   IPv6 /64) outside
+						   trusted-networks; 20;
+						   0 = no limit */
+		uint64_t idle_timeout_s;	/* per command line; silence in
+						   DATA; 5m */
+		uint64_t data_timeout_s;	/* 354 to the final "."; 10m */
+		uint64_t min_data_rate;		/* DATA bytes/s averaged since
+						   the 354; 1k; 0 = off */
+		uint64_t min_data_rate_grace_s;	/* before min_data_rate
+						   applies; 30s */
 		unsigned max_errors;	/* bad commands before 421; 10 */
 		unsigned max_junk_commands;	/* NOOP/RSET/VRFY/HELP
 						   between messages; 100 */

@@ -24,6 +24,7 @@
 
 #include "buf.h"
 #include "envelope.h"
+#include "smtpcodec.h"
 #include "smtpreply.h"
 
 /* Bytes of the message read (or taken from memory) and encoded at once. */
@@ -114,12 +115,6 @@ struct pend {
 	size_t idx;		/* recipient for C_RCPT */
 };
 
-/* LF -> CRLF and dot-stuffing state. */
-struct enc {
-	bool bol;		/* at the beginning of a line */
-	bool cr;		/* the previous byte was CR */
-};
-
 /* A write in flight. */
 struct rwrite {
 	uv_write_t req;		/* first: the request is the object */
@@ -166,7 +161,7 @@ struct rsess {
 	struct buf txn_reply;
 
 	/* The message stream. */
-	struct enc enc;
+	struct smtpcodec_enc enc;	/* LF -> CRLF, dot-stuffing */
 	uint64_t data_off;
 	uv_fs_t freq;
 	uv_file fd;
@@ -1232,31 +1227,6 @@ txn_start(struct rsess *s)
 /* ------------------------------------------------------------------ */
 /* The message stream: LF -> CRLF, dot-stuffing, final dot.             */
 
-/* Encode n bytes at p into out (room for 2 * n); returns bytes written. */
-static size_t
-enc_run(struct enc *e, const char *p, size_t n, char *out)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		char c = p[i];
-
-		if (e->bol && c == '.')
-			out[o++] = '.';
-		if (c == '\n') {
-			if (!e->cr)
-				out[o++] = '\r';
-			out[o++] = '\n';
-			e->bol = true;
-		} else {
-			out[o++] = c;
-			e->bol = false;
-		}
-		e->cr = c == '\r';
-	}
-	return o;
-}
-
 /* Encode and send one piece of the message. */
 static int
 data_chunk(struct rsess *s, const char *p, size_t n)
@@ -1266,7 +1236,7 @@ data_chunk(struct rsess *s, const char *p, size_t n)
 
 	if (out == NULL)
 		return -ENOMEM;
-	len = enc_run(&s->enc, p, n, out);
+	len = smtpcodec_encode(&s->enc, p, n, out);
 	s->data_off += n;
 	return sess_send_owned(s, out, len, true);
 }

@@ -13,15 +13,14 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/queue.h>
 #include <time.h>
 
-#include "address.h"
 #include "buf.h"
 #include "envelope.h"
 #include "hostq.h"
 #include "result.h"
+#include "smtpcmd.h"
 
 struct sched_msg;
 struct sched_queue;
@@ -155,49 +154,21 @@ sched_retry_delay(const uint64_t *retry_s, size_t nretry, unsigned attempt)
 	return retry_s[i];
 }
 
-/* Value of one hex digit, or -1. */
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* ORIGINAL_RECIPIENT from ORCPT ("rfc822;" + xtext) or the address. */
+/*
+ * ORIGINAL_RECIPIENT: an rfc822 ORCPT decoded when it names a valid
+ * mailbox (smtp_orcpt_address), else the address as received: no ORCPT,
+ * another addr-type, or one that is unusable (a queue file from elsewhere).
+ */
 int
 sched_original_recipient(const char *addr, const char *orcpt, char **out)
 {
-	struct buf b = BUF_INIT;
-	const char *p;
-	int r = 0;
+	int r = orcpt ? smtp_orcpt_address(orcpt, strlen(orcpt), out) :
+		-ENOENT;
 
-	if (orcpt == NULL || strncasecmp(orcpt, "rfc822;", 7) != 0) {
-		*out = strdup(addr);
-		return *out ? 0 : -ENOMEM;
-	}
-	for (p = orcpt + 7; *p && r == 0; p++) {
-		if (*p == '+' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
-			r = buf_putc(&b, (char)(hexval(p[1]) * 16 + hexval(p[2])));
-			p += 2;
-		} else {
-			r = buf_putc(&b, *p);
-		}
-	}
-	if (r == 0 && (b.len == 0 || address_has_ctl(b.data, b.len))) {
-		/* an unusable ORCPT falls back to the address as received */
-		buf_free(&b);
-		*out = strdup(addr);
-		return *out ? 0 : -ENOMEM;
-	}
-	if (r == 0)
-		r = buf_steal(&b, out);
-	buf_free(&b);
-	return r;
+	if (r == 0 || r == -ENOMEM)
+		return r;
+	*out = strdup(addr);
+	return *out ? 0 : -ENOMEM;
 }
 
 /* Swap two heap slots and fix their indexes. */

@@ -3,8 +3,9 @@
  * BODY, RFC 3461 DSN parameters). Owns turning one command line into a
  * struct smtp_cmd or one exact error reply (code, status, constant text).
  * Promises that an accepted path went through address_parse and is the
- * canonical address_format text, and that nothing accepted holds a control
- * or 8-bit byte. Never does I/O, never keeps state, never exits.
+ * canonical address_format text, that an rfc822 ORCPT decodes to a valid
+ * mailbox, and that nothing accepted holds a control or 8-bit byte. Never
+ * does I/O, never keeps state, never exits.
  */
 #include "smtpcmd.h"
 
@@ -353,7 +354,52 @@ smtp_atom(const char *s, size_t n)
 	return true;
 }
 
-/* ORCPT=addr-type;xtext with the xtext at most 500 characters. */
+/* The mailbox an rfc822 ORCPT names (see smtpcmd.h). */
+int
+smtp_orcpt_address(const char *orcpt, size_t len, char **out)
+{
+	const char *semi = memchr(orcpt, ';', len), *x, *why = NULL;
+	struct address a = ADDRESS_INIT;
+	size_t xlen, n = 0;
+	char *d;
+	int r;
+
+	*out = NULL;
+	if (semi == NULL)
+		return -EINVAL;
+	if (!smtp_ci_eq(orcpt, (size_t)(semi - orcpt), "rfc822"))
+		return -ENOENT;
+	x = semi + 1;
+	xlen = len - (size_t)(x - orcpt);
+	if (xlen == 0 || !smtp_xtext_valid(x, xlen) ||
+	    !smtp_xtext_printable(x, xlen))
+		return -EINVAL;
+	if ((d = malloc(xlen + 1)) == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < xlen; i++) {
+		if (x[i] == '+') {
+			d[n++] = (char)(smtp_hex((unsigned char)x[i + 1]) * 16 +
+				smtp_hex((unsigned char)x[i + 2]));
+			i += 2;
+		} else {
+			d[n++] = x[i];
+		}
+	}
+	d[n] = '\0';
+	r = address_parse(d, n, 0, &a, &why);
+	address_free(&a);
+	if (r < 0) {
+		free(d);
+		return r;
+	}
+	*out = d;
+	return 0;
+}
+
+/*
+ * ORCPT=addr-type;xtext with the xtext at most 500 characters; an rfc822
+ * one must name a mailbox (smtp_orcpt_address), as it may reach a program.
+ */
 static int
 smtp_param_orcpt(const char *v, size_t n, struct smtp_cmd *c,
 	struct smtp_err *e)
@@ -361,6 +407,8 @@ smtp_param_orcpt(const char *v, size_t n, struct smtp_cmd *c,
 	const char *semi = memchr(v, ';', n);
 	const char *x;
 	size_t tlen, xlen;
+	char *addr = NULL;
+	int r;
 
 	if (semi == NULL)
 		return smtp_syntax(e, "bad ORCPT value (addr-type;xtext)");
@@ -370,6 +418,13 @@ smtp_param_orcpt(const char *v, size_t n, struct smtp_cmd *c,
 	if (!smtp_atom(v, tlen) || xlen == 0 || xlen > SMTP_ORCPT_MAX ||
 	    !smtp_xtext_valid(x, xlen) || !smtp_xtext_printable(x, xlen))
 		return smtp_syntax(e, "bad ORCPT value (addr-type;xtext)");
+	r = smtp_orcpt_address(v, n, &addr);
+	free(addr);
+	if (r == -EINVAL)
+		return smtp_syntax(e, "bad ORCPT address (rfc822;xtext must be "
+			"a mailbox local@domain)");
+	if (r < 0 && r != -ENOENT)
+		return r;
 	return smtp_dup(v, n, &c->orcpt);
 }
 

@@ -55,7 +55,7 @@ struct smtp_err {
  *   500 5.5.1 unknown verb; 500 5.5.2 line holds NUL/CR/LF/8-bit bytes
  *   501 5.5.4 syntax error in arguments (HELO without a name, DATA with an
  *     argument, missing "FROM:"/"TO:", missing brackets, bad parameter
- *     value, duplicate parameter);
+ *     value, duplicate parameter, an rfc822 ORCPT that is not a mailbox);
  *   553 5.1.3 the path is not a valid address (also: control characters,
  *     unbalanced quotes, RCPT TO:<>);
  *   555 5.5.4 unknown MAIL/RCPT parameter.
@@ -67,6 +67,16 @@ int smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *c,
 void smtp_cmd_free(struct smtp_cmd *c);
 /* Is s (len bytes) valid xtext (RFC 3461 section 4)? */
 bool smtp_xtext_valid(const char *s, size_t len);
+/*
+ * The mailbox an ORCPT value ("addr-type;xtext", len bytes) names, for a
+ * program's ORIGINAL_RECIPIENT and -r: with addr-type rfc822 (any case)
+ * the xtext decoded, which must be printable ASCII and a valid mailbox
+ * with a domain (address_parse); *out is that decoded text as written
+ * (malloc'ed), not re-quoted. -ENOENT: another addr-type (kept for DSN,
+ * never used as an address); -EINVAL: not valid xtext, or not a mailbox;
+ * -ENOMEM.
+ */
+int smtp_orcpt_address(const char *orcpt, size_t len, char **out);
 /* The verb's name in upper case, for logs. */
 const char *smtp_verb_name(enum smtp_verb v);
 

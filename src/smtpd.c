@@ -22,6 +22,7 @@
 #include "msghdr.h"
 #include "sched.h"
 #include "smtpcmd.h"
+#include "smtpcodec.h"
 
 #define SMTPD_LINE_MAX 2048		/* a command line, CRLF included */
 #define SMTPD_READ_CHUNK 65536		/* bytes asked for at each read */
@@ -38,9 +39,6 @@ enum phase {
 	PH_WAIT,	/* waiting for a commit or the sync programs */
 	PH_CLOSING,	/* last replies going out; input is discarded */
 };
-
-/* Where the DATA reader stands ("BOL" = just after CRLF). */
-enum dstate { DS_BOL, DS_DOT, DS_DOTCR, DS_MID, DS_CR };
 
 /* One accepted recipient of the transaction. */
 struct txn_rcpt {
@@ -105,6 +103,9 @@ struct session {
 	bool failed;			/* out of memory: end the session */
 	char ip[INET6_ADDRSTRLEN];
 	bool v6;
+	uint8_t ckey[CIDR_KEY_LEN];	/* max-connections-per-client key */
+	bool keyed;			/* ckey is set (the address is known) */
+	bool refused;			/* over max-connections-per-client */
 	bool trusted;			/* in [smtp] trusted-networks */
 	bool async;			/* Enqueue Asynchronously applies */
 	enum phase ph;
@@ -113,6 +114,7 @@ struct session {
 	struct buf in;			/* plaintext; consumed up to in_off */
 	size_t in_off;
 	bool discarding;		/* skipping a too long command line */
+	bool line_seen;			/* a command line was taken */
 	char *rbuf;			/* ciphertext / discarded input */
 	/* output */
 	struct buf out;
@@ -132,10 +134,14 @@ struct session {
 	struct txn_rcpt *rcpt;
 	size_t nrcpt, rcpt_cap, nsync;
 	/* DATA */
-	enum dstate ds;
+	struct smtpcodec_dec dec;	/* size, bare CR/LF, too big, end */
 	struct buf msg;
-	uint64_t size;
-	bool bare, too_big, nomem;
+	bool nomem;
+	uint64_t data_start;		/* loop time (ms) of the 354 */
+	uint64_t data_deadline;		/* data_start + data-timeout */
+	uint64_t rate_deadline;		/* when the average falls below
+					   min-data-rate (if set) */
+	uint64_t data_in;		/* DATA bytes read (on the wire) */
 	/* the async step after DATA */
 	bool waiting;			/* enqueue or sync run outstanding */
 	bool sync_running;		/* transport_sync_run not yet answered */
@@ -329,6 +335,15 @@ flush(struct session *s)
 /* ------------------------------------------------------------------ */
 /* Session life */
 
+/* Loop time t (ms) plus sec seconds, saturating (durations are unbounded). */
+static uint64_t
+ms_after(uint64_t t, uint64_t sec)
+{
+	if (sec > (UINT64_MAX - t) / 1000)
+		return UINT64_MAX;
+	return t + sec * 1000;
+}
+
 /* Arm the timer for ms milliseconds. */
 static void
 arm(struct session *s, uint64_t ms)
@@ -337,11 +352,56 @@ arm(struct session *s, uint64_t ms)
 		uv_timer_start(&s->timer, on_timer, ms, 0);
 }
 
-/* Arm the idle timer from the configured idle timeout. */
+/*
+ * Arm the command timer from the configured idle timeout: the next
+ * complete command line must arrive within it (reads that bring only part
+ * of a line do not restart it).
+ */
 static void
 arm_idle(struct session *s)
 {
-	arm(s, s->sd->d.cfg->smtp.idle_timeout_s * 1000);
+	arm(s, ms_after(0, s->sd->d.cfg->smtp.idle_timeout_s));
+}
+
+/*
+ * The first loop time (ms) at which bytes read since start average less
+ * than rate bytes a second, but not before start + grace_ms (saturating).
+ */
+static uint64_t
+rate_due(uint64_t start, uint64_t bytes, uint64_t rate, uint64_t grace_ms)
+{
+	uint64_t q = bytes / rate, ms;
+
+	if (q > (UINT64_MAX - 2000) / 1000)
+		return UINT64_MAX;
+	ms = q * 1000 + (bytes % rate) * 1000 / rate + 1;
+	if (ms < grace_ms)
+		ms = grace_ms;
+	return ms > UINT64_MAX - start ? UINT64_MAX : start + ms;
+}
+
+/*
+ * Arm the DATA timer for the first of: idle-timeout from now (silence),
+ * the DATA deadline, and the moment the average rate since the 354 would
+ * fall below min-data-rate (after its grace period).
+ */
+static void
+arm_data(struct session *s)
+{
+	const struct config *cfg = s->sd->d.cfg;
+	uint64_t now = uv_now(s->sd->d.loop), due;
+
+	due = ms_after(now, cfg->smtp.idle_timeout_s);
+	if (s->data_deadline < due)
+		due = s->data_deadline;
+	if (cfg->smtp.min_data_rate > 0) {
+		s->rate_deadline = rate_due(s->data_start, s->data_in,
+			cfg->smtp.min_data_rate,
+			ms_after(0, cfg->smtp.min_data_rate_grace_s));
+		if (s->rate_deadline < due)
+			due = s->rate_deadline;
+	}
+	arm(s, due > now ? due - now : 0);
 }
 
 
@@ -372,8 +432,9 @@ txn_reset(struct session *s)
 	s->has_mail = false;
 	buf_free(&s->msg);
 	buf_free(&s->full);
-	s->size = 0;
-	s->bare = s->too_big = s->nomem = false;
+	smtpcodec_dec_init(&s->dec, s->sd->d.cfg->smtp.max_size);
+	s->nomem = false;
+	s->data_in = 0;
 	for (size_t i = 0; i < s->nsr; i++)
 		result_clear(&s->sr[i].res);
 	free(s->sr);
@@ -392,11 +453,12 @@ session_maybe_free(struct session *s)
 
 	if (s->handles > 0 || s->waiting)
 		return;
-	log_msg(sd->d.log, LOG_SMTPI, LOG_MAJOR,
-		"session=%llu client=%s closed: %s; messages=%u errors=%u",
-		(unsigned long long)s->id, s->ip,
-		s->why_closed ? s->why_closed : "connection closed",
-		s->messages, s->errors);
+	if (!s->refused)	/* a refused one has its "refused" line */
+		log_msg(sd->d.log, LOG_SMTPI, LOG_MAJOR,
+			"session=%llu client=%s closed: %s; messages=%u "
+			"errors=%u", (unsigned long long)s->id, s->ip,
+			s->why_closed ? s->why_closed : "connection closed",
+			s->messages, s->errors);
 	TAILQ_REMOVE(&sd->sessions, s, link);
 	sd->nsessions--;
 	txn_reset(s);
@@ -434,7 +496,7 @@ session_kill(struct session *s, const char *why)
 			"session=%llu client=%s connection lost during DATA "
 			"after %llu bytes: message discarded, nothing queued",
 			(unsigned long long)s->id, s->ip,
-			(unsigned long long)s->size);
+			(unsigned long long)s->dec.size);
 	if (!s->waiting)
 		txn_reset(s);
 	s->reading = false;
@@ -489,11 +551,44 @@ session_end(struct session *s, const char *why)
 		session_kill(s, NULL);
 }
 
-/* Idle timeout, or the end of a closing session's linger time. */
+/* Is part of a command line (or a too long one) waiting for its end? */
+static bool
+partial_line(const struct session *s)
+{
+	return s->discarding || (s->in.len > s->in_off &&
+		memchr(s->in.data + s->in_off, '\n', s->in.len - s->in_off) ==
+		NULL);
+}
+
+/* A DATA limit broke: log it, 421 4.4.2, close; nothing was queued. */
+static void
+data_cut(struct session *s, const char *what, const char *text,
+	const char *why)
+{
+	uint64_t ms = uv_now(s->sd->d.loop) - s->data_start;
+
+	log_msg(s->sd->d.log, LOG_SMTPI, LOG_MAJOR,
+		"session=%llu client=%s %s during DATA after %llu bytes in "
+		"%llu.%03llus: message discarded, nothing queued",
+		(unsigned long long)s->id, s->ip, what,
+		(unsigned long long)s->data_in, (unsigned long long)ms / 1000,
+		(unsigned long long)ms % 1000);
+	txn_reset(s);
+	reply(s, 421, "4.4.2", "%s %s, closing connection", host(s), text);
+	session_end(s, why);
+}
+
+/*
+ * The session timer: the end of a closing session's linger time; in DATA
+ * the silence limit, the DATA deadline or the rate check; otherwise no
+ * complete command line for idle-timeout.
+ */
 static void
 on_timer(uv_timer_t *t)
 {
 	struct session *s = t->data;
+	const struct config *cfg = s->sd->d.cfg;
+	uint64_t now;
 
 	if (s->killed)
 		return;
@@ -503,13 +598,27 @@ on_timer(uv_timer_t *t)
 	}
 	if (s->ph == PH_WAIT)
 		return;
-	if (s->ph == PH_DATA)
-		log_msg(s->sd->d.log, LOG_SMTPI, LOG_MAJOR,
-			"session=%llu client=%s idle timeout during DATA after "
-			"%llu bytes: message discarded, nothing queued",
-			(unsigned long long)s->id, s->ip,
-			(unsigned long long)s->size);
+	if (s->ph == PH_DATA) {
+		now = uv_now(s->sd->d.loop);
+		if (now >= s->data_deadline)
+			data_cut(s, "data-timeout exceeded",
+				"DATA time limit exceeded", "DATA time limit");
+		else if (cfg->smtp.min_data_rate > 0 &&
+		    now >= s->rate_deadline)
+			data_cut(s, "rate below min-data-rate", "DATA too slow",
+				"DATA too slow");
+		else
+			data_cut(s, "idle timeout", "idle timeout",
+				"idle timeout");
+		return;
+	}
 	txn_reset(s);
+	if (partial_line(s)) {
+		reply(s, 421, "4.4.2", "%s command timeout, closing "
+			"connection", host(s));
+		session_end(s, "command timeout (line incomplete)");
+		return;
+	}
 	reply(s, 421, "4.4.2", "%s idle timeout, closing connection",
 		host(s));
 	session_end(s, "idle timeout");
@@ -583,8 +692,6 @@ on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 	}
 	if (s->ph == PH_CLOSING)
 		return;
-	if (s->ph != PH_WAIT)
-		arm_idle(s);
 	if (s->tls == NULL) {
 		s->in.len += (size_t)n;
 		s->in.data[s->in.len] = '\0';
@@ -675,7 +782,7 @@ txn_finish(struct session *s, int code, const char *status,
 	log_kvf(&l, "from", "<%s>", s->from ? s->from : "");
 	log_kvf(&l, "rcpts", "%zu", s->nrcpt);
 	log_kvf(&l, "sync", "%zu", s->nsync);
-	log_kvf(&l, "size", "%llu", (unsigned long long)s->size);
+	log_kvf(&l, "size", "%llu", (unsigned long long)s->dec.size);
 	log_kv(&l, "id", s->qid[0] ? s->qid : NULL);
 	log_kvf(&l, "result", "%03d %s %s", code, status,
 		t.data ? t.data : "");
@@ -974,7 +1081,7 @@ data_end(struct session *s)
 	size_t hops;
 	int r;
 
-	if (s->bare) {
+	if (s->dec.bare) {
 		log_msg(s->sd->d.log, LOG_SMTPI, LOG_PROBLEMS,
 			"session=%llu client=%s bare CR or LF in DATA (SMTP "
 			"smuggling?): message refused",
@@ -983,7 +1090,7 @@ data_end(struct session *s)
 			"in the message data (RFC 5321 section 2.3.8)");
 		return;
 	}
-	if (s->too_big) {
+	if (s->dec.too_big) {
 		txn_finish(s, 552, "5.3.4", "message size exceeds fixed "
 			"maximum message size (%llu)", (unsigned long long)
 			s->sd->d.cfg->smtp.max_size);
@@ -1018,100 +1125,33 @@ data_end(struct session *s)
 		sync_part(s);
 }
 
-/* Keep n message bytes (LF line ends), within max-size. */
-static void
-data_put(struct session *s, const char *p, size_t n)
-{
-	s->size += n;
-	if (s->too_big || s->bare || s->nomem)
-		return;
-	if (s->size > s->sd->d.cfg->smtp.max_size) {
-		s->too_big = true;
-		buf_free(&s->msg);
-		return;
-	}
-	if (buf_append(&s->msg, p, n) < 0) {
-		s->nomem = true;
-		buf_free(&s->msg);
-	}
-}
-
-/* A bare CR or LF: the message will be refused; stop keeping it. */
-static void
-data_bare(struct session *s)
-{
-	s->bare = true;
-	buf_free(&s->msg);
-}
-
 /*
- * Consume DATA bytes. The end is only CRLF "." CRLF (or "." CRLF right
- * after the 354); a bare CR or LF anywhere refuses the message, so no
- * other byte sequence can end it early. Dot-stuffing is undone and CRLF
- * becomes LF.
+ * Consume DATA bytes through the decoder (smtpcodec.h: dot-stuffing
+ * undone, CRLF to LF, only CRLF "." CRLF ends the data, a bare CR or LF
+ * refuses the message) into s->msg; at the end of the data judge the
+ * message, else re-arm the DATA timer.
  */
 static void
 data_consume(struct session *s)
 {
-	const char *p = s->in.data + s->in_off, *end = s->in.data + s->in.len;
+	const char *p = s->in.data + s->in_off;
+	size_t n = s->in.len - s->in_off, used = 0;
 
-	while (p < end) {
-		const char *q;
-
-		switch (s->ds) {
-		case DS_MID:
-			for (q = p; q < end && *q != '\r' && *q != '\n'; q++)
-				;
-			data_put(s, p, (size_t)(q - p));
-			p = q;
-			if (p == end)
-				break;
-			if (*p == '\r') {
-				s->ds = DS_CR;
-			} else {
-				data_bare(s);
-				data_put(s, "\n", 1);
-			}
-			p++;
-			break;
-		case DS_BOL:
-			if (*p == '.') {
-				s->ds = DS_DOT;
-				p++;
-			} else {
-				s->ds = DS_MID;
-			}
-			break;
-		case DS_DOT:
-			if (*p == '\r') {
-				s->ds = DS_DOTCR;
-				p++;
-			} else {
-				s->ds = DS_MID;	/* the stuffed dot is dropped */
-			}
-			break;
-		case DS_DOTCR:
-			if (*p == '\n') {
-				s->in_off = (size_t)(p + 1 - s->in.data);
-				data_end(s);
-				return;
-			}
-			data_bare(s);
-			s->ds = DS_MID;
-			break;
-		case DS_CR:
-			if (*p == '\n') {
-				data_put(s, "\n", 1);
-				s->ds = DS_BOL;
-				p++;
-			} else {
-				data_bare(s);
-				s->ds = DS_MID;
-			}
-			break;
-		}
+	if (smtpcodec_decode(&s->dec, p, n, s->nomem ? NULL : &s->msg,
+	    &used) < 0) {
+		/* keep reading to the end, then answer 452 */
+		s->nomem = true;
+		buf_free(&s->msg);
+		smtpcodec_decode(&s->dec, p, n, NULL, &used);
 	}
-	s->in_off = s->in.len;
+	s->in_off += used;
+	s->data_in += used;
+	if (s->dec.bare || s->dec.too_big)
+		buf_free(&s->msg);	/* refused: stop keeping it */
+	if (s->dec.done)
+		data_end(s);
+	else
+		arm_data(s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1421,9 +1461,13 @@ cmd_data(struct session *s)
 	}
 	reply(s, 354, NULL, "end data with <CR><LF>.<CR><LF>");
 	s->ph = PH_DATA;
-	s->ds = DS_BOL;
-	s->size = 0;
-	s->bare = s->too_big = s->nomem = false;
+	smtpcodec_dec_init(&s->dec, s->sd->d.cfg->smtp.max_size);
+	s->nomem = false;
+	s->data_in = 0;
+	s->data_start = uv_now(s->sd->d.loop);
+	s->data_deadline = ms_after(s->data_start,
+		s->sd->d.cfg->smtp.data_timeout_s);
+	arm_data(s);
 }
 
 /* STARTTLS: 220, drop what was sent after it, and start over in TLS. */
@@ -1442,6 +1486,12 @@ cmd_starttls(struct session *s)
 	}
 	if (s->helo == NULL) {
 		bad(s, 503, "5.5.1", "send EHLO first");
+		return;
+	}
+	if (s->has_mail) {
+		/* RFC 3207: STARTTLS starts over; not inside a transaction */
+		bad(s, 503, "5.5.1", "STARTTLS inside a mail transaction; "
+			"send RSET first");
 		return;
 	}
 	if (tls_conn_new(s->sd->d.tls, true, NULL, &conn) < 0) {
@@ -1554,6 +1604,7 @@ next_line(struct session *s)
 	}
 	len = (size_t)(lf - p);
 	s->in_off += len + 1;
+	s->line_seen = true;
 	if (s->discarding || len + 1 > SMTPD_LINE_MAX) {
 		s->discarding = false;
 		bad(s, 500, "5.5.2", "line too long (more than %d octets)",
@@ -1590,6 +1641,12 @@ process(struct session *s)
 			flush(s);
 		if (!s->killed && s->tcp.write_queue_size > SMTPD_OUT_MAX)
 			s->paused = true;
+	}
+	if (s->line_seen) {
+		/* a command was taken: the next one has idle-timeout */
+		s->line_seen = false;
+		if (!s->killed && s->ph == PH_CMD)
+			arm_idle(s);
 	}
 	compact(s);
 	if (s->failed && !s->killed)
@@ -1659,6 +1716,27 @@ reject_conn(struct smtpd *sd, uv_stream_t *server)
 	uv_close((uv_handle_t *)&rj->h, on_reject_closed);
 }
 
+/*
+ * Has the client of s (not trusted) max-connections-per-client sessions
+ * open already? Sessions are few (max-connections): a scan is enough.
+ */
+static bool
+client_over_limit(const struct smtpd *sd, const struct session *s,
+	unsigned *open)
+{
+	unsigned limit = sd->d.cfg->smtp.max_connections_per_client;
+	const struct session *o;
+
+	*open = 0;
+	if (limit == 0 || s->trusted || !s->keyed)
+		return false;
+	TAILQ_FOREACH(o, &sd->sessions, link)
+		if (o != s && o->keyed && !o->refused &&
+		    memcmp(o->ckey, s->ckey, sizeof(s->ckey)) == 0)
+			(*open)++;
+	return *open >= limit;
+}
+
 /* Fill the session's client address fields from the socket. */
 static void
 peer_address(struct session *s)
@@ -1688,15 +1766,20 @@ peer_address(struct session *s)
 	}
 	s->trusted = s->sd->d.trusted && cidr_list_match(s->sd->d.trusted,
 		sa);
+	s->keyed = cidr_client_key(sa, s->ckey) == 0;
 }
 
-/* A new connection: a session, or a 421 over max-connections. */
+/*
+ * A new connection: a session, or a 421 over max-connections or (once the
+ * client's address is known) max-connections-per-client.
+ */
 static void
 on_connection(uv_stream_t *server, int status)
 {
 	struct listener *l = server->data;
 	struct smtpd *sd = l->sd;
 	struct session *s;
+	unsigned open;
 
 	if (status < 0) {
 		log_msg(sd->d.log, LOG_SMTPI, LOG_PROBLEMS,
@@ -1721,6 +1804,17 @@ on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	peer_address(s);
+	if (client_over_limit(sd, s, &open)) {
+		s->refused = true;
+		log_msg(sd->d.log, LOG_SMTPI, LOG_PROBLEMS,
+			"connection refused: client=%s has %u sessions open "
+			"(max-connections-per-client)", s->ip, open);
+		reply(s, 421, "4.7.0", "%s too many connections from your "
+			"address, try again later", host(s));
+		flush(s);
+		session_kill(s, "too many connections from this client");
+		return;
+	}
 	s->async = async_applies(sd->d.cfg, s->trusted);
 	uv_tcp_nodelay(&s->tcp, 1);
 	log_msg(sd->d.log, LOG_SMTPI, LOG_MAJOR,

@@ -6,8 +6,10 @@
  * ENHANCEDSTATUSCODES (on every reply), DSN and STARTTLS (when a
  * certificate is configured); refuses bare CR/LF in DATA (one DATA is at
  * most one message), relaying for untrusted clients, sender-written
- * ...@pipe recipients, and enforces the size, recipient, line, idle,
- * connection and bad-command limits. A message is answered 250 only once
+ * ...@pipe recipients, STARTTLS inside a transaction and rfc822 ORCPTs
+ * that are not mailboxes, and enforces the size, recipient, line, command
+ * time, DATA time and rate, connection, per-client connection and
+ * bad-command limits. A message is answered 250 only once
  * its queue file is durable (or, for sync transports, once the programs
  * succeeded). One connection's misbehaviour never affects another.
  */

@@ -3,12 +3,14 @@
  * complete reply; a refusal leaves nothing allocated; an accepted MAIL or
  * RCPT path holds no control or 8-bit byte and comes back unchanged when
  * written again as "MAIL FROM:<path>" (or "RCPT TO:<path>" for the
- * unqualified postmaster); accepted xtext values are valid xtext.
+ * unqualified postmaster); accepted xtext values are valid xtext; an
+ * accepted rfc822 ORCPT decodes to a mailbox without control bytes.
  */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "buf.h"
 #include "smtpcmd.h"
@@ -82,6 +84,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		__builtin_trap();
 	if (c.orcpt && strchr(c.orcpt, ';') == NULL)
 		__builtin_trap();
+	if (c.orcpt) {
+		/* an accepted rfc822 ORCPT names a printable mailbox */
+		char *a = NULL;
+		int o = smtp_orcpt_address(c.orcpt, strlen(c.orcpt), &a);
+
+		if (o == -ENOMEM) {
+			smtp_cmd_free(&c);
+			return 0;
+		}
+		if (strncasecmp(c.orcpt, "rfc822;", 7) == 0 ?
+		    (o != 0 || a == NULL || has_bad_byte(a) ||
+		     strchr(a, '@') == NULL) : o != -ENOENT)
+			__builtin_trap();
+		free(a);
+	}
 	if (c.verb == SMTP_MAIL || c.verb == SMTP_RCPT) {
 		if (c.path == NULL || has_bad_byte(c.path))
 			__builtin_trap();

@@ -1,7 +1,8 @@
 /*
  * Unit tests for cidr.c: parsing networks as config.c stores them, prefix
  * edges (/0, /32, /128, odd lengths), masking of host bits, IPv4-mapped
- * IPv6 clients, wrong families and every refusal.
+ * IPv6 clients, wrong families, every refusal, and the per-client keys
+ * (an IPv4 address, an IPv6 /64).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -65,6 +66,73 @@ match(const struct cidr_list *l, const char *addr)
 		assert_int_equal(inet_pton(AF_INET, addr, &in.sin_addr), 1);
 		return cidr_list_match(l, (const struct sockaddr *)&in);
 	}
+}
+
+/* The per-client key of the textual address (v4 or v6 by ':'). */
+static void
+key_of(const char *addr, uint8_t key[CIDR_KEY_LEN])
+{
+	struct sockaddr_in6 in6;
+	struct sockaddr_in in;
+	const struct sockaddr *sa = (const struct sockaddr *)&in6;
+
+	memset(&in6, 0, sizeof(in6));
+	memset(&in, 0, sizeof(in));
+	if (strchr(addr, ':')) {
+		in6.sin6_family = AF_INET6;
+		in6.sin6_port = htons(1025);
+		assert_int_equal(inet_pton(AF_INET6, addr, &in6.sin6_addr), 1);
+	} else {
+		in.sin_family = AF_INET;
+		in.sin_port = htons(1025);
+		assert_int_equal(inet_pton(AF_INET, addr, &in.sin_addr), 1);
+		sa = (const struct sockaddr *)&in;
+	}
+	assert_int_equal(cidr_client_key(sa, key), 0);
+}
+
+/* Do two addresses count as the same client? */
+static bool
+same_client(const char *a, const char *b)
+{
+	uint8_t ka[CIDR_KEY_LEN], kb[CIDR_KEY_LEN];
+
+	key_of(a, ka);
+	key_of(b, kb);
+	return memcmp(ka, kb, CIDR_KEY_LEN) == 0;
+}
+
+/*
+ * Per-client keys: one IPv4 address (mapped or not) is one client; an
+ * IPv6 /64 is one client; other families are refused.
+ */
+static void
+test_client_key(void **state)
+{
+	struct sockaddr_un un;
+	uint8_t k[CIDR_KEY_LEN];
+
+	(void)state;
+	assert_true(same_client("192.0.2.1", "192.0.2.1"));
+	assert_true(same_client("192.0.2.1", "::ffff:192.0.2.1"));
+	assert_false(same_client("192.0.2.1", "192.0.2.2"));
+	assert_false(same_client("0.0.0.1", "::1"));
+	assert_true(same_client("2001:db8:1:2::1", "2001:db8:1:2:ffff::9"));
+	assert_true(same_client("2001:db8:1:2::1",
+		"2001:db8:1:2:8000:1:2:3"));
+	assert_false(same_client("2001:db8:1:2::1", "2001:db8:1:3::1"));
+	assert_false(same_client("2001:db8::1", "::ffff:32.1.13.184"));
+	key_of("2001:db8:1:2:3:4:5:6", k);
+	assert_memory_equal(k, "\x20\x01\x0d\xb8\x00\x01\x00\x02"
+		"\0\0\0\0\0\0\0\0", CIDR_KEY_LEN);
+	key_of("198.51.100.7", k);
+	assert_memory_equal(k, "\0\0\0\0\0\0\0\0\0\0\xff\xff"
+		"\xc6\x33\x64\x07", CIDR_KEY_LEN);
+	memset(&un, 0, sizeof(un));
+	un.sun_family = AF_UNIX;
+	assert_int_equal(cidr_client_key((const struct sockaddr *)&un, k),
+		-EAFNOSUPPORT);
+	assert_int_equal(cidr_client_key(NULL, k), -EINVAL);
 }
 
 /* net is refused with -EINVAL and reason why_expected. */
@@ -398,6 +466,7 @@ main(void)
 		cmocka_unit_test(test_full_prefixes_and_lists),
 		cmocka_unit_test(test_mapped_networks),
 		cmocka_unit_test(test_wrong_family),
+		cmocka_unit_test(test_client_key),
 		cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_prefix_digits),

@@ -1239,11 +1239,67 @@ test_smtp_limits(void **state)
 		"of 1s");
 }
 
+/* The client limits: DATA deadline, minimum rate, per-client sessions. */
+static void
+test_smtp_client_limits(void **state)
+{
+	struct config c;
+
+	(void)state;
+	parse_ok(&c, "[server]\n");
+	assert_int_equal(c.smtp.data_timeout_s, 600);
+	assert_int_equal(c.smtp.min_data_rate, 1024);
+	assert_int_equal(c.smtp.min_data_rate_grace_s, 30);
+	assert_int_equal(c.smtp.max_connections_per_client, 20);
+	config_free(&c);
+	parse_ok(&c, "[smtp]\ndata-timeout = 2s\nmin-data-rate = 10k\n"
+		"min-data-rate-grace = 1m\nmax-connections-per-client = 3\n");
+	assert_int_equal(c.smtp.data_timeout_s, 2);
+	assert_int_equal(c.smtp.min_data_rate, 10240);
+	assert_int_equal(c.smtp.min_data_rate_grace_s, 60);
+	assert_int_equal(c.smtp.max_connections_per_client, 3);
+	config_free(&c);
+	/* 0 turns the rate check and the per-client limit off */
+	parse_ok(&c, "[smtp]\nmin-data-rate = 0\n"
+		"max-connections-per-client = 0\n");
+	assert_int_equal(c.smtp.min_data_rate, 0);
+	assert_int_equal(c.smtp.max_connections_per_client, 0);
+	config_free(&c);
+	/* the edges */
+	parse_ok(&c, "[smtp]\nmin-data-rate = 1g\ndata-timeout = 36500d\n"
+		"max-connections-per-client = 100000\n"
+		"min-data-rate-grace = 1s\n");
+	assert_int_equal(c.smtp.min_data_rate, 1073741824);
+	assert_int_equal(c.smtp.data_timeout_s, 36500ULL * 86400);
+	assert_int_equal(c.smtp.max_connections_per_client, 100000);
+	assert_int_equal(c.smtp.min_data_rate_grace_s, 1);
+	config_free(&c);
+	expect_err("[smtp]\ndata-timeout = 0s\n", "t.conf:2: bad value for "
+		"'data-timeout' in [smtp]: duration '0s' is below the minimum "
+		"of 1s");
+	expect_err("[smtp]\nmin-data-rate = 1025m\n", "t.conf:2: bad value "
+		"for 'min-data-rate' in [smtp]: size '1025m' is above the "
+		"maximum of 1073741824 bytes");
+	expect_err("[smtp]\nmin-data-rate = fast\n", "t.conf:2: bad value "
+		"for 'min-data-rate' in [smtp]: 'fast' is not a size "
+		"(examples: 64k, 10m, 1g; a bare number is bytes)");
+	expect_err("[smtp]\nmin-data-rate-grace = 0\n", "t.conf:2: bad "
+		"value for 'min-data-rate-grace' in [smtp]: duration '0' is "
+		"below the minimum of 1s");
+	expect_err("[smtp]\nmax-connections-per-client = 100001\n",
+		"t.conf:2: bad value for 'max-connections-per-client' in "
+		"[smtp]: '100001' is not a whole number from 0 to 100000");
+	expect_err("[smtp]\nmax-connections-per-client = -1\n",
+		"t.conf:2: bad value for 'max-connections-per-client' in "
+		"[smtp]: '-1' is not a whole number from 0 to 100000");
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_smtp_limits),
+		cmocka_unit_test(test_smtp_client_limits),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_defaults_edge),
 		cmocka_unit_test(test_empty_and_comments),

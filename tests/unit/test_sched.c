@@ -102,6 +102,15 @@ test_orig_fallbacks(void **state)
 		&o), 0);
 	assert_string_equal(o, "a@x.example");
 	free(o);
+	/* decoded, but not a mailbox: never given to a program */
+	assert_int_equal(sched_original_recipient("a@x.example",
+		"rfc822;joe+20-f", &o), 0);
+	assert_string_equal(o, "a@x.example");
+	free(o);
+	assert_int_equal(sched_original_recipient("a@x.example",
+		"rfc822;joe", &o), 0);
+	assert_string_equal(o, "a@x.example");
+	free(o);
 }
 
 int

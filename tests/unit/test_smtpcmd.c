@@ -604,6 +604,13 @@ test_param_notify(void **state)
 static void
 test_param_orcpt(void **state)
 {
+	static const char *const not_mailbox[] = {
+		"rfc822;joe", "rfc822;joe@", "rfc822;@x.example",
+		"rfc822;+22joe@x.example", "rfc822;joe+20smith@x.example",
+		"rfc822;+3Cjoe@x.example+3E", "rfc822;a..b@x.example",
+		"rfc822;a@x..example", "Rfc822;a@x.example+20-f",
+		"rfc822;a@b@c",
+	};
 	struct smtp_cmd c = SMTP_CMD_INIT;
 	struct buf b = BUF_INIT;
 
@@ -645,6 +652,66 @@ test_param_orcpt(void **state)
 	bad("RCPT TO:<a@b> ORCPT", 501, "5.5.4", NULL);
 	bad("RCPT TO:<a@b> ORCPT=rfc822;a@b ORCPT=rfc822;c@d", 501, "5.5.4",
 		"duplicate parameter");
+
+	/* an rfc822 ORCPT must name a mailbox once decoded */
+	for (size_t i = 0; i < sizeof(not_mailbox) / sizeof(*not_mailbox);
+	    i++) {
+		buf_reset(&b);
+		assert_int_equal(buf_printf(&b, "RCPT TO:<a@b> ORCPT=%s",
+			not_mailbox[i]), 0);
+		bad(b.data, 501, "5.5.4", "bad ORCPT address (rfc822;xtext "
+			"must be a mailbox local@domain)");
+	}
+	buf_free(&b);
+	/* quoted local parts and address literals are mailboxes */
+	ok("RCPT TO:<a@b> ORCPT=rfc822;+22joe+5C+22q+22@[192.0.2.1]", &c);
+	smtp_cmd_free(&c);
+	ok("RCPT TO:<a@b> ORCPT=rfc822;+22joe+20smith+22@x.example", &c);
+	smtp_cmd_free(&c);
+	/* other addr-types are not addresses: only their xtext is checked */
+	ok("RCPT TO:<a@b> ORCPT=x400;c+3Dus+3Ba+3D+3Bp+3Dexample", &c);
+	assert_string_equal(c.orcpt, "x400;c+3Dus+3Ba+3D+3Bp+3Dexample");
+	smtp_cmd_free(&c);
+	ok("RCPT TO:<a@b> ORCPT=utf-8;joe", &c);
+	smtp_cmd_free(&c);
+}
+
+/* smtp_orcpt_address: the decoded mailbox, or why there is none. */
+static void
+test_orcpt_address(void **state)
+{
+	char *o = (char *)"x";
+
+	(void)state;
+	assert_int_equal(smtp_orcpt_address("rfc822;Joe+2BSmith@Old.Example",
+		30, &o), 0);
+	assert_string_equal(o, "Joe+Smith@Old.Example");	/* as written */
+	free(o);
+	assert_int_equal(smtp_orcpt_address("RFC822;+22a+20b+22@x", 20, &o),
+		0);
+	assert_string_equal(o, "\"a b\"@x");
+	free(o);
+	/* only len bytes count */
+	assert_int_equal(smtp_orcpt_address("rfc822;a@bXYZ", 10, &o), 0);
+	assert_string_equal(o, "a@b");
+	free(o);
+	assert_int_equal(smtp_orcpt_address("x400;a@b", 8, &o), -ENOENT);
+	assert_null(o);
+	assert_int_equal(smtp_orcpt_address("utf-8;a@b", 9, &o), -ENOENT);
+	assert_int_equal(smtp_orcpt_address("rfc822a@b", 9, &o), -EINVAL);
+	assert_int_equal(smtp_orcpt_address("rfc822;", 7, &o), -EINVAL);
+	assert_int_equal(smtp_orcpt_address("rfc822;a", 8, &o), -EINVAL);
+	assert_int_equal(smtp_orcpt_address("rfc822;a+0A@b", 13, &o),
+		-EINVAL);
+	assert_int_equal(smtp_orcpt_address("rfc822;a+00@b", 13, &o),
+		-EINVAL);
+	assert_int_equal(smtp_orcpt_address("rfc822;a+C3+A9@b", 16, &o),
+		-EINVAL);			/* 8-bit: that is utf-8; */
+	assert_int_equal(smtp_orcpt_address("rfc822;a+2f@b", 13, &o),
+		-EINVAL);			/* lower-case hex */
+	assert_int_equal(smtp_orcpt_address("rfc822;a b@c", 12, &o),
+		-EINVAL);			/* not xtext */
+	assert_null(o);
 }
 
 /* Unknown parameters and the other command's parameters: 555 5.5.4. */
@@ -790,6 +857,7 @@ main(void)
 		cmocka_unit_test(test_param_envid),
 		cmocka_unit_test(test_param_notify),
 		cmocka_unit_test(test_param_orcpt),
+		cmocka_unit_test(test_orcpt_address),
 		cmocka_unit_test(test_param_unknown),
 		cmocka_unit_test(test_param_syntax),
 		cmocka_unit_test(test_all_params),

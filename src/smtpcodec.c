@@ -1,0 +1,179 @@
+/*
+ * smtpcodec: the SMTP DATA stream (see smtpcodec.h). Owns the decoder that
+ * turns what a client sends after the 354 into the message (dot-stuffing
+ * undone, CRLF to LF, end of data, size, bare CR/LF refusal) and the
+ * encoder the relay client uses for the way back. Promises that decoding
+ * does not depend on where the input is split, that only CRLF "." CRLF
+ * ends the data, and that decode(encode(m)) is m for a message m with LF
+ * line ends. Scans with memchr and copies runs with memcpy (no per-byte
+ * calls). Never does I/O, never keeps global state, never exits.
+ */
+#include "smtpcodec.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* Start decoding one message of at most max octets. */
+void
+smtpcodec_dec_init(struct smtpcodec_dec *d, uint64_t max)
+{
+	memset(d, 0, sizeof(*d));
+	d->max = max;
+	d->st = SMTPCODEC_BOL;
+}
+
+/*
+ * Count n decoded octets at p (and an LF after them when lf) and copy them
+ * to *o while the message is good; o is NULL when nothing is kept.
+ */
+static inline void
+dec_put(struct smtpcodec_dec *d, char **o, const char *p, size_t n, bool lf)
+{
+	d->size += n + (lf ? 1 : 0);
+	if (d->bare || d->too_big)
+		return;
+	if (d->size > d->max) {
+		d->too_big = true;
+		return;
+	}
+	if (*o == NULL)
+		return;
+	memcpy(*o, p, n);
+	*o += n;
+	if (lf)
+		*(*o)++ = '\n';
+}
+
+/* Decode up to n bytes at p into out (see smtpcodec.h). */
+int
+smtpcodec_decode(struct smtpcodec_dec *d, const char *p, size_t n,
+	struct buf *out, size_t *used)
+{
+	const char *s = p, *end = p + n, *lf = NULL, *cr;
+	char *o = NULL;
+	bool crlf;
+
+	*used = 0;
+	if (d->done || n == 0)
+		return 0;
+	/* the output is never longer than the input */
+	if (out != NULL && !d->bare && !d->too_big) {
+		if (buf_reserve(out, n) < 0)
+			return -ENOMEM;
+		o = out->data + out->len;
+	}
+	while (s < end && !d->done) {
+		switch (d->st) {
+		case SMTPCODEC_MID:
+			/* lf: the first LF at or after s, or end (none) */
+			if (lf == NULL || lf < s) {
+				lf = memchr(s, '\n', (size_t)(end - s));
+				if (lf == NULL)
+					lf = end;
+			}
+			cr = memchr(s, '\r', (size_t)(lf - s));
+			if (cr == NULL) {
+				dec_put(d, &o, s, (size_t)(lf - s), false);
+				if (lf == end) {
+					s = end;
+					break;
+				}
+				d->bare = true;		/* a bare LF */
+				d->size++;
+				s = lf + 1;
+				break;
+			}
+			crlf = lf != end && cr + 1 == lf;
+			dec_put(d, &o, s, (size_t)(cr - s), crlf);
+			if (crlf) {
+				d->st = SMTPCODEC_BOL;
+				s = lf + 1;
+			} else if (cr + 1 == end) {
+				d->st = SMTPCODEC_CR;	/* LF may come next */
+				s = end;
+			} else {
+				d->bare = true;		/* a bare CR */
+				s = cr + 1;
+			}
+			break;
+		case SMTPCODEC_BOL:
+			if (*s == '.') {
+				d->st = SMTPCODEC_DOT;
+				s++;
+			} else {
+				d->st = SMTPCODEC_MID;
+			}
+			break;
+		case SMTPCODEC_DOT:
+			if (*s == '\r') {
+				d->st = SMTPCODEC_DOTCR;
+				s++;
+			} else {
+				d->st = SMTPCODEC_MID;	/* drop the dot */
+			}
+			break;
+		case SMTPCODEC_DOTCR:
+			if (*s == '\n') {
+				d->done = true;
+				s++;
+			} else {
+				d->bare = true;		/* "." and a bare CR */
+				d->st = SMTPCODEC_MID;
+			}
+			break;
+		case SMTPCODEC_CR:
+			if (*s == '\n') {
+				dec_put(d, &o, s, 0, true);
+				d->st = SMTPCODEC_BOL;
+				s++;
+			} else {
+				d->bare = true;		/* a bare CR */
+				d->st = SMTPCODEC_MID;
+			}
+			break;
+		}
+	}
+	if (o != NULL) {
+		out->len = (size_t)(o - out->data);
+		out->data[out->len] = '\0';
+	}
+	*used = (size_t)(s - p);
+	return 0;
+}
+
+/* Encode n bytes at p into out (room for 2 * n); returns bytes written. */
+size_t
+smtpcodec_encode(struct smtpcodec_enc *e, const char *p, size_t n,
+	char *out)
+{
+	const char *s = p, *end = p + n, *lf;
+	size_t o = 0, len;
+
+	while (s < end) {
+		if (e->bol && *s == '.')
+			out[o++] = '.';
+		lf = memchr(s, '\n', (size_t)(end - s));
+		len = (size_t)((lf ? lf : end) - s);
+		memcpy(out + o, s, len);
+		o += len;
+		if (lf == NULL) {
+			e->bol = false;
+			e->cr = s[len - 1] == '\r';
+			break;
+		}
+		if (!(len > 0 ? s[len - 1] == '\r' : e->cr))
+			out[o++] = '\r';
+		out[o++] = '\n';
+		e->bol = true;
+		e->cr = false;
+		s = lf + 1;
+	}
+	return o;
+}
+
+/* "\r\n.\r\n" after an unended last line, else ".\r\n". */
+const char *
+smtpcodec_encode_end(const struct smtpcodec_enc *e)
+{
+	return e->bol ? ".\r\n" : "\r\n.\r\n";
+}
