@@ -11,6 +11,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Why a parsed command cannot be a sync transport's, or NULL. */
+const char *
+transport_sync_refusal(const struct pipe_cmd *cmd)
+{
+	if (cmd->tags & PIPE_TAG_FILE)
+		return "[FILE] needs a queue file: not in mode = sync";
+	if (cmd->queue)
+		return "queue[NAME] orders queued deliveries: not in "
+			"mode = sync";
+	return NULL;
+}
+
 /* Build the table from the config. */
 int
 transport_table_build(const struct config *c, struct transport_table *t,
@@ -40,11 +52,14 @@ transport_table_build(const struct config *c, struct transport_table *t,
 			if (strchr(cmd, '/'))
 				why = "a transport names a program in [pipe] "
 					"app-dir, not a path";
+		} else if (ct->mode == TRANSPORT_SYNC) {
+			why = transport_sync_refusal(&tr->cmd);
 		}
 		if (why) {
 			pipe_cmd_free(&tr->cmd);
 			buf_printf(&msg, "%s:%u: [transport %s] command: %s",
-				file, ct->line, ct->name, why);
+				file, ct->command_line ? ct->command_line :
+				ct->line, ct->name, why);
 			r = -EINVAL;
 			break;
 		}

@@ -39,12 +39,19 @@ struct transport_table {
 
 /*
  * Build the table from c (which must outlive it). -EINVAL with *err
- * "FILE:LINE: [transport NAME] ..." when a command does not parse, names
- * a path, or holds '*'.
+ * "FILE:LINE: [transport NAME] command: ..." (the line of the command key)
+ * when a command does not parse, names a path, holds '*', or is refused
+ * in mode = sync (transport_sync_refusal).
  */
 int transport_table_build(const struct config *c, struct transport_table *t,
 	char **err);
 void transport_table_free(struct transport_table *t);
+/*
+ * Why cmd cannot be run by a sync transport (pure), or NULL: [FILE] (a
+ * sync run has no queue file) and queue[NAME] (a sync run is not queued,
+ * so it cannot keep a queue's order).
+ */
+const char *transport_sync_refusal(const struct pipe_cmd *cmd);
 /* The transport called name, or NULL. */
 const struct transport *transport_find(const struct transport_table *t,
 	const char *name);

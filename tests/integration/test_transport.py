@@ -13,8 +13,9 @@ import smtplib
 
 import pytest
 
-from conftest import (RawSMTP, free_port, install_app, nobody_dir,
-                      queue_leftovers, smtp_config, wait_for)
+from conftest import (BASE_CONFIG, RawSMTP, free_port, install_app,
+                      nobody_dir, prog, queue_leftovers, run, smtp_config,
+                      wait_for)
 
 # ---------------------------------------------------------------------------
 # 1. Sync transports over SMTP
@@ -220,3 +221,32 @@ def test_sync_transport_with_smtplib_and_unknown_domain_untouched(srv, out):
         code, text = c.data(MSG)
         assert code == 250, text
     assert files(out, "msg.")
+
+
+# [FILE] and queue[NAME] have no meaning in mode = sync: the config is
+# refused where the command is, by --check-config, at start and by route.
+@pytest.mark.parametrize("command,why", [
+    ("[FILE] prog", "[FILE] needs a queue file: not in mode = sync"),
+    ("queue[TICKETS] prog",
+     "queue[NAME] orders queued deliveries: not in mode = sync"),
+])
+def test_sync_refuses_file_tag_and_named_queue(base, command, why):
+    conf = os.path.join(base, "mailpipe.conf")
+    text = (BASE_CONFIG + "\n[transport sy]\ndomains = sync.example\n"
+            f"mode = sync\ncommand = {command}\n")
+    with open(conf, "w") as f:
+        f.write(text)
+    line = text.splitlines().index(f"command = {command}") + 1
+    install_app(base, "prog", "#!/bin/sh\ncat >/dev/null\n")
+    want = f"{conf}:{line}: [transport sy] command: {why}"
+    for args in (["mailpiped", "--base", base, "--check-config"],
+                 ["mailpiped", "--base", base],
+                 ["mailpipe", "--base", base, "route", "a@sync.example"]):
+        r = run([prog(args[0]), *args[1:]], timeout=10)
+        assert r.returncode == 78, (args, r.stdout, r.stderr)
+        assert want in r.stderr.decode(), (args, r.stderr)
+    # the same command in queue mode is a valid transport
+    with open(conf, "w") as f:
+        f.write(text.replace("mode = sync", "mode = queue"))
+    r = run([prog("mailpiped"), "--base", base, "--check-config"])
+    assert r.returncode == 0, r.stderr
