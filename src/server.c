@@ -489,6 +489,7 @@ open_smtpd(struct server *s)
 	d.eq = s->enq;
 	d.store = s->store;
 	d.pipe = s->pipe;
+	d.slots = sched_slots(s->sched);
 	d.tls = s->tls_server;
 	d.log = &s->log;
 	return smtpd_open(&d, &s->smtpd);

@@ -38,6 +38,7 @@ struct smtpd_deps {
 	struct enqueue *eq;
 	struct store *store;			/* store_full for 452 4.3.1 */
 	struct pipe_module *pipe;		/* sync transports */
+	struct procslots *slots;		/* their processors */
 	struct tls_ctx *tls;			/* NULL = no STARTTLS */
 	struct logger *log;
 };
