@@ -882,6 +882,7 @@ apply_transport(struct pctx *p, enum key_id k, const char *v)
 			return why(p, "the command must not be empty");
 		if (has_control(v))
 			return why(p, "the command holds a control character");
+		t->command_line = p->line;
 		return set_str(&t->command, v);
 	case K_T_MODE:
 		if ((r = get_word(p, v, mode_words, &w)) < 0)

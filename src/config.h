@@ -42,6 +42,7 @@ struct config_transport {
 	unsigned line;			/* line of its section header */
 	struct strv domains;		/* lower-cased */
 	char *command;			/* pipe-address grammar; NULL = unset */
+	unsigned command_line;		/* line of the command key */
 	enum transport_mode mode;	/* default queue */
 	uint64_t time_limit_s;		/* 0 = default (60 sync, else pipe) */
 	char *output_file;		/* NULL = discard */

@@ -99,6 +99,7 @@ struct sched {
 	bool kick_on;
 	unsigned running[MOD_N];	/* processors busy (until recorded) */
 	unsigned cap[MOD_N];
+	struct procslots *slots;	/* PIPE's cap, shared with sync runs */
 	unsigned marks;
 	size_t nmsgs;
 	uint64_t next_qnum;
@@ -402,6 +403,8 @@ slot_put(struct sched *sc, enum sched_module mod, struct slot *sl)
 		return;
 	free(sl);
 	sc->running[mod]--;
+	if (mod == MOD_PIPE)
+		procslots_put(sc->slots);	/* maybe to a sync run */
 	kick(sc);
 	check_stopped(sc);
 }
@@ -668,6 +671,7 @@ start_pipe(struct sched *sc, struct sched_queue *q)
 	req.queue_id = m->id;
 	req.delivery_id = it->delivery_id;
 	if (pc == NULL) {		/* try again later, not in a loop */
+		procslots_put(sc->slots);	/* dispatch's take */
 		delay_queue(sc, q, 1, "out of memory");
 		return;
 	}
@@ -1023,6 +1027,14 @@ dispatch(struct sched *sc)
 	for (int mod = 0; mod < MOD_N; mod++)
 		while (!sc->stopping && sc->running[mod] < sc->cap[mod] &&
 		    (q = TAILQ_FIRST(&sc->ready[mod])) != NULL) {
+			/*
+			 * A program also needs one of the processors shared
+			 * with sync runs; a refusal is remembered and
+			 * on_slots_ready kicks us when one is ours.
+			 */
+			if (mod == MOD_PIPE && !TAILQ_EMPTY(&q->items) &&
+			    !procslots_take(sc->slots))
+				break;
 			TAILQ_REMOVE(&sc->ready[mod], q, ready_link);
 			q->in_ready = false;
 			if (mod == MOD_RELAY)
@@ -1030,7 +1042,16 @@ dispatch(struct sched *sc)
 			else if (!TAILQ_EMPTY(&q->items))
 				start_pipe(sc, q);
 		}
+	if (sc->stopping || TAILQ_EMPTY(&sc->ready[MOD_PIPE]))
+		procslots_idle(sc->slots);	/* our turn to sync runs */
 	check_stopped(sc);
+}
+
+/* procslots: a shared processor is free for the queue. */
+static void
+on_slots_ready(void *arg)
+{
+	kick(arg);
 }
 
 /* Timer: move due queues back to the ready list. */
@@ -1261,6 +1282,11 @@ sched_open(const struct sched_settings *s, const struct sched_deps *d,
 	if (s->nretry)
 		memcpy(sc->retry, s->retry_s, s->nretry * sizeof(*sc->retry));
 	sc->set.retry_s = sc->retry;
+	if (procslots_open(d->loop, s->processors, &sc->slots) < 0) {
+		free(sc->retry);
+		free(sc);
+		return -ENOMEM;
+	}
 	sc->d = *d;
 	sc->router = *d->router;
 	for (int mod = 0; mod < MOD_N; mod++)
@@ -1271,6 +1297,7 @@ sched_open(const struct sched_settings *s, const struct sched_deps *d,
 	sc->timer.data = sc;
 	uv_idle_init(d->loop, &sc->kick);
 	sc->kick.data = sc;
+	procslots_set_queue(sc->slots, on_slots_ready, sc);
 	*out = sc;
 	return 0;
 }
@@ -1299,6 +1326,7 @@ sched_stop(struct sched *sc, sched_stopped_cb cb, void *arg)
 	uv_timer_stop(&sc->timer);
 	uv_idle_stop(&sc->kick);
 	sc->kick_on = false;
+	procslots_idle(sc->slots);	/* our turn goes to sync runs */
 	check_stopped(sc);
 }
 
@@ -1307,6 +1335,13 @@ size_t
 sched_messages(const struct sched *sc)
 {
 	return sc->nmsgs;
+}
+
+/* The processors shared with sync runs. */
+struct procslots *
+sched_slots(struct sched *sc)
+{
+	return sc->slots;
 }
 
 /* Deliveries running (or recording their results), all modules. */
@@ -1394,6 +1429,7 @@ sched_close(struct sched *sc)
 		drain_queue(q);
 		queue_free(sc, q);
 	}
+	procslots_close(sc->slots);	/* smtpd has stopped before us */
 	uv_close((uv_handle_t *)&sc->timer, on_handle_closed);
 	uv_close((uv_handle_t *)&sc->kick, on_handle_closed);
 }

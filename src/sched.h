@@ -27,6 +27,7 @@
 #include "config.h"
 #include "log.h"
 #include "pipe.h"
+#include "procslots.h"
 #include "router.h"
 #include "relay.h"
 #include "store.h"
@@ -35,7 +36,7 @@
 struct sched;
 
 struct sched_settings {
-	unsigned processors;		/* PIPE programs at once */
+	unsigned processors;		/* programs at once, sync runs too */
 	unsigned relay_processors;	/* relay transactions at once */
 	const uint64_t *retry_s;	/* retry intervals (copied) */
 	size_t nretry;
@@ -77,6 +78,11 @@ void sched_stop(struct sched *sc, sched_stopped_cb cb, void *arg);
 size_t sched_messages(const struct sched *sc);
 /* Deliveries running now. */
 unsigned sched_running(const struct sched *sc);
+/*
+ * The scheduler's processors ([pipe] processors), which sync transport
+ * runs share with it (procslots.h); valid until sched_close.
+ */
+struct procslots *sched_slots(struct sched *sc);
 /* Free everything; only after the stopped callback. */
 void sched_close(struct sched *sc);
 

@@ -537,6 +537,7 @@ open_smtpd(struct server *s)
 	d.eq = s->enq;
 	d.store = s->store;
 	d.pipe = s->pipe;
+	d.slots = sched_slots(s->sched);
 	d.tls = s->tls_server;
 	d.log = &s->log;
 	d.listen_fds = s->listen_fds;

@@ -856,6 +856,8 @@ log_sync(struct session *s, const struct transport_sync_rcpt *r, size_t n)
 		if (x->recipient && strcmp(x->recipient, s->rcpt[i].addr) != 0)
 			log_kv(&b, "routed", x->recipient);
 		log_kvf(&b, "session", "%llu", (unsigned long long)s->id);
+		if (x->slot_wait_s >= 0.001)	/* for a processor */
+			log_kvf(&b, "wait", "%.3f", x->slot_wait_s);
 		if (x->info.pid > 0) {
 			log_kvf(&b, "pid", "%ld", (long)x->info.pid);
 			if (x->info.end == RUN_EXITED)
@@ -961,9 +963,9 @@ sync_part(struct session *s)
 	s->ph = PH_WAIT;
 	uv_timer_stop(&s->timer);
 	s->in_call = true;
-	r = transport_sync_run(s->sd->d.pipe, s->full.data ? s->full.data : "",
-		s->full.len, s->from, s->sync_uid, s->sr, s->nsr, on_sync_done,
-		s);
+	r = transport_sync_run(s->sd->d.pipe, s->sd->d.slots,
+		s->full.data ? s->full.data : "", s->full.len, s->from,
+		s->sync_uid, s->sr, s->nsr, on_sync_done, s);
 	s->in_call = false;
 	if (r < 0 && s->sync_running) {
 		s->sync_running = false;

@@ -40,6 +40,7 @@ struct smtpd_deps {
 	struct enqueue *eq;
 	struct store *store;			/* store_full for 452 4.3.1 */
 	struct pipe_module *pipe;		/* sync transports */
+	struct procslots *slots;		/* their processors */
 	struct tls_ctx *tls;			/* NULL = no STARTTLS */
 	struct logger *log;
 	int *listen_fds;	/* from smtpd_bind, one per [smtp] listen

@@ -2,14 +2,29 @@
  * transport: the [transport NAME] table and sync runs (see transport.h).
  * Owns the parsed commands and the flat domain list the router uses; the
  * rest of each transport stays in the config. Promises that a transport's
- * program is chosen by the postmaster alone (no '*', no path) and that a
- * sync run answers once, with one reply for the whole transaction.
+ * program is chosen by the postmaster alone (no '*', no path; in sync mode
+ * no [FILE] and no queue[NAME]), that a sync program runs only while it
+ * holds one of the processors it shares with the queue (procslots), and
+ * that a sync run answers once, with one reply for the whole transaction.
  */
 #include "transport.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* Why a parsed command cannot be a sync transport's, or NULL. */
+const char *
+transport_sync_refusal(const struct pipe_cmd *cmd)
+{
+	if (cmd->tags & PIPE_TAG_FILE)
+		return "[FILE] needs a queue file: not in mode = sync";
+	if (cmd->queue)
+		return "queue[NAME] orders queued deliveries: not in "
+			"mode = sync";
+	return NULL;
+}
 
 /* Build the table from the config. */
 int
@@ -40,11 +55,14 @@ transport_table_build(const struct config *c, struct transport_table *t,
 			if (strchr(cmd, '/'))
 				why = "a transport names a program in [pipe] "
 					"app-dir, not a path";
+		} else if (ct->mode == TRANSPORT_SYNC) {
+			why = transport_sync_refusal(&tr->cmd);
 		}
 		if (why) {
 			pipe_cmd_free(&tr->cmd);
 			buf_printf(&msg, "%s:%u: [transport %s] command: %s",
-				file, ct->line, ct->name, why);
+				file, ct->command_line ? ct->command_line :
+				ct->line, ct->name, why);
 			r = -EINVAL;
 			break;
 		}
@@ -141,19 +159,24 @@ struct sync_run {
 	transport_sync_cb cb;
 	void *arg;
 	struct sync_one *one;
+	struct pipe_module *pm;
+	struct procslots *slots;
+	const char *message, *sender, *uid;
+	size_t len;
 };
 
-/* One recipient's place in a run (the pipe callback's argument). */
+/* One recipient's place in a run (the slot and pipe callbacks' argument). */
 struct sync_one {
 	struct sync_run *run;
 	size_t i;
+	struct timespec asked;		/* when it began to wait for a slot */
 };
 
-/* One program of a sync run ended; the last one answers. */
+/* One recipient's result is in; the last one answers. */
 static void
-on_sync_done(void *arg, struct result *res, const struct pipe_info *info)
+one_done(struct sync_one *one, struct result *res,
+	const struct pipe_info *info)
 {
-	struct sync_one *one = arg;
 	struct sync_run *run = one->run;
 	struct transport_sync_rcpt *rc = &run->r[one->i];
 	struct result reply = RESULT_INIT;
@@ -172,58 +195,120 @@ on_sync_done(void *arg, struct result *res, const struct pipe_info *info)
 	free(run);
 }
 
-/* Run every sync recipient's program on the message at once. */
+/* One program of a sync run ended: its slot is free again. */
+static void
+on_program_done(void *arg, struct result *res, const struct pipe_info *info)
+{
+	struct sync_one *one = arg;
+
+	procslots_put(one->run->slots);
+	one_done(one, res, info);
+}
+
+/* Seconds from a to now (CLOCK_MONOTONIC). */
+static double
+seconds_since(const struct timespec *a)
+{
+	struct timespec b;
+
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	return (double)(b.tv_sec - a->tv_sec) +
+		(double)(b.tv_nsec - a->tv_nsec) / 1e9;
+}
+
+/*
+ * A recipient's wait for a processor ended: start its program (its time
+ * limit starts with it), or answer 451 4.3.2 when none came in time.
+ */
+static void
+on_slot(void *arg, bool granted)
+{
+	struct sync_one *one = arg;
+	struct sync_run *run = one->run;
+	struct transport_sync_rcpt *rc = &run->r[one->i];
+	struct result res = RESULT_INIT;
+	struct pipe_request req;
+	struct buf did = BUF_INIT;
+	int e;
+
+	rc->slot_wait_s = seconds_since(&one->asked);
+	memset(&req, 0, sizeof(req));
+	transport_request(rc->tr, true, &req);
+	if (!granted) {
+		result_set(&res, RESULT_DEFERRED, 451, "4.3.2",
+			"all %u processors busy for %llus, try again later",
+			procslots_cap(run->slots),
+			(unsigned long long)req.time_limit_s);
+		one_done(one, &res, NULL);
+		result_clear(&res);
+		return;
+	}
+	req.input_mem = run->message;
+	req.input_len = run->len;
+	req.sender = run->sender;
+	req.recipient = rc->recipient;
+	req.orig_recipient = rc->orig_recipient;
+	req.queue_id = run->uid;
+	if ((e = buf_printf(&did, "%s.%zu", run->uid, one->i)) == 0) {
+		req.delivery_id = did.data;
+		e = pipe_run(run->pm, &req, on_program_done, one);
+	}
+	buf_free(&did);
+	if (e < 0) {
+		/* pipe_run does not call back on an error: do it */
+		procslots_put(run->slots);
+		result_set(&res, RESULT_DEFERRED, 451, "4.3.0",
+			"cannot start the transport program: %s",
+			strerror(-e));
+		one_done(one, &res, NULL);
+		result_clear(&res);
+	}
+}
+
+/* Run every sync recipient's program, each when it has a processor. */
 int
-transport_sync_run(struct pipe_module *pm, const char *message, size_t len,
-	const char *sender, const char *uid, struct transport_sync_rcpt *r,
-	size_t n, transport_sync_cb cb, void *arg)
+transport_sync_run(struct pipe_module *pm, struct procslots *slots,
+	const char *message, size_t len, const char *sender, const char *uid,
+	struct transport_sync_rcpt *r, size_t n, transport_sync_cb cb,
+	void *arg)
 {
 	struct sync_run *run;
-	struct buf did = BUF_INIT;
-	int e = 0;
+	struct sync_one *one;
+	struct pipe_request req;
+	int e;
 
-	if (n == 0 || cb == NULL)
+	if (n == 0 || cb == NULL || slots == NULL)
 		return -EINVAL;
-	if ((run = calloc(1, sizeof(*run))) == NULL ||
-	    (run->one = calloc(n, sizeof(*run->one))) == NULL) {
+	if ((run = malloc(sizeof(*run))) == NULL ||
+	    (one = calloc(n, sizeof(*one))) == NULL) {
 		free(run);
 		return -ENOMEM;
 	}
-	run->r = r;
-	run->n = n;
-	run->left = n;
-	run->cb = cb;
-	run->arg = arg;
+	*run = (struct sync_run){ .r = r, .n = n, .left = n, .cb = cb,
+	    .arg = arg, .one = one, .pm = pm, .slots = slots,
+	    .message = message, .sender = sender, .uid = uid, .len = len };
 	for (size_t i = 0; i < n; i++) {
-		struct pipe_request req;
-
-		memset(&req, 0, sizeof(req));
 		r[i].res = (struct result)RESULT_INIT;
+		r[i].slot_wait_s = 0;
 		run->one[i].run = run;
 		run->one[i].i = i;
+		clock_gettime(CLOCK_MONOTONIC, &run->one[i].asked);
+	}
+	/* every wait is set up before any can end (they end from the loop) */
+	for (size_t i = 0; i < n; i++) {
+		memset(&req, 0, sizeof(req));
 		transport_request(r[i].tr, true, &req);
-		req.input_mem = message;
-		req.input_len = len;
-		req.sender = sender;
-		req.recipient = r[i].recipient;
-		req.orig_recipient = r[i].orig_recipient;
-		req.queue_id = uid;
-		buf_reset(&did);
-		if ((e = buf_printf(&did, "%s.%zu", uid, i)) == 0) {
-			req.delivery_id = did.data;
-			e = pipe_run(pm, &req, on_sync_done, &run->one[i]);
-		}
+		e = procslots_wait(slots, req.time_limit_s * 1000, on_slot,
+			&run->one[i]);
 		if (e < 0) {
-			/* pipe_run does not call back on an error: do it */
 			struct result res = RESULT_INIT;
 
 			result_set(&res, RESULT_DEFERRED, 451, "4.3.0",
-				"cannot start the transport program: %s",
+				"cannot wait for a processor: %s",
 				strerror(-e));
-			on_sync_done(&run->one[i], &res, NULL);
+			one_done(&run->one[i], &res, NULL);
 			result_clear(&res);
 		}
 	}
-	buf_free(&did);
 	return 0;
 }

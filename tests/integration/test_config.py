@@ -86,7 +86,7 @@ def test_transport_command_with_a_path_is_an_error(base):
           "domains = tickets.example\ncommand = /usr/bin/cat\n")
     code, _, err = check(base)
     assert code == 78
-    assert "mailpipe.conf:3:" in err and "path" in err
+    assert "mailpipe.conf:5:" in err and "path" in err
 
 
 def test_missing_user_is_a_config_error(base):

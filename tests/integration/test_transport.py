@@ -10,11 +10,14 @@ Sections:
 import os
 import re
 import smtplib
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import (RawSMTP, free_port, install_app, nobody_dir,
-                      queue_leftovers, smtp_config, wait_for)
+from conftest import (BASE_CONFIG, RawSMTP, free_port, install_app,
+                      nobody_dir, prog, queue_leftovers, run, smtp_config,
+                      wait_for)
 
 # ---------------------------------------------------------------------------
 # 1. Sync transports over SMTP
@@ -220,3 +223,160 @@ def test_sync_transport_with_smtplib_and_unknown_domain_untouched(srv, out):
         code, text = c.data(MSG)
         assert code == 250, text
     assert files(out, "msg.")
+
+
+# [FILE] and queue[NAME] have no meaning in mode = sync: the config is
+# refused where the command is, by --check-config, at start and by route.
+@pytest.mark.parametrize("command,why", [
+    ("[FILE] prog", "[FILE] needs a queue file: not in mode = sync"),
+    ("queue[TICKETS] prog",
+     "queue[NAME] orders queued deliveries: not in mode = sync"),
+])
+def test_sync_refuses_file_tag_and_named_queue(base, command, why):
+    conf = os.path.join(base, "mailpipe.conf")
+    text = (BASE_CONFIG + "\n[transport sy]\ndomains = sync.example\n"
+            f"mode = sync\ncommand = {command}\n")
+    with open(conf, "w") as f:
+        f.write(text)
+    line = text.splitlines().index(f"command = {command}") + 1
+    install_app(base, "prog", "#!/bin/sh\ncat >/dev/null\n")
+    want = f"{conf}:{line}: [transport sy] command: {why}"
+    for args in (["mailpiped", "--base", base, "--check-config"],
+                 ["mailpiped", "--base", base],
+                 ["mailpipe", "--base", base, "route", "a@sync.example"]):
+        r = run([prog(args[0]), *args[1:]], timeout=10)
+        assert r.returncode == 78, (args, r.stdout, r.stderr)
+        assert want in r.stderr.decode(), (args, r.stderr)
+    # the same command in queue mode is a valid transport
+    with open(conf, "w") as f:
+        f.write(text.replace("mode = sync", "mode = queue"))
+    r = run([prog("mailpiped"), "--base", base, "--check-config"])
+    assert r.returncode == 0, r.stderr
+
+
+# ---------------------------------------------------------------------------
+# Sync runs share [pipe] processors with queued deliveries (procslots)
+
+# Counts the instances of itself running at once (under flock) and records
+# the count at each start: "COUNT DELIVERY_ID" lines in DIR/starts. Sleeps
+# SECS (default 0.4) while it runs.
+CONC = r"""
+    #!/bin/sh
+    cat >/dev/null
+    d=$1
+    exec 9>>"$d/lock"
+    flock 9
+    n=$(( $(cat "$d/count" 2>/dev/null || echo 0) + 1 ))
+    echo $n > "$d/count"
+    echo "$n $DELIVERY_ID" >> "$d/starts"
+    flock -u 9
+    sleep "${2:-0.4}"
+    flock 9
+    echo $(( $(cat "$d/count") - 1 )) > "$d/count"
+    flock -u 9
+"""
+
+# Holds its processor until DIR/release exists (at most 20 s).
+HOLD = r"""
+    #!/bin/sh
+    cat >/dev/null
+    : > "$1/held"
+    i=0
+    while [ ! -e "$1/release" ] && [ $i -lt 200 ]; do
+        sleep 0.1; i=$((i+1))
+    done
+"""
+
+
+def procs_server(server_factory, processors, extra, router):
+    port = free_port()
+    config = BASE_CONFIG.replace("processors = 4",
+                                 f"processors = {processors}")
+    assert f"processors = {processors}" in config
+    s = server_factory(config=smtp_config(f"127.0.0.1:{port}", "", extra,
+                                          config=config), router=router)
+    install_app(s.base, "conc", CONC)
+    install_app(s.base, "hold", HOLD)
+    s.port = port
+    s.start()
+    return s
+
+
+def starts(out):
+    try:
+        with open(os.path.join(out, "starts")) as f:
+            return [int(l.split()[0]) for l in f.read().splitlines()]
+    except FileNotFoundError:
+        return []
+
+
+def test_sync_runs_count_against_processors(server_factory, out):
+    # 6 clients at once, 2 processors: at most 2 programs ever run, the
+    # others wait their turn (FIFO), and every client gets its 250
+    s = procs_server(server_factory, 2,
+                     f"[transport conc]\ndomains = conc.example\n"
+                     f"command = conc {out}\nmode = sync\n", "")
+    with ThreadPoolExecutor(6) as ex:
+        res = list(ex.map(lambda i: transaction(s, [f"c{i}@conc.example"]),
+                          range(6)))
+    for code, lines in res:
+        assert code == 250, lines
+    got = starts(out)
+    assert len(got) == 6
+    assert max(got) == 2, got        # the cap was reached, never passed
+    ds = s.wait_deliveries(6, module="TRANSPORT", result="delivered")
+    assert any("wait" in d for d in ds), ds   # some waited for a processor
+
+
+def test_sync_and_queued_share_the_processors(server_factory, out):
+    # queued deliveries and sync runs of the same program together: still
+    # at most 2 at once, and both sides get through
+    s = procs_server(server_factory, 2,
+                     f"[transport conc]\ndomains = conc.example\n"
+                     f"command = conc {out}\nmode = sync\n",
+                     f'<*@test.example> = "conc {out}"@pipe\n')
+    rcpts = [f"q{i}@test.example" for i in range(4)] + \
+        [f"s{i}@conc.example" for i in range(4)]
+    with ThreadPoolExecutor(8) as ex:
+        res = list(ex.map(lambda r: transaction(s, [r]), rcpts))
+    for code, lines in res:
+        assert code == 250, lines
+    s.wait_deliveries(4, module="PIPE", result="delivered")
+    s.wait_queue_empty()
+    got = starts(out)
+    assert len(got) == 8
+    assert max(got) <= 2, got
+
+
+def test_sync_wait_is_bounded_and_not_in_the_time_limit(server_factory,
+                                                          out):
+    # processors = 1, held by a queued delivery. A sync run waits for it at
+    # most its time limit (then 451 4.3.2, the program never ran); the time
+    # limit of a run that did get the processor starts with its program.
+    s = procs_server(server_factory, 1,
+                     f"[transport bound]\ndomains = bound.example\n"
+                     f"command = conc {out}\nmode = sync\ntime-limit = 1s\n"
+                     f"[transport tl]\ndomains = tl.example\n"
+                     f"command = conc {out} 3\nmode = sync\n"
+                     f"time-limit = 4s\n",
+                     f'<hold@test.example> = "hold {out}"@pipe\n')
+    assert transaction(s, ["hold@test.example"])[0] == 250
+    wait_for(lambda: os.path.exists(os.path.join(out, "held")),
+             what="the queued program holding the processor")
+    with ThreadPoolExecutor(2) as ex:
+        bound = ex.submit(transaction, s, ["x@bound.example"])
+        tl = ex.submit(transaction, s, ["y@tl.example"])
+        code, lines = bound.result(timeout=20)
+        assert code == 451 and lines[0].startswith("4.3.2"), lines
+        assert "processors busy" in lines[0], lines
+        assert starts(out) == []          # that program never ran
+        time.sleep(1)                     # y waits ~2 s in all, on purpose
+        open(os.path.join(out, "release"), "w").close()
+        code, lines = tl.result(timeout=20)
+        assert code == 250, lines
+    (d,) = s.wait_deliveries(1, rcpt="y@tl.example")
+    # waited + ran > its 4 s limit, yet it was not cut: the wait is not in it
+    assert float(d["wait"]) + float(d["time"]) > 4.0, d
+    assert float(d["time"]) < 4.0, d
+    (d,) = s.wait_deliveries(1, rcpt="x@bound.example")
+    assert d["result"] == "deferred" and "pid" not in d, d

@@ -616,6 +616,7 @@ test_transport(void **state)
 	assert_int_equal(t->line, 1);
 	assert_strv(&t->domains, 2, "lists.example", "l2.example");
 	assert_string_equal(t->command, "[RCPT] listmgr -u *");
+	assert_int_equal(t->command_line, 3);	/* where its errors point */
 	assert_int_equal(t->mode, TRANSPORT_SYNC);
 	assert_int_equal(t->time_limit_s, 30);
 	assert_string_equal(t->output_file, "/base/log/lists.out");
@@ -625,6 +626,7 @@ test_transport(void **state)
 	assert_string_equal(t->name, "t2");
 	assert_int_equal(t->line, 8);
 	assert_string_equal(t->command, "rec");
+	assert_int_equal(t->command_line, 10);
 	assert_int_equal(t->mode, TRANSPORT_QUEUE);
 	assert_int_equal(t->time_limit_s, 0);
 	assert_null(t->output_file);

@@ -92,7 +92,7 @@ test_request(void **state)
 	config_free(&c);
 }
 
-/* Bad commands name the file and line of their section. */
+/* Bad commands name the file and line of their command key. */
 static void
 test_bad_commands(void **state)
 {
@@ -111,11 +111,68 @@ test_bad_commands(void **state)
 		load(&c, bad[i]);
 		assert_int_equal(transport_table_build(&c, &t, &err), -EINVAL);
 		assert_non_null(err);
-		assert_non_null(strstr(err, ":1: [transport a] command"));
+		assert_non_null(strstr(err, ":3: [transport a] command"));
 		assert_int_equal(t.n, 0);
 		free(err);
 		config_free(&c);
 	}
+}
+
+/*
+ * mode = sync refuses [FILE] (no queue file) and queue[NAME] (no queue),
+ * at the command's line, whichever of command and mode comes first; the
+ * same commands are fine in queue mode.
+ */
+static void
+test_sync_refusals(void **state)
+{
+	static const struct {
+		const char *text, *why;
+	} bad[] = {
+		{ "[transport a]\ndomains = a.example\nmode = sync\n"
+		  "command = [FILE] prog\n", ":4: [transport a] command: "
+		  "[FILE] needs a queue file: not in mode = sync" },
+		{ "[transport a]\ndomains = a.example\n"
+		  "command = [RCPT] [FILE] prog -x\nmode = sync\n",
+		  ":3: [transport a] command: [FILE] needs a queue file" },
+		{ "[transport a]\ndomains = a.example\nmode = sync\n"
+		  "command = queue[T] prog\n", ":4: [transport a] "
+		  "command: queue[NAME] orders queued deliveries: not in "
+		  "mode = sync" },
+		{ "[transport ok]\ndomains = ok.example\ncommand = prog\n"
+		  "mode = sync\n\n[transport b]\ndomains = b.example\n"
+		  "command = queue[T] [FILE] prog\nmode = SYNC\n",
+		  ":8: [transport b] command: [FILE]" },
+	};
+	struct pipe_cmd cmd = PIPE_CMD_INIT;
+	const char *why = NULL;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		struct config c;
+		struct transport_table t;
+		char *err = NULL;
+
+		load(&c, bad[i].text);
+		assert_int_equal(transport_table_build(&c, &t, &err), -EINVAL);
+		assert_non_null(err);
+		assert_non_null(strstr(err, bad[i].why));
+		assert_int_equal(t.n, 0);
+		assert_null(t.v);
+		free(err);
+		/* the same command in queue mode is a transport */
+		for (size_t k = 0; k < c.ntransports; k++)
+			c.transports[k].mode = TRANSPORT_QUEUE;
+		assert_int_equal(transport_table_build(&c, &t, &err), 0);
+		assert_null(err);
+		assert_int_equal(t.n, c.ntransports);
+		transport_table_free(&t);
+		config_free(&c);
+	}
+	/* the pure check itself */
+	assert_int_equal(pipe_cmd_parse("[RCPT] [RETPATH] prog -a", 24, &cmd,
+		&why), 0);
+	assert_null(transport_sync_refusal(&cmd));
+	pipe_cmd_free(&cmd);
 }
 
 /* Fill one sync result. */
@@ -172,6 +229,7 @@ main(void)
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_request),
 		cmocka_unit_test(test_bad_commands),
+		cmocka_unit_test(test_sync_refusals),
 		cmocka_unit_test(test_sync_reply),
 	};
 
