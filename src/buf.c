@@ -245,6 +245,24 @@ mp_strndup(const char *s, size_t n)
 	return p;
 }
 
+/* Copy in to out turning CR LF into LF, a CR carried between pieces. */
+size_t
+mp_crlf_to_lf(const char *in, size_t n, char *out, bool *cr)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = in[i];
+
+		if (*cr && c != '\n')
+			out[o++] = '\r';	/* the held CR was a lone one */
+		*cr = c == '\r';
+		if (!*cr)
+			out[o++] = c;
+	}
+	return o;
+}
+
 /* n random bytes; getrandom blocks only before the pool is seeded. */
 int
 mp_random(void *p, size_t n)
