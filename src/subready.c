@@ -27,8 +27,8 @@ struct subready {
 };
 
 /* Do two looks at a file agree on everything a change alters? */
-static bool
-sr_same(const struct subready_stat *a, const struct subready_stat *b)
+bool
+subready_same(const struct subready_stat *a, const struct subready_stat *b)
 {
 	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
 		a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns;
@@ -54,7 +54,7 @@ subready_judge(const struct subready_view *v, const struct subready_stat *st,
 		left = limit - age;
 	}
 	/* or two looks that far apart: also when the clocks disagree */
-	if (v->seen && sr_same(&v->st, st)) {
+	if (v->seen && subready_same(&v->st, st)) {
 		uint64_t el = now_ms >= v->seen_ms ? now_ms - v->seen_ms : 0;
 
 		if (el >= limit)
@@ -210,7 +210,7 @@ subready_saw(struct subready *r, const char *name,
 
 	if (e == NULL)
 		return;
-	if (e->v.seen && sr_same(&e->v.st, st))
+	if (e->v.seen && subready_same(&e->v.st, st))
 		return;
 	e->v.seen = true;
 	e->v.st = *st;

@@ -55,6 +55,10 @@ struct subready_settings {
 	size_t max_names;	/* names tracked at most (then: unknown) */
 };
 
+/* Do two looks at a file agree on everything a change alters? */
+bool subready_same(const struct subready_stat *a,
+	const struct subready_stat *b);
+
 enum subready_verdict {
 	SUBREADY_TAKE,
 	SUBREADY_WAIT,

@@ -5,8 +5,8 @@
  * finished files, ID order, IDs above every one seen), import, and the
  * group commit of directory fsyncs, and streamed commits (drafts: written
  * piece by piece or copied from a file, the envelope padded into the room
- * kept for it, aborts and failures leaving nothing). No sleeps: the loop runs until the
- * callbacks fired.
+ * kept for it, aborts and failures leaving nothing). No sleeps: the loop
+ * runs until the callbacks fired.
  */
 #include <stdarg.h>
 #include <stddef.h>
