@@ -35,6 +35,25 @@ buf_reserve(struct buf *b, size_t extra)
 	return 0;
 }
 
+/* Make room for exactly extra more bytes. */
+int
+buf_reserve_exact(struct buf *b, size_t extra)
+{
+	size_t need;
+	char *p;
+
+	if (extra > (size_t)-1 - b->len - 1)
+		return -ENOMEM;
+	need = b->len + extra + 1;
+	if (need <= b->cap)
+		return 0;
+	if ((p = realloc(b->data, need)) == NULL)
+		return -ENOMEM;
+	b->data = p;
+	b->cap = need;
+	return 0;
+}
+
 /* Append n bytes at p. */
 int
 buf_append(struct buf *b, const void *p, size_t n)

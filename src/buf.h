@@ -22,6 +22,12 @@ struct buf {
 
 /* Make room for extra more bytes (plus the NUL). */
 int buf_reserve(struct buf *b, size_t extra);
+/*
+ * Make room for exactly extra more bytes (plus the NUL), without the
+ * doubling of buf_reserve: for a buffer whose final size is known, so it
+ * holds no slack (e.g. a message kept in memory after its commit).
+ */
+int buf_reserve_exact(struct buf *b, size_t extra);
 /* Append n bytes. */
 int buf_append(struct buf *b, const void *p, size_t n);
 /* Append a C string. */

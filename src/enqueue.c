@@ -175,7 +175,10 @@ enq_check(struct enqueue *eq, struct envelope *env, struct buf *message,
 		r = -ENOSPC;
 		goto out;
 	}
-	if ((received && (r = buf_puts(full, received)) < 0) ||
+	/* exactly its size: a small message stays in memory as it is */
+	if ((r = buf_reserve_exact(full, (received ? strlen(received) : 0) +
+	    message->len)) < 0 ||
+	    (received && (r = buf_puts(full, received)) < 0) ||
 	    (r = buf_append(full, message->data ? message->data : "",
 	    message->len)) < 0)
 		goto out;

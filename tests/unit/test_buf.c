@@ -138,6 +138,28 @@ test_read_fd(void **state)
 	buf_free(&b);
 }
 
+/* An exact reservation holds no slack; appends within it do not grow. */
+static void
+test_reserve_exact(void **state)
+{
+	struct buf b = BUF_INIT;
+
+	(void)state;
+	assert_int_equal(buf_reserve_exact(&b, 100), 0);
+	assert_int_equal(b.cap, 101);
+	assert_int_equal(buf_append(&b, "0123456789", 10), 0);
+	assert_int_equal(buf_reserve_exact(&b, 90), 0);
+	assert_int_equal(b.cap, 101);		/* there was room */
+	for (int i = 0; i < 9; i++)
+		assert_int_equal(buf_append(&b, "0123456789", 10), 0);
+	assert_int_equal(b.cap, 101);
+	assert_int_equal(b.len, 100);
+	assert_int_equal(buf_reserve_exact(&b, 1), 0);
+	assert_int_equal(b.cap, 102);
+	assert_int_equal(buf_reserve_exact(&b, (size_t)-1), -ENOMEM);
+	buf_free(&b);
+}
+
 /* CR LF becomes LF, lone CRs stay, also when a CR ends a piece. */
 static void
 test_crlf_to_lf(void **state)
@@ -185,6 +207,7 @@ main(void)
 		cmocka_unit_test(test_random_hex),
 		cmocka_unit_test(test_read_fd),
 		cmocka_unit_test(test_crlf_to_lf),
+		cmocka_unit_test(test_reserve_exact),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
