@@ -27,7 +27,7 @@
 #define STORE_ID_LEN 16		/* decimal digits: unix seconds * 1e6 + n */
 #define STORE_AUTO_THRESHOLD 5000	/* "auto" folders above this count */
 #define STORE_KEEP_MAX (64 * 1024)	/* keep fresh messages this small */
-#define STORE_KEEP_TOTAL (64 * 1024 * 1024)	/* ... up to this in all */
+#define STORE_KEEP_TOTAL (8 * 1024 * 1024)	/* ... up to this in all */
 #define STORE_COPY_CHUNK (128 * 1024)	/* a draft copy's read size */
 
 struct store_settings {

@@ -1289,6 +1289,44 @@ test_body_kept(void **state)
 	free(large);
 }
 
+/* Kept bodies stop at STORE_KEEP_TOTAL bytes in all; a dropped one makes
+   room again. */
+static void
+test_body_kept_total(void **state)
+{
+	struct fx *fx = *state;
+	size_t n = STORE_KEEP_TOTAL / STORE_KEEP_MAX;
+	struct store_msg **m = calloc(n + 1, sizeof(*m));
+	char *full = malloc(STORE_KEEP_MAX + 1);
+	struct envelope env;
+	struct rec r;
+
+	assert_non_null(m);
+	assert_non_null(full);
+	memset(full, 'k', STORE_KEEP_MAX);
+	full[STORE_KEEP_MAX] = '\0';
+	open_store(fx, 0, n + 10);
+	for (size_t i = 0; i <= n; i++) {
+		make_env(&env, 1, NULL);
+		commit_wait(fx, &env, full, NULL, 0, &r);
+		assert_int_equal(r.err, 0);
+		m[i] = r.m;
+		if (i < n)
+			assert_non_null(m[i]->body);
+		else
+			assert_null(m[i]->body);	/* over the total */
+	}
+	store_msg_drop_body(m[0]);
+	make_env(&env, 1, NULL);
+	commit_wait(fx, &env, BODY, NULL, 0, &r);
+	assert_non_null(r.m->body);		/* room again */
+	store_msg_free(r.m);
+	for (size_t i = 0; i <= n; i++)
+		store_msg_free(m[i]);
+	free(m);
+	free(full);
+}
+
 /* What a draft step's callback saw. */
 struct drec {
 	int calls;
@@ -1696,6 +1734,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_body_kept, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_body_kept_total, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_commit_readback, setup,
 			teardown),
