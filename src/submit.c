@@ -5,7 +5,8 @@
  * symlinks and checked to be a regular file with one link; its owner is
  * the submitting user; a file is taken only once it is complete by the
  * rules of subready.h, and one that changed while it was read is retried,
- * never renamed .bad; NAME.sub disappears only after its queue file is
+ * never renamed .bad; one that cannot be read (the daemon user may not) is
+ * left in place, logged once, and taken once it can be read; NAME.sub disappears only after its queue file is
  * durable; memory per file is bounded (a small file is read whole, a
  * larger one keeps only its header in memory and its body is copied by the
  * store in chunks); reading runs on the thread pool, never on the loop
@@ -735,9 +736,16 @@ dispatch_job(struct sub_job *j, int status)
 		return;
 	}
 	if (j->err < 0) {
-		log_msg(sb->log, LOG_SUBMIT, LOG_FAILURES,
-			"cannot read Submitted/%s: %s (kept)", j->name,
-			strerror(-j->err));
+		/*
+		 * Left in place and looked at again at every scan (taken once
+		 * it can be read: a file the daemon user may not read waits
+		 * for its mode to be fixed), but logged once per file.
+		 */
+		if (subready_failed(sb->ready, j->name, j->err))
+			log_msg(sb->log, LOG_SUBMIT, LOG_FAILURES,
+				"cannot read Submitted/%s: %s (left in place, "
+				"taken once it can be read)", j->name,
+				strerror(-j->err));
 		job_done(j);
 		return;
 	}

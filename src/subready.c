@@ -17,6 +17,7 @@ struct sr_entry {
 	char *name;
 	struct subready_view v;
 	uint64_t seq;		/* the hint counter at its last hint */
+	int err;		/* the last failed look's error, 0 = none */
 };
 
 struct subready {
@@ -210,11 +211,26 @@ subready_saw(struct subready *r, const char *name,
 
 	if (e == NULL)
 		return;
+	e->err = 0;		/* it could be read */
 	if (e->v.seen && subready_same(&e->v.st, st))
 		return;
 	e->v.seen = true;
 	e->v.st = *st;
 	e->v.seen_ms = now_ms;
+}
+
+/* A look failed with err: is that news? */
+bool
+subready_failed(struct subready *r, const char *name, int err)
+{
+	struct sr_entry *e = sr_get(r, name);
+
+	if (e == NULL)
+		return true;	/* untracked: better twice than never */
+	if (e->err == err)
+		return false;
+	e->err = err;
+	return true;
 }
 
 /* Forget name. */

@@ -6,7 +6,8 @@
  * otherwise when it has not changed for the settle time: its ctime is that
  * old, or two looks that far apart saw the same device, inode, size, mtime
  * and ctime. A file a writer was seen opening or writing waits for its
- * close, or for the longer writer grace without any change. Pure
+ * close, or for the longer writer grace without any change. It also
+ * remembers which files could not be read, so each is logged once. Pure
  * bookkeeping: no I/O, no clock reads (callers pass the time), loop
  * thread only; subready_judge is a pure function the pool may call.
  */
@@ -90,6 +91,15 @@ void subready_view(const struct subready *r, const char *name,
 /* A look at name waited: remember what it saw (kept if unchanged). */
 void subready_saw(struct subready *r, const char *name,
 	const struct subready_stat *st, uint64_t now_ms);
+/*
+ * A look at name failed with err (-errno; -EACCES: the server may not read
+ * the file): true when that is news, i.e. the first failure of name or
+ * another error than the last one, so that the caller logs it once per
+ * file and not at every scan. Remembered until the name is forgotten (or
+ * pruned) or a look succeeds (subready_saw). A name the table has no room
+ * for is always news.
+ */
+bool subready_failed(struct subready *r, const char *name, int err);
 /* name was taken, rejected or is gone: forget it. */
 void subready_forget(struct subready *r, const char *name);
 /* A directory listing starts: the mark to give subready_prune. */

@@ -3,6 +3,7 @@ and mail as an unprivileged user, picked up by the real server and
 delivered to a real program."""
 import grp
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -416,3 +417,39 @@ def test_a_large_file_streams_and_keeps_crlf_rules(srv, out):
     assert raw.endswith(b"\n\n" + body.replace(b"\r\n", b"\n") +
                         b"no newline\r")
     assert srv.wait_log(r"Submitted/t\d+\.sub queued")
+
+
+def drop(srv, name, text, mode):
+    """Put Submitted/NAME.sub in place (written as .tmp, then renamed in)
+    with the given mode, as root."""
+    sub = os.path.join(srv.base, "Submitted")
+    tmp = os.path.join(sub, name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.chmod(tmp, mode)
+    os.rename(tmp, os.path.join(sub, name + ".sub"))
+    return os.path.join(sub, name + ".sub")
+
+
+def test_a_file_the_server_cannot_read_waits_logged_once(srv, out):
+    """The server runs as an unprivileged user (here nobody, all of it:
+    the development mode) and a file it may not read (root's, 0600) is
+    left in place, logged once however many scans see it, never renamed
+    .bad, and taken once its mode lets the server read it."""
+    os.chown(srv.base, NOBODY.pw_uid, NOBODY.pw_gid)
+    srv.start(user=NOBODY)
+    path = drop(srv, "unread", message(to="late@test.example"), 0o600)
+    rx = r"cannot read Submitted/unread\.sub: Permission denied"
+    srv.wait_log(rx)
+    # two more files, each found by a later scan, which sees unread.sub too
+    for i in range(2):
+        drop(srv, f"other{i}", message(to=f"other{i}@test.example"), 0o644)
+        wait_delivered(out, i + 1)
+    assert os.path.exists(path) and not os.path.exists(path[:-4] + ".bad")
+    assert len(re.findall(rx, srv.log_since_start())) == 1
+    os.chmod(path, 0o644)
+    got = wait_delivered(out, 3)
+    assert "late@test.example" in got
+    srv.wait_queue_empty()
+    assert not os.path.exists(path) and not os.path.exists(path[:-4] + ".bad")
+    assert len(re.findall(rx, srv.log_since_start())) == 1

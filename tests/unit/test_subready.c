@@ -2,7 +2,8 @@
  * Unit tests for subready.c: hints make a file ready at once or make it
  * wait for its close; the settle rule by ctime age and by two looks; the
  * writer grace; clocks that disagree; lost hints; pruning after a
- * listing, never of a name hinted meanwhile; the bound on names.
+ * listing, never of a name hinted meanwhile; the bound on names; failed
+ * looks reported once.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -212,6 +213,43 @@ test_prune(void **state)
 	subready_free(r);
 }
 
+/* A failed look is news once per name and error; a good look, a forget
+   or a prune make the next failure news again. */
+static void
+test_failed_once(void **state)
+{
+	struct subready *r;
+	struct strv names = STRV_INIT;
+	struct subready_stat st = stat_at(T0_NS, 1);
+	char name[16];
+
+	(void)state;
+	assert_int_equal(subready_new(&set, &r), 0);
+	assert_true(subready_failed(r, "a.sub", -13));
+	assert_false(subready_failed(r, "a.sub", -13));	/* next scan */
+	assert_false(subready_failed(r, "a.sub", -13));
+	assert_true(subready_failed(r, "b.sub", -13));	/* another file */
+	assert_true(subready_failed(r, "a.sub", -5));	/* another error */
+	assert_false(subready_failed(r, "a.sub", -5));
+	subready_saw(r, "a.sub", &st, M0);		/* it could be read */
+	assert_true(subready_failed(r, "a.sub", -5));
+	subready_forget(r, "a.sub");
+	assert_true(subready_failed(r, "a.sub", -5));
+	assert_int_equal(strv_push(&names, "b.sub"), 0);
+	subready_prune(r, &names, subready_mark(r));	/* a.sub is gone */
+	assert_false(subready_failed(r, "b.sub", -13));
+	assert_true(subready_failed(r, "a.sub", -5));
+	/* no room: always news (logged twice rather than never) */
+	for (int i = 0; i < 4; i++) {
+		snprintf(name, sizeof(name), "%d.sub", i);
+		subready_hint(r, name, SUBREADY_MOVED_IN);
+	}
+	assert_true(subready_failed(r, "z.sub", -13));
+	assert_true(subready_failed(r, "z.sub", -13));
+	strv_free(&names);
+	subready_free(r);
+}
+
 /* At most max_names are tracked; the others fall back to settling. */
 static void
 test_bounded(void **state)
@@ -248,6 +286,7 @@ main(void)
 		cmocka_unit_test(test_lost_hints),
 		cmocka_unit_test(test_prune),
 		cmocka_unit_test(test_bounded),
+		cmocka_unit_test(test_failed_once),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
