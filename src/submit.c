@@ -6,12 +6,12 @@
  * the submitting user; a file is taken only once it is complete by the
  * rules of subready.h, and one that changed while it was read is retried,
  * never renamed .bad; one that cannot be read (the daemon user may not) is
- * left in place, logged once, and taken once it can be read; NAME.sub disappears only after its queue file is
- * durable; memory per file is bounded (a small file is read whole, a
- * larger one keeps only its header in memory and its body is copied by the
- * store in chunks); reading runs on the thread pool, never on the loop
- * thread. Notifications (inotify) are hints; the directory scan is the
- * truth.
+ * left in place, logged once, and taken once it can be read; NAME.sub
+ * disappears only after its queue file is durable; memory per file is
+ * bounded (a small file is read whole, a larger one keeps only its header
+ * in memory and its body is copied by the store in chunks); reading runs
+ * on the thread pool, never on the loop thread. Notifications (inotify)
+ * are hints; the directory scan is the truth.
  */
 #include "submit.h"
 
@@ -643,32 +643,72 @@ enqueue_refused(struct sub_job *j, int r)
 	}
 }
 
-/* A streamed body was copied (or not): commit it, or retry later. */
+/* The streamed file changed while its body was copied: read it again. */
+static void
+copy_changed(struct sub_job *j)
+{
+	enqueue_draft_abort(j->ed);
+	log_msg(j->sb->log, LOG_SUBMIT, LOG_LOWLEVEL, "Submitted/%s changed "
+		"while it was copied: read again later", j->name);
+	retry_later(j, SUBMIT_RETRY_MS);
+}
+
+/* The streamed message cannot be queued now (err): the file stays. */
+static void
+copy_failed(struct sub_job *j, int err)
+{
+	enqueue_draft_abort(j->ed);
+	log_msg(j->sb->log, LOG_SUBMIT, LOG_FAILURES, "Submitted/%s not "
+		"queued: %s (kept, retried at the next scan)", j->name,
+		strerror(-err));
+	job_done(j);
+}
+
+/* Worker: after the copy, is the file still what it was when opened? */
+static void
+work_recheck(uv_work_t *w)
+{
+	struct sub_job *j = w->data;
+
+	j->changed = !unchanged(j);
+}
+
+/* Loop: the copy is checked: commit it, or read the file again later. */
+static void
+after_recheck(uv_work_t *w, int status)
+{
+	struct sub_job *j = w->data;
+	int r;
+
+	if (status < 0)
+		copy_failed(j, status);
+	else if (j->changed)
+		copy_changed(j);	/* e.g. rewritten in place, same size */
+	else if ((r = enqueue_draft_commit(j->ed, j->path, on_enqueued,
+	    j)) < 0)
+		copy_failed(j, r);
+}
+
+/* A streamed body was copied (or not): check it, or retry later. */
 static void
 on_copied(void *arg, int err, uint64_t n)
 {
 	struct sub_job *j = arg;
-	struct submit *sb = j->sb;
-	int r = 0;
+	int r;
 
 	/* every byte from the body to the end, and no more than fstat said */
 	if ((err == 0 && n != (uint64_t)j->st.size - j->body_off) ||
 	    err == -EFBIG) {
-		enqueue_draft_abort(j->ed);
-		log_msg(sb->log, LOG_SUBMIT, LOG_LOWLEVEL, "Submitted/%s "
-			"changed while it was copied: read again later",
-			j->name);
-		retry_later(j, SUBMIT_RETRY_MS);
+		copy_changed(j);
 		return;
 	}
-	if (err == 0 && (r = enqueue_draft_commit(j->ed, j->path,
-	    on_enqueued, j)) == 0)
+	if (err < 0) {
+		copy_failed(j, err);
 		return;
-	enqueue_draft_abort(j->ed);
-	log_msg(sb->log, LOG_SUBMIT, LOG_FAILURES, "Submitted/%s not queued: "
-		"%s (kept, retried at the next scan)", j->name,
-		strerror(err < 0 ? -err : -r));
-	job_done(j);
+	}
+	if ((r = uv_queue_work(j->sb->loop, &j->w, work_recheck,
+	    after_recheck)) < 0)
+		copy_failed(j, r);
 }
 
 /* Hand a parsed file to the enqueuer: whole, or its body streamed. */
@@ -705,12 +745,8 @@ submit_parsed(struct sub_job *j, struct msghdr_submission *sub,
 	}
 	if ((r = store_draft_copy(enqueue_draft_store(j->ed), j->fd,
 	    j->body_off, SUBMIT_MAX_BYTES - j->body_off, STORE_COPY_CRLF,
-	    on_copied, j)) < 0) {
-		enqueue_draft_abort(j->ed);
-		log_msg(sb->log, LOG_SUBMIT, LOG_FAILURES, "Submitted/%s not "
-			"queued: %s (kept)", j->name, strerror(-r));
-		job_done(j);
-	}
+	    on_copied, j)) < 0)
+		copy_failed(j, r);
 }
 
 /* Check a file that was read and pass it on. */
