@@ -12,9 +12,9 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-/* Grow b so that len + extra + 1 bytes fit. */
-int
-buf_reserve(struct buf *b, size_t extra)
+/* Grow b so that len + extra + 1 bytes fit: doubling, or to just that. */
+static int
+buf_grow(struct buf *b, size_t extra, bool exact)
 {
 	size_t need, cap;
 	char *p;
@@ -24,7 +24,7 @@ buf_reserve(struct buf *b, size_t extra)
 	need = b->len + extra + 1;
 	if (need <= b->cap)
 		return 0;
-	cap = b->cap ? b->cap : 64;
+	cap = exact ? need : b->cap ? b->cap : 64;
 	while (cap < need)
 		cap = cap > (size_t)-1 / 2 ? need : cap * 2;
 	p = realloc(b->data, cap);
@@ -35,23 +35,18 @@ buf_reserve(struct buf *b, size_t extra)
 	return 0;
 }
 
+/* Grow b so that len + extra + 1 bytes fit. */
+int
+buf_reserve(struct buf *b, size_t extra)
+{
+	return buf_grow(b, extra, false);
+}
+
 /* Make room for exactly extra more bytes. */
 int
 buf_reserve_exact(struct buf *b, size_t extra)
 {
-	size_t need;
-	char *p;
-
-	if (extra > (size_t)-1 - b->len - 1)
-		return -ENOMEM;
-	need = b->len + extra + 1;
-	if (need <= b->cap)
-		return 0;
-	if ((p = realloc(b->data, need)) == NULL)
-		return -ENOMEM;
-	b->data = p;
-	b->cap = need;
-	return 0;
+	return buf_grow(b, extra, true);
 }
 
 /* Append n bytes at p. */

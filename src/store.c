@@ -1010,6 +1010,17 @@ commit_after(uv_work_t *req, int status)
 		store_free(st);
 }
 
+/* May a new message be written now (-EBUSY recovering, -ENOSPC full)? */
+static int
+commit_allowed(const struct store *st, unsigned flags)
+{
+	if (st->recovering || st->closing)
+		return -EBUSY;
+	if (!(flags & STORE_EXEMPT_LIMIT) && store_full(st))
+		return -ENOSPC;
+	return 0;
+}
+
 /* A new store_msg with a fresh ID, its folder ("" or "NN") and paths. */
 static int
 msg_place(struct store *st, struct store_msg **mp, char **folder)
@@ -1044,10 +1055,8 @@ store_commit(struct store *st, struct envelope *env, struct buf *message,
 
 	if (st == NULL || env == NULL || message == NULL || cb == NULL)
 		return -EINVAL;
-	if (st->recovering || st->closing)
-		return -EBUSY;
-	if (!(flags & STORE_EXEMPT_LIMIT) && store_full(st))
-		return -ENOSPC;
+	if ((r = commit_allowed(st, flags)) < 0)
+		return r;
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return -ENOMEM;
 	if ((r = msg_place(st, &j->m, &j->folder)) < 0) {
@@ -1416,10 +1425,8 @@ store_draft_open(struct store *st, struct envelope *env, struct buf *head,
 
 	if (st == NULL || env == NULL || out == NULL)
 		return -EINVAL;
-	if (st->recovering || st->closing)
-		return -EBUSY;
-	if (!(flags & STORE_EXEMPT_LIMIT) && store_full(st))
-		return -ENOSPC;
+	if ((r = commit_allowed(st, flags)) < 0)
+		return r;
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return -ENOMEM;
 	if ((r = msg_place(st, &d->m, &d->folder)) < 0) {

@@ -823,16 +823,8 @@ dispatch_job(struct sub_job *j, int status)
 	msghdr_submission_free(&sub);
 }
 
-/* A long header was read to its end (or not). */
-static void
-after_header(uv_work_t *w, int status)
-{
-	struct sub_job *j = w->data;
-
-	j->status = status;
-	j->state = JS_READ;
-	dispatch_ready(j->sb);
-}
+/* Loop: a file, or the rest of its long header, was read. */
+static void after_read(uv_work_t *w, int status);
 
 /*
  * Hand read files on in the order they were started (name order), so
@@ -861,7 +853,7 @@ dispatch_ready(struct submit *sb)
 		if (j->status == 0 && j->more_header) {
 			j->state = JS_HEADER;
 			if (uv_queue_work(sb->loop, &j->w, work_header,
-			    after_header) < 0) {
+			    after_read) < 0) {
 				j->more_header = false;
 				j->err = -ENOMEM;
 				j->state = JS_READ;
@@ -883,7 +875,7 @@ dispatch_ready(struct submit *sb)
 	sb->dispatching = false;
 }
 
-/* Loop: a file was read. */
+/* Loop: a file, or the rest of its long header, was read. */
 static void
 after_read(uv_work_t *w, int status)
 {

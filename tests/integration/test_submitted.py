@@ -208,12 +208,20 @@ def test_files_dropped_while_down_are_picked_up_at_start(srv, out):
     assert len(wait_delivered(out, 5)) == 5
 
 
-def test_notification_picks_files_up_before_the_scan_interval(server_factory, out):
-    cfg = BASE_CONFIG.replace("scan-interval = 1s\n\n[foreign", "scan-interval = 1h\n\n[foreign")
+@pytest.fixture
+def slow_srv(server_factory, out):
+    """A server that scans once an hour: only notifications can make a
+    file go fast."""
+    cfg = BASE_CONFIG.replace("scan-interval = 1s\n\n[foreign",
+                              "scan-interval = 1h\n\n[foreign")
     s = server_factory(config=cfg, router=f'<*> = "save {out}"@pipe\n')
     install_app(s.base, "save", SAVE)
-    s.start()
-    s.submit(message(to="quick@test.example"))
+    return s
+
+
+def test_notification_picks_files_up_before_the_scan_interval(slow_srv, out):
+    slow_srv.start()
+    slow_srv.submit(message(to="quick@test.example"))
     wait_delivered(out, 1)
 
 
@@ -331,17 +339,8 @@ def test_a_truncated_then_rewritten_file_is_delivered_as_rewritten(srv, out):
     assert not os.path.exists(path[:-4] + ".bad")
 
 
-def slow_config():
-    """Scans once an hour: only notifications can make a file go fast."""
-    return BASE_CONFIG.replace("scan-interval = 1s\n\n[foreign",
-                               "scan-interval = 1h\n\n[foreign")
-
-
-def test_a_file_renamed_in_is_taken_at_once(server_factory, out):
-    s = server_factory(config=slow_config(),
-                       router=f'<*> = "save {out}"@pipe\n')
-    install_app(s.base, "save", SAVE)
-    s.start()
+def test_a_file_renamed_in_is_taken_at_once(slow_srv, out):
+    s = slow_srv.start()
     t0 = time.monotonic()
     s.submit(message(to="moved@test.example"))     # .tmp, then rename
     wait_delivered(out, 1)
@@ -350,11 +349,8 @@ def test_a_file_renamed_in_is_taken_at_once(server_factory, out):
     assert "waiting" not in s.log_since_start()
 
 
-def test_a_file_closed_after_writing_is_taken_at_once(server_factory, out):
-    s = server_factory(config=slow_config(),
-                       router=f'<*> = "save {out}"@pipe\n')
-    install_app(s.base, "save", SAVE)
-    s.start()
+def test_a_file_closed_after_writing_is_taken_at_once(slow_srv, out):
+    s = slow_srv.start()
     t0 = time.monotonic()
     with open(os.path.join(s.base, "Submitted", "closed.sub"), "w") as f:
         f.write(message(to="closed@test.example"))
