@@ -616,6 +616,7 @@ test_parse_pad_anywhere(void **state)
 		parse_ok(b.data, b.len, &e);
 		assert_env_equal(&want, &e);
 		assert_int_equal(e.header_len, b.len);
+		envelope_free(&e);
 		for (size_t n = 0; n < b.len; n++)
 			assert_int_equal(envelope_parse(b.data, n, &e, NULL,
 				NULL), -EAGAIN);
