@@ -36,7 +36,7 @@
 #define SUBMIT_WHOLE_MAX (64 * 1024)	/* read whole up to this size */
 #define SUBMIT_HEADER_READ (2 * MSGHDR_MAX_HEADER)	/* CR LF: twice */
 #define SUBMIT_STREAMS 4		/* bodies copied at once, at most */
-#define SUBMIT_SETTLE_MAX_MS 10000	/* settle time: scan interval, <= */
+#define SUBMIT_SETTLE_MAX_MS 2000	/* settle time: scan interval, <= */
 #define SUBMIT_GRACE_MS (10 * 60 * 1000)	/* a writer's file, quiet */
 #define SUBMIT_RETRY_MS 1000		/* a file that changed: look again */
 #define SUBMIT_MAX_NAMES 4096		/* names with hints kept, at most */
