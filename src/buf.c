@@ -12,9 +12,9 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-/* Grow b so that len + extra + 1 bytes fit. */
-int
-buf_reserve(struct buf *b, size_t extra)
+/* Grow b so that len + extra + 1 bytes fit: doubling, or to just that. */
+static int
+buf_grow(struct buf *b, size_t extra, bool exact)
 {
 	size_t need, cap;
 	char *p;
@@ -24,7 +24,7 @@ buf_reserve(struct buf *b, size_t extra)
 	need = b->len + extra + 1;
 	if (need <= b->cap)
 		return 0;
-	cap = b->cap ? b->cap : 64;
+	cap = exact ? need : b->cap ? b->cap : 64;
 	while (cap < need)
 		cap = cap > (size_t)-1 / 2 ? need : cap * 2;
 	p = realloc(b->data, cap);
@@ -33,6 +33,20 @@ buf_reserve(struct buf *b, size_t extra)
 	b->data = p;
 	b->cap = cap;
 	return 0;
+}
+
+/* Grow b so that len + extra + 1 bytes fit. */
+int
+buf_reserve(struct buf *b, size_t extra)
+{
+	return buf_grow(b, extra, false);
+}
+
+/* Make room for exactly extra more bytes. */
+int
+buf_reserve_exact(struct buf *b, size_t extra)
+{
+	return buf_grow(b, extra, true);
 }
 
 /* Append n bytes at p. */
@@ -243,6 +257,24 @@ mp_strndup(const char *s, size_t n)
 	memcpy(p, s, n);
 	p[n] = '\0';
 	return p;
+}
+
+/* Copy in to out turning CR LF into LF, a CR carried between pieces. */
+size_t
+mp_crlf_to_lf(const char *in, size_t n, char *out, bool *cr)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = in[i];
+
+		if (*cr && c != '\n')
+			out[o++] = '\r';	/* the held CR was a lone one */
+		*cr = c == '\r';
+		if (!*cr)
+			out[o++] = c;
+	}
+	return o;
 }
 
 /* n random bytes; getrandom blocks only before the pool is seeded. */

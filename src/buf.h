@@ -9,6 +9,7 @@
 #define MP_BUF_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct buf {
@@ -21,6 +22,12 @@ struct buf {
 
 /* Make room for extra more bytes (plus the NUL). */
 int buf_reserve(struct buf *b, size_t extra);
+/*
+ * Make room for exactly extra more bytes (plus the NUL), without the
+ * doubling of buf_reserve: for a buffer whose final size is known, so it
+ * holds no slack (e.g. a message kept in memory after its commit).
+ */
+int buf_reserve_exact(struct buf *b, size_t extra);
 /* Append n bytes. */
 int buf_append(struct buf *b, const void *p, size_t n);
 /* Append a C string. */
@@ -70,6 +77,15 @@ void strv_free(struct strv *sv);
 int mp_random(void *p, size_t n);
 /* Write 2 * n random lower-case hex digits and a NUL to out. */
 int mp_random_hex(char *out, size_t n);
+
+/*
+ * Copy the n bytes at in to out (room for n + 1 bytes) with every CR LF
+ * turned into LF; lone CRs stay. A text may be converted piece by piece:
+ * *cr (false at the start) carries a CR that ended the previous piece,
+ * written out with the next piece unless that starts with LF; a CR left
+ * at the very end is the caller's to write. Returns the bytes written.
+ */
+size_t mp_crlf_to_lf(const char *in, size_t n, char *out, bool *cr);
 
 /* strdup that returns NULL only on allocation failure and accepts NULL. */
 char *mp_strdup(const char *s);

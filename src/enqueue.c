@@ -34,8 +34,17 @@ struct enq_job {
 	enqueue_cb cb;
 	void *arg;
 	bool done;
+	bool dropped;		/* an aborted draft: nothing to release */
 	int err;
 	struct store_msg *m;
+};
+
+/* A streamed message on its way (enqueue_draft_*). */
+struct enqueue_draft {
+	struct enqueue *eq;
+	struct store_draft *d;
+	struct enq_job *j;
+	bool queued;		/* j is in the release order */
 };
 
 /* Open the enqueuer. */
@@ -91,6 +100,10 @@ release(struct enq_job *j)
 	char id[STORE_ID_LEN + 1] = "";
 	int r;
 
+	if (j->dropped) {
+		free(j);
+		return;
+	}
 	if (j->err == 0) {
 		memcpy(id, m->id, sizeof(id));
 		log_msg(eq->log, LOG_ENQUEUER, LOG_LOWLEVEL,
@@ -112,6 +125,18 @@ release(struct enq_job *j)
 	free(j);
 }
 
+/* Release every finished job at the head of the order. */
+static void
+release_ready(struct enqueue *eq)
+{
+	struct enq_job *j;
+
+	while ((j = TAILQ_FIRST(&eq->jobs)) != NULL && j->done) {
+		TAILQ_REMOVE(&eq->jobs, j, link);
+		release(j);
+	}
+}
+
 /*
  * The store made a file durable (or failed). Commits finish in any order;
  * they are released in the order they were asked for, which is queue-ID
@@ -121,26 +146,23 @@ static void
 on_committed(void *arg, int err, struct store_msg *m)
 {
 	struct enq_job *j = arg;
-	struct enqueue *eq = j->eq;
 
 	j->done = true;
 	j->err = err;
 	j->m = m;
-	while ((j = TAILQ_FIRST(&eq->jobs)) != NULL && j->done) {
-		TAILQ_REMOVE(&eq->jobs, j, link);
-		release(j);
-	}
+	release_ready(j->eq);
 }
 
-/* Count hops and hand the message to the store. */
-int
-enqueue_message(struct enqueue *eq, struct envelope *env,
-	struct buf *message, const char *received, const char *unlink_after,
-	enqueue_cb cb, void *arg)
+/*
+ * What every way in checks before the store: uid and time filled, the
+ * queue limit, then received + message (taken) in full, whose header is
+ * parsed for the hop count (-EINVAL unparsable, -ELOOP over the limit).
+ */
+static int
+enq_check(struct enqueue *eq, struct envelope *env, struct buf *message,
+	const char *received, struct buf *full)
 {
-	struct buf full = BUF_INIT;
 	struct msghdr_block h = MSGHDR_INIT;
-	struct enq_job *j = NULL;
 	const char *why;
 	size_t hops;
 	int r;
@@ -153,30 +175,61 @@ enqueue_message(struct enqueue *eq, struct envelope *env,
 		r = -ENOSPC;
 		goto out;
 	}
-	if ((received && (r = buf_puts(&full, received)) < 0) ||
-	    (r = buf_append(&full, message->data ? message->data : "",
+	/* exactly its size: a small message stays in memory as it is */
+	if ((r = buf_reserve_exact(full, (received ? strlen(received) : 0) +
+	    message->len)) < 0 ||
+	    (received && (r = buf_puts(full, received)) < 0) ||
+	    (r = buf_append(full, message->data ? message->data : "",
 	    message->len)) < 0)
 		goto out;
-	if ((r = msghdr_parse(full.data, full.len, &h, &why)) < 0) {
+	if ((r = msghdr_parse(full->data, full->len, &h, &why)) < 0) {
 		log_msg(eq->log, LOG_ENQUEUER, LOG_PROBLEMS,
 			"message refused: %s", why);
 		goto out;
 	}
-	hops = msghdr_count(full.data, &h, "Received");
+	hops = msghdr_count(full->data, &h, "Received");
 	if (hops > eq->hop_limit) {
 		log_msg(eq->log, LOG_ENQUEUER, LOG_PROBLEMS,
 			"message from <%s> refused: %zu Received: fields, hop "
 			"limit %u", env->from, hops, eq->hop_limit);
 		r = -ELOOP;
-		goto out;
 	}
-	if ((j = calloc(1, sizeof(*j))) == NULL) {
+out:
+	msghdr_free(&h);
+	buf_free(message);
+	return r;
+}
+
+/* A job for the release order. */
+static struct enq_job *
+job_new(struct enqueue *eq, enqueue_cb cb, void *arg)
+{
+	struct enq_job *j = calloc(1, sizeof(*j));
+
+	if (j != NULL) {
+		j->eq = eq;
+		j->cb = cb;
+		j->arg = arg;
+	}
+	return j;
+}
+
+/* Count hops and hand the message to the store. */
+int
+enqueue_message(struct enqueue *eq, struct envelope *env,
+	struct buf *message, const char *received, const char *unlink_after,
+	enqueue_cb cb, void *arg)
+{
+	struct buf full = BUF_INIT;
+	struct enq_job *j = NULL;
+	int r;
+
+	if ((r = enq_check(eq, env, message, received, &full)) < 0)
+		goto out;
+	if ((j = job_new(eq, cb, arg)) == NULL) {
 		r = -ENOMEM;
 		goto out;
 	}
-	j->eq = eq;
-	j->cb = cb;
-	j->arg = arg;
 	TAILQ_INSERT_TAIL(&eq->jobs, j, link);
 	r = store_commit(eq->store, env, &full, unlink_after, 0, on_committed,
 		j);
@@ -186,9 +239,94 @@ enqueue_message(struct enqueue *eq, struct envelope *env,
 		TAILQ_REMOVE(&eq->jobs, j, link);
 out:
 	free(j);
-	msghdr_free(&h);
 	buf_free(&full);
-	buf_free(message);
 	envelope_free(env);
 	return r;
+}
+
+/* Begin a streamed message: checks as enqueue_message, then a draft. */
+int
+enqueue_draft_open(struct enqueue *eq, struct envelope *env,
+	struct buf *header, const char *received, bool ordered,
+	struct enqueue_draft **out)
+{
+	struct buf full = BUF_INIT;
+	struct enqueue_draft *ed = NULL;
+	int r;
+
+	if ((r = enq_check(eq, env, header, received, &full)) < 0)
+		goto out;
+	if ((ed = calloc(1, sizeof(*ed))) == NULL ||
+	    (ed->j = job_new(eq, NULL, NULL)) == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	ed->eq = eq;
+	if ((r = store_draft_open(eq->store, env, &full, 0, &ed->d)) < 0)
+		goto out;
+	if (ordered) {
+		/* its place in the release order is taken now, with its ID */
+		TAILQ_INSERT_TAIL(&eq->jobs, ed->j, link);
+		ed->queued = true;
+	}
+	*out = ed;
+	ed = NULL;
+out:
+	if (ed != NULL)
+		free(ed->j);
+	free(ed);
+	buf_free(&full);
+	envelope_free(env);
+	return r;
+}
+
+/* The draft the body goes to. */
+struct store_draft *
+enqueue_draft_store(struct enqueue_draft *ed)
+{
+	return ed->d;
+}
+
+/* The body is written: commit, then release in order. */
+int
+enqueue_draft_commit(struct enqueue_draft *ed, const char *unlink_after,
+	enqueue_cb cb, void *arg)
+{
+	struct enq_job *j = ed->j;
+	int r;
+
+	j->cb = cb;
+	j->arg = arg;
+	if (!ed->queued)
+		TAILQ_INSERT_TAIL(&ed->eq->jobs, j, link);
+	if ((r = store_draft_commit(ed->d, unlink_after, on_committed,
+	    j)) < 0) {
+		if (!ed->queued)
+			TAILQ_REMOVE(&ed->eq->jobs, j, link);
+		j->cb = NULL;
+		return r;
+	}
+	free(ed);
+	return 0;
+}
+
+/* Give up a streamed message: nothing is queued, nobody is told. */
+void
+enqueue_draft_abort(struct enqueue_draft *ed)
+{
+	struct enqueue *eq;
+
+	if (ed == NULL)
+		return;
+	eq = ed->eq;
+	store_draft_abort(ed->d);
+	if (ed->queued) {
+		/* its place in the order: later messages may go now */
+		ed->j->done = true;
+		ed->j->dropped = true;
+		release_ready(eq);
+	} else {
+		free(ed->j);
+	}
+	free(ed);
 }

@@ -9,6 +9,7 @@
 #ifndef MP_ENQUEUE_H
 #define MP_ENQUEUE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "buf.h"
@@ -44,6 +45,37 @@ typedef void (*enqueue_cb)(void *arg, int err, const char *id);
 int enqueue_message(struct enqueue *eq, struct envelope *env,
 	struct buf *message, const char *received, const char *unlink_after,
 	enqueue_cb cb, void *arg);
+
+/*
+ * Streamed messages, too large to hold in memory (docs/QUEUE.md
+ * "Streamed commits"). header holds only the message's header block
+ * through its empty line (LF line ends) and is taken; the checks and
+ * errors are enqueue_message's (the hop count needs only the header), and
+ * on any error env and header are consumed and nothing is written. The
+ * body is then appended with store_draft_write / store_draft_copy on
+ * enqueue_draft_store(), and enqueue_draft_commit makes it durable and
+ * tells cb. With ordered, the message takes its place in the release
+ * order (queue-ID order) at the open: the Submitted folder keeps file
+ * order so. Without it, the place is taken at the commit: SMTP sessions
+ * have no order among them, and a slow one must not hold back the others'
+ * replies.
+ */
+struct enqueue_draft;
+
+int enqueue_draft_open(struct enqueue *eq, struct envelope *env,
+	struct buf *header, const char *received, bool ordered,
+	struct enqueue_draft **out);
+/* The store draft the body goes to (owned by ed). */
+struct store_draft *enqueue_draft_store(struct enqueue_draft *ed);
+/*
+ * Commit as store_draft_commit (unlink_after, then cb as enqueue_message's
+ * callback). On success ed is freed; on an error (-EBUSY: a step is still
+ * in flight) ed stays the caller's and nothing changed.
+ */
+int enqueue_draft_commit(struct enqueue_draft *ed, const char *unlink_after,
+	enqueue_cb cb, void *arg);
+/* Give up: the draft is aborted, nobody is told, ed is freed. */
+void enqueue_draft_abort(struct enqueue_draft *ed);
 
 /*
  * The Received: field of a local submission:

@@ -24,7 +24,8 @@
 /* The record keys, in the order envelope_format writes them. */
 enum env_key {
 	K_UID, K_TAG, K_SUBMITTED, K_FROM, K_USER, K_CLIENT, K_HELO,
-	K_TRUSTED, K_RET, K_ENVID, K_SOURCE, K_SIZE, K_RCPT, K_END, K_COUNT
+	K_TRUSTED, K_RET, K_ENVID, K_SOURCE, K_SIZE, K_RCPT, K_PAD, K_END,
+	K_COUNT
 };
 
 /* What the parser knows about each key. */
@@ -45,6 +46,7 @@ static const struct {
 	[K_SOURCE] = { "source", NULL },
 	[K_SIZE] = { "size", "missing required key \"size\"" },
 	[K_RCPT] = { "rcpt", "no \"rcpt\" record" },
+	[K_PAD] = { "pad", NULL },
 	[K_END] = { "end", NULL },
 };
 
@@ -154,6 +156,18 @@ static bool
 env_text_ok(const char *s, size_t n, bool partial)
 {
 	return (partial || n > 0) && env_no_ctl(s, n);
+}
+
+/* Padding: one or more '-' (any prefix of that when partial). */
+static bool
+env_pad_ok(const char *s, size_t n, bool partial)
+{
+	if (!partial && n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] != '-')
+			return false;
+	return true;
 }
 
 /* NOTIFY bits: 0..15, NEVER (1) only alone. */
@@ -373,6 +387,10 @@ env_single_value(struct env_parse *p, enum env_key k, const char *v,
 		ok = env_xtext_ok(v, n, partial);
 		dst = &e->envid;
 		break;
+	case K_PAD:
+		p->why = "pad is not a run of '-'";
+		ok = env_pad_ok(v, n, partial);
+		break;
 	default:
 		p->why = "unknown key";
 		return -EINVAL;
@@ -578,9 +596,9 @@ env_put(struct buf *b, const char *key, const char *value)
 	return buf_printf(b, "%s %s\n", key, value);
 }
 
-/* Write every record of e (already checked) after start. */
+/* Write every record of e (already checked) after start; pad '-'s. */
 static int
-env_write(struct envelope *e, struct buf *out, size_t start)
+env_write(struct envelope *e, struct buf *out, size_t start, size_t pad)
 {
 	int r;
 
@@ -609,10 +627,28 @@ env_write(struct envelope *e, struct buf *out, size_t start)
 			return r;
 		rc->state_off = line + ENV_RCPT_STATE_COL;
 	}
+	if (pad > 0) {
+		if ((r = buf_reserve(out, pad + 5)) < 0)
+			return r;
+		memcpy(out->data + out->len, "pad ", 4);
+		memset(out->data + out->len + 4, '-', pad);
+		out->len += pad + 4;
+		out->data[out->len++] = '\n';
+		out->data[out->len] = '\0';
+	}
 	if ((r = buf_puts(out, "end\n\n")) < 0)
 		return r;
 	e->header_len = out->len - start;
 	return 0;
+}
+
+/* Forget what was appended to out after start. */
+static void
+env_cut(struct buf *out, size_t start)
+{
+	out->len = start;
+	if (out->data != NULL)
+		out->data[start] = '\0';
 }
 
 /* Append the envelope text to out; offsets relative to out->len on entry. */
@@ -624,11 +660,49 @@ envelope_format(struct envelope *e, struct buf *out)
 
 	if (!env_format_ok(e))
 		return -EINVAL;
-	if ((r = env_write(e, out, start)) < 0) {
-		out->len = start;
-		if (out->data != NULL)
-			out->data[start] = '\0';
+	if ((r = env_write(e, out, start, 0)) < 0)
+		env_cut(out, start);
+	return r;
+}
+
+/* The envelope of exactly total bytes, a pad record filling the gap. */
+int
+envelope_format_padded(struct envelope *e, size_t total, struct buf *out)
+{
+	size_t start = out->len, len;
+	int r;
+
+	if ((r = envelope_format(e, out)) < 0)
+		return r;
+	len = e->header_len;
+	if (len == total)
+		return 0;
+	env_cut(out, start);
+	if (total < len + ENVELOPE_PAD_MIN) {
+		e->header_len = 0;
+		return -ERANGE;
 	}
+	/* "pad " + dashes + LF fills the gap exactly */
+	if ((r = env_write(e, out, start, total - len - 5)) < 0)
+		env_cut(out, start);
+	return r;
+}
+
+/* Room a streamed file leaves for e's envelope, whatever its size. */
+int
+envelope_reserve(struct envelope *e, size_t *out)
+{
+	struct buf b = BUF_INIT;
+	uint64_t size = e->size;
+	int r;
+
+	e->size = UINT64_MAX;	/* the longest "size" record */
+	r = envelope_format(e, &b);
+	e->size = size;
+	if (r == 0)
+		*out = e->header_len + ENVELOPE_PAD_MIN;
+	e->header_len = 0;
+	buf_free(&b);
 	return r;
 }
 

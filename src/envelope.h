@@ -20,6 +20,7 @@
 
 #define ENVELOPE_VERSION 1
 #define ENVELOPE_UID_LEN 32	/* lower-case hex characters */
+#define ENVELOPE_PAD_MIN 6	/* the shortest pad record: "pad -" LF */
 
 enum rcpt_state {
 	RCPT_PENDING = 'P',
@@ -73,6 +74,21 @@ int envelope_add_rcpt(struct envelope *e, const char *addr,
  * empty uid, empty recipient list, bad tag).
  */
 int envelope_format(struct envelope *e, struct buf *out);
+/*
+ * As envelope_format, but the envelope is exactly total bytes (header_len
+ * == total): an optional "pad ---" record before "end" fills the gap left
+ * by a "size" shorter than the one reserved (streamed commits, QUEUE.md).
+ * -ERANGE when total is shorter than the envelope or leaves a gap smaller
+ * than ENVELOPE_PAD_MIN; out is then as it was.
+ */
+int envelope_format_padded(struct envelope *e, size_t total, struct buf *out);
+/*
+ * The bytes a queue file must leave for e's envelope when the message
+ * size is not known yet: the envelope with the longest size (20 digits)
+ * plus ENVELOPE_PAD_MIN, so envelope_format_padded fits it exactly for
+ * every size. e's values must be final (-EINVAL as envelope_format).
+ */
+int envelope_reserve(struct envelope *e, size_t *out);
 /*
  * Parse the envelope at the start of data. Returns 0 when complete (then
  * e->header_len says where the message starts), -EAGAIN when data ends

@@ -18,7 +18,6 @@
 
 #include "address.h"
 
-#define MSGHDR_MAX_HEADER ((size_t)1024 * 1024)	/* bytes, blank line included */
 #define MSGHDR_MID_RANDOM 8	/* random bytes in a generated Message-ID */
 
 /* The one why-text that names no field: kept as is by the callers. */
@@ -610,28 +609,41 @@ msghdr_return_path(const char *msg, const struct msghdr_block *h,
 static int
 msghdr_crlf_to_lf(const char *data, size_t len, struct buf *out)
 {
-	size_t pos = 0;
+	bool cr = false;
 	int r;
 
-	if ((r = buf_reserve(out, len)) < 0)
+	if ((r = buf_reserve(out, len + 1)) < 0)
 		return r;
-	while (pos < len) {
-		const char *cr = memchr(data + pos, '\r', len - pos);
-		size_t n = cr ? (size_t)(cr - (data + pos)) : len - pos;
+	out->len += mp_crlf_to_lf(data, len, out->data + out->len, &cr);
+	if (cr)
+		out->data[out->len++] = '\r';
+	out->data[out->len] = '\0';
+	return 0;
+}
 
-		if ((r = buf_append(out, data + pos, n)) < 0)
-			return r;
-		pos += n;
-		if (cr == NULL)
+/* Where the header of raw file bytes ends (see msghdr.h). */
+int
+msghdr_header_end(const char *raw, size_t len, bool at_eof, size_t *end)
+{
+	size_t pos = 0;
+
+	while (pos < len) {
+		const char *nl = memchr(raw + pos, '\n', len - pos);
+		size_t n;
+
+		if (nl == NULL)
 			break;
-		if (pos + 1 < len && data[pos + 1] == '\n') {
-			pos++;		/* drop the CR, keep the LF */
-			continue;
+		n = (size_t)(nl - (raw + pos));
+		/* an empty line, once CR LF is LF: "\n" or "\r\n" */
+		if (n == 0 || (n == 1 && raw[pos] == '\r')) {
+			*end = pos + n + 1;
+			return 0;
 		}
-		if ((r = buf_putc(out, '\r')) < 0)
-			return r;
-		pos++;
+		pos += n + 1;
 	}
+	if (!at_eof)
+		return -EAGAIN;
+	*end = len;		/* no empty line: all of it is header */
 	return 0;
 }
 

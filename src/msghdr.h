@@ -16,6 +16,9 @@
 
 #include "buf.h"
 
+/* The largest header block (blank line included) msghdr_submission takes. */
+#define MSGHDR_MAX_HEADER ((size_t)1024 * 1024)
+
 struct msghdr_field {
 	size_t off;		/* start of the field name in the message */
 	size_t len;		/* bytes through the final LF of the field */
@@ -95,6 +98,15 @@ int msghdr_submission(const char *data, size_t len,
 	const struct msghdr_submit_params *p, struct msghdr_submission *out,
 	const char **why);
 void msghdr_submission_free(struct msghdr_submission *s);
+/*
+ * Where the header block of a .sub file's raw bytes ends: *end is the
+ * offset just after its empty line ("\n" or "\r\n"), so that
+ * msghdr_submission of raw[0..*end) followed by the rest with CR LF
+ * converted to LF gives the same bytes as msghdr_submission of the whole
+ * file. -EAGAIN when raw holds no empty line yet and more may follow;
+ * with at_eof a file without one is all header (*end = len).
+ */
+int msghdr_header_end(const char *raw, size_t len, bool at_eof, size_t *end);
 /* Append an RFC 5322 date for t (local time, C locale) to b. */
 int msghdr_date(int64_t t, struct buf *b);
 

@@ -27,7 +27,8 @@
 #define STORE_ID_LEN 16		/* decimal digits: unix seconds * 1e6 + n */
 #define STORE_AUTO_THRESHOLD 5000	/* "auto" folders above this count */
 #define STORE_KEEP_MAX (64 * 1024)	/* keep fresh messages this small */
-#define STORE_KEEP_TOTAL (64 * 1024 * 1024)	/* ... up to this in all */
+#define STORE_KEEP_TOTAL (8 * 1024 * 1024)	/* ... up to this in all */
+#define STORE_COPY_CHUNK (128 * 1024)	/* a draft copy's read size */
 
 struct store_settings {
 	int foldering;		/* 0, 10, 100 or FOLDERING_AUTO */
@@ -99,6 +100,64 @@ typedef void (*store_commit_cb)(void *arg, int err, struct store_msg *m);
 int store_commit(struct store *st, struct envelope *env, struct buf *message,
 	const char *unlink_after, unsigned flags, store_commit_cb cb,
 	void *arg);
+
+/*
+ * Streamed commits (docs/QUEUE.md "Streamed commits"): a message too large
+ * to hold in memory is written piece by piece into Queue/[NN/]ID.tmp after
+ * room reserved for its envelope (envelope_reserve); the commit writes the
+ * envelope with the final size into that room (a "pad" record fills the
+ * rest), then makes the file durable exactly as store_commit does. Until
+ * the commit the draft is in S1: a crash leaves only an ID.tmp, removed at
+ * recovery. One step (write, copy, commit) runs at a time (-EBUSY
+ * otherwise); every step runs on the thread pool, cb from the loop.
+ */
+struct store_draft;
+
+/* A write or copy finished: err 0 or -errno; n bytes were consumed. */
+typedef void (*store_draft_cb)(void *arg, int err, uint64_t n);
+
+enum store_copy_flags {
+	STORE_COPY_CRLF = 1,	/* turn every CR LF into LF */
+};
+
+/*
+ * Begin a streamed message. env is taken (size is set at the commit, uid
+ * made when empty; its other values are final now); head (may be NULL) is
+ * taken and becomes the first message bytes. The ID is allocated now and
+ * the draft counts in store_count() (-ENOSPC when the queue is full unless
+ * STORE_EXEMPT_LIMIT) and in store_busy() until it is committed or
+ * aborted. No disk work yet: the first step creates ID.tmp.
+ */
+int store_draft_open(struct store *st, struct envelope *env,
+	struct buf *head, unsigned flags, struct store_draft **out);
+/* Append the bytes of b (taken) to the message. */
+int store_draft_write(struct store_draft *d, struct buf *b,
+	store_draft_cb cb, void *arg);
+/*
+ * Append fd's bytes from offset off to its end, read and written in
+ * chunks of STORE_COPY_CHUNK (never more in memory), with STORE_COPY_CRLF
+ * converted. More than max bytes read fails with -EFBIG. fd stays the
+ * caller's and must stay open until cb, which gets the bytes read from fd.
+ */
+int store_draft_copy(struct store_draft *d, int fd, uint64_t off,
+	uint64_t max, unsigned flags, store_draft_cb cb, void *arg);
+/*
+ * S1 -> S2: write the envelope and make the file durable; then unlink
+ * unlink_after (as store_commit). A failed write or copy before fails the
+ * commit with its error. d is freed; cb gets the store_msg (never with a
+ * body kept in memory) or NULL with the error (the ID.tmp removed).
+ */
+int store_draft_commit(struct store_draft *d, const char *unlink_after,
+	store_commit_cb cb, void *arg);
+/*
+ * S1 -> S0: give up; the ID.tmp is removed on the pool and d freed. No
+ * callback of d runs after this, even for a step still in flight.
+ */
+void store_draft_abort(struct store_draft *d);
+/* The draft's queue ID. */
+const char *store_draft_id(const struct store_draft *d);
+/* Message bytes written so far (head included once written). */
+uint64_t store_draft_size(const struct store_draft *d);
 
 /* Result of a mark: removed says the file is gone (no recipient left). */
 typedef void (*store_mark_cb)(void *arg, int err, bool removed);

@@ -2,7 +2,9 @@
  * libFuzzer target for envelope_parse. Besides memory safety it checks:
  * a parsed envelope formats again and parses back to equal fields; state
  * offsets point at state bytes; a prefix of a good or incomplete envelope
- * is -EAGAIN, and a corrupt prefix stays corrupt with more data.
+ * is -EAGAIN, and a corrupt prefix stays corrupt with more data; the
+ * padded form of a streamed commit fills its reserved room exactly and
+ * parses back to the same fields.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -59,6 +61,25 @@ fz_offsets(const struct envelope *e, const char *d, size_t len)
 		if (e->rcpt[i].state_off >= e->header_len ||
 		    d[e->rcpt[i].state_off] != e->rcpt[i].state)
 			__builtin_trap();
+}
+
+/* Trap unless e padded into its reserved room parses back equal. */
+static void
+fz_padded(struct envelope *e)
+{
+	struct envelope again;
+	struct buf b = BUF_INIT;
+	size_t room;
+
+	if (envelope_reserve(e, &room) != 0 ||
+	    envelope_format_padded(e, room, &b) != 0 || b.len != room ||
+	    e->header_len != room ||
+	    envelope_parse(b.data, b.len, &again, NULL, NULL) != 0)
+		__builtin_trap();
+	fz_equal(e, &again);
+	fz_offsets(&again, b.data, b.len);
+	envelope_free(&again);
+	buf_free(&b);
 }
 
 /* Parse a heap copy of the first n bytes (so ASan sees overreads). */
@@ -121,6 +142,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (again.header_len != b.len)
 		__builtin_trap();
 	envelope_free(&again);
+	fz_padded(&e);
 	envelope_free(&e);
 	buf_free(&b);
 	return 0;

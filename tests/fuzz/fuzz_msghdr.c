@@ -3,7 +3,9 @@
  * address lists and the Submitted rules. Besides memory safety it checks
  * that fields tile the header, that an accepted submission yields a valid
  * message (header + empty line) without the removed fields, with Date: and
- * Message-ID:, valid qualified recipients, and the body untouched.
+ * Message-ID:, valid qualified recipients, and the body untouched; and
+ * that the rules on the header part (msghdr_header_end) plus the rest with
+ * CR LF converted agree with the rules on the whole file (streamed .sub).
  */
 #include <errno.h>
 #include <gmime/gmime.h>
@@ -97,6 +99,42 @@ fz_check_submission(const struct msghdr_submission *s)
 	msghdr_free(&h);
 }
 
+/* Trap unless the streamed split agrees with the whole file's result. */
+static void
+fz_check_split(const char *msg, size_t size,
+	const struct msghdr_submit_params *p, const struct msghdr_submission *w,
+	int wr)
+{
+	struct msghdr_submission s = MSGHDR_SUBMISSION_INIT;
+	const char *why;
+	size_t end, rest;
+	char *body;
+	bool cr = false;
+	int r;
+
+	if (msghdr_header_end(msg, size, true, &end) != 0 || end > size ||
+	    (end < size && msg[end - 1] != '\n'))
+		__builtin_trap();
+	if (msghdr_header_end(msg, size, false, &end) == -EAGAIN)
+		return;		/* all header: the whole path is taken */
+	r = msghdr_submission(msg, end, p, &s, &why);
+	if (r != wr)
+		__builtin_trap();
+	if (r == 0) {
+		if ((body = malloc(size - end + 1)) == NULL)
+			__builtin_trap();
+		rest = mp_crlf_to_lf(msg + end, size - end, body, &cr) + cr;
+		if (s.message.len + rest != w->message.len ||
+		    s.rcpts.n != w->rcpts.n ||
+		    strcmp(s.return_path, w->return_path) != 0 ||
+		    memcmp(w->message.data + s.message.len, body,
+		    rest - cr) != 0)
+			__builtin_trap();
+		free(body);
+	}
+	msghdr_submission_free(&s);
+}
+
 /* Fuzz entry point. */
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -139,6 +177,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fz_check_submission(&s);
 	else if (r != -EINVAL || why == NULL || s.message.data != NULL)
 		__builtin_trap();
+	fz_check_split(msg, size, &p, &s, r);
 	msghdr_submission_free(&s);
 	return 0;
 }

@@ -203,13 +203,16 @@ class Server:
             f.write(textwrap.dedent(router))
         os.makedirs(os.path.join(base, "apps"), mode=0o755, exist_ok=True)
 
-    def start(self, wait=True, args=()):
+    def start(self, wait=True, args=(), user=None):
+        """Start mailpiped; with user (a passwd entry), as that user (the
+        development mode: every part runs as that user)."""
         self.logfile = open(self.logpath, "ab")
         self.logoff = os.path.getsize(self.logpath)
         self.proc = subprocess.Popen(
             [prog("mailpiped"), "--base", self.base, *args],
             stdout=self.logfile, stderr=subprocess.STDOUT,
-            env={"PATH": "/usr/bin:/bin", **_sanitizer_env()})
+            env={"PATH": "/usr/bin:/bin", **_sanitizer_env()},
+            preexec_fn=as_user(user) if user else None)
         if wait:
             self.wait_log(r"SYSTEM major: ready", since_start=True)
         return self

@@ -3,9 +3,11 @@ and mail as an unprivileged user, picked up by the real server and
 delivered to a real program."""
 import grp
 import os
+import re
 import shutil
 import stat
 import subprocess
+import time
 
 import pytest
 
@@ -206,12 +208,20 @@ def test_files_dropped_while_down_are_picked_up_at_start(srv, out):
     assert len(wait_delivered(out, 5)) == 5
 
 
-def test_notification_picks_files_up_before_the_scan_interval(server_factory, out):
-    cfg = BASE_CONFIG.replace("scan-interval = 1s\n\n[foreign", "scan-interval = 1h\n\n[foreign")
+@pytest.fixture
+def slow_srv(server_factory, out):
+    """A server that scans once an hour: only notifications can make a
+    file go fast."""
+    cfg = BASE_CONFIG.replace("scan-interval = 1s\n\n[foreign",
+                              "scan-interval = 1h\n\n[foreign")
     s = server_factory(config=cfg, router=f'<*> = "save {out}"@pipe\n')
     install_app(s.base, "save", SAVE)
-    s.start()
-    s.submit(message(to="quick@test.example"))
+    return s
+
+
+def test_notification_picks_files_up_before_the_scan_interval(slow_srv, out):
+    slow_srv.start()
+    slow_srv.submit(message(to="quick@test.example"))
     wait_delivered(out, 1)
 
 
@@ -277,3 +287,167 @@ def test_sendmail_works_while_the_server_is_down(srv, out):
     srv.start()
     _, text = wait_delivered(out, 1)["a@test.example"]
     assert text.endswith("\n\n.\nstill here\n")
+
+
+# ---------------------------------------------------------------------------
+# Files still being written (docs/LOCAL-SUBMISSION.md "When the server
+# takes a file"): taken when renamed in or closed after writing, or once
+# unchanged for the settle time; never taken half written.
+
+def wait_looked_at(srv, name, why="is open for writing"):
+    """Wait until the server has looked at Submitted/NAME.sub; it must have
+    let it wait (not rejected or queued it)."""
+    rx = rf"Submitted/{name}\.sub (is open for writing: waiting|" \
+         rf"changed recently: waiting|rejected[^\n]*|queued)"
+    seen = srv.wait_log(rx)[0]
+    assert seen == f"{why}: waiting", f"{name}.sub was taken: {seen}"
+
+def test_a_file_written_in_place_is_taken_whole_after_its_close(srv, out):
+    srv.start()
+    path = os.path.join(srv.base, "Submitted", "inplace.sub")
+    with open(path, "w") as f:
+        # half a header: taken now, it would have no recipient (.bad)
+        f.write("From: joe@remote.example\nTo: ")
+        f.flush()
+        # the server has looked at it (a scan) and let it be
+        wait_looked_at(srv, "inplace")
+        assert os.path.exists(path)
+        f.write("a@test.example\nSubject: in place\n\n" + "line\n" * 1000)
+    _, text = wait_delivered(out, 1)["a@test.example"]
+    assert text.endswith("\n\n" + "line\n" * 1000)
+    assert "Subject: in place\n" in text
+    assert not os.path.exists(path[:-4] + ".bad")
+    assert "rejected" not in srv.log_since_start()
+
+
+def test_a_truncated_then_rewritten_file_is_delivered_as_rewritten(srv, out):
+    srv.start()
+    path = os.path.join(srv.base, "Submitted", "rewrite.sub")
+    with open(path, "w") as f:
+        f.write(message(to="a@test.example", subject="first draft"))
+        f.flush()
+        wait_looked_at(srv, "rewrite")
+        f.seek(0)
+        f.truncate()
+        f.flush()
+        f.write(message(to="a@test.example", subject="final",
+                        body="the final text\n"))
+    _, text = wait_delivered(out, 1)["a@test.example"]
+    assert "Subject: final\n" in text and text.endswith("the final text\n")
+    srv.wait_queue_empty()
+    assert len(delivered(out)) == 1
+    assert "first draft" not in text
+    assert not os.path.exists(path[:-4] + ".bad")
+
+
+def test_a_file_renamed_in_is_taken_at_once(slow_srv, out):
+    s = slow_srv.start()
+    t0 = time.monotonic()
+    s.submit(message(to="moved@test.example"))     # .tmp, then rename
+    wait_delivered(out, 1)
+    # not held for the settle time a file without notification waits for
+    assert "waiting" not in s.log_since_start()
+    assert time.monotonic() - t0 < 8
+
+
+def test_a_file_closed_after_writing_is_taken_at_once(slow_srv, out):
+    s = slow_srv.start()
+    t0 = time.monotonic()
+    with open(os.path.join(s.base, "Submitted", "closed.sub"), "w") as f:
+        f.write(message(to="closed@test.example"))
+    wait_delivered(out, 1)
+    assert "waiting" not in s.log_since_start()
+    assert time.monotonic() - t0 < 8
+
+
+def test_a_large_file_written_slowly_in_place_is_taken_whole(srv, out):
+    """Written in place over several scans (1 s apart) and streamed once
+    closed: one delivery, every byte."""
+    srv.start()
+    path = os.path.join(srv.base, "Submitted", "slow.sub")
+    body = "".join(f"line {i:07d}\n" for i in range(100000))
+    t0 = time.monotonic()
+    with open(path, "w") as f:
+        f.write("From: joe@remote.example\nTo: a@test.example\n\n")
+        for i in range(0, len(body), 65536):
+            f.write(body[i:i + 65536])
+            f.flush()
+            time.sleep(0.1)
+        assert time.monotonic() - t0 > 2     # two scans or more
+        wait_looked_at(srv, "slow")
+    _, text = wait_delivered(out, 1)["a@test.example"]
+    assert text.endswith("\n\n" + body)
+    assert not os.path.exists(path[:-4] + ".bad")
+    srv.wait_queue_empty()
+    assert len(delivered(out)) == 1
+
+
+def test_a_file_changed_just_before_the_start_waits_to_settle(srv, out):
+    """No notification vouches for a file found at start: it is taken once
+    it has not changed for the settle time (here the 1 s scan interval)."""
+    sub = os.path.join(srv.base, "Submitted")
+    os.makedirs(sub, exist_ok=True)
+    path = os.path.join(sub, "fresh.sub")
+    with open(path, "w") as f:
+        f.write(message(to="a@test.example"))
+    srv.start()
+    wait_looked_at(srv, "fresh", "changed recently")
+    wait_delivered(out, 1)
+    log = srv.log_since_start()
+    assert (log.index("fresh.sub changed recently") <
+            log.index("fresh.sub queued"))
+
+
+def test_a_large_file_streams_and_keeps_crlf_rules(srv, out):
+    """Past 64 KiB only the header is held; the body is copied with CR LF
+    turned into LF, across the copy's chunk boundaries."""
+    srv.start()
+    body = b"".join(b"crlf line %07d\r\n" % i for i in range(40000))
+    srv.submit(b"From: joe@remote.example\r\nTo: a@test.example\r\n"
+               b"Bcc: hidden@test.example\r\n\r\n" + body + b"no newline\r")
+    got = wait_delivered(out, 2)
+    assert "hidden@test.example" in got
+    stem = [f[:-5] for f in os.listdir(out) if f.endswith(".rcpt") and
+            open(os.path.join(out, f)).read().strip() == "a@test.example"]
+    with open(os.path.join(out, stem[0] + ".msg"), "rb") as f:
+        raw = f.read()      # bytes: no newline translation
+    assert b"Bcc" not in raw
+    assert raw.endswith(b"\n\n" + body.replace(b"\r\n", b"\n") +
+                        b"no newline\r")
+    assert srv.wait_log(r"Submitted/t\d+\.sub queued")
+
+
+def drop(srv, name, text, mode):
+    """Put Submitted/NAME.sub in place (written as .tmp, then renamed in)
+    with the given mode, as root."""
+    sub = os.path.join(srv.base, "Submitted")
+    tmp = os.path.join(sub, name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.chmod(tmp, mode)
+    os.rename(tmp, os.path.join(sub, name + ".sub"))
+    return os.path.join(sub, name + ".sub")
+
+
+def test_a_file_the_server_cannot_read_waits_logged_once(srv, out):
+    """The server runs as an unprivileged user (here nobody, all of it:
+    the development mode) and a file it may not read (root's, 0600) is
+    left in place, logged once however many scans see it, never renamed
+    .bad, and taken once its mode lets the server read it."""
+    os.chown(srv.base, NOBODY.pw_uid, NOBODY.pw_gid)
+    srv.start(user=NOBODY)
+    path = drop(srv, "unread", message(to="late@test.example"), 0o600)
+    rx = r"cannot read Submitted/unread\.sub: Permission denied"
+    srv.wait_log(rx)
+    # two more files, each found by a later scan, which sees unread.sub too
+    for i in range(2):
+        drop(srv, f"other{i}", message(to=f"other{i}@test.example"), 0o644)
+        wait_delivered(out, i + 1)
+    assert os.path.exists(path) and not os.path.exists(path[:-4] + ".bad")
+    assert len(re.findall(rx, srv.log_since_start())) == 1
+    os.chmod(path, 0o644)
+    got = wait_delivered(out, 3)
+    assert "late@test.example" in got
+    srv.wait_queue_empty()
+    assert not os.path.exists(path) and not os.path.exists(path[:-4] + ".bad")
+    assert len(re.findall(rx, srv.log_since_start())) == 1

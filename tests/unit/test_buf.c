@@ -138,6 +138,64 @@ test_read_fd(void **state)
 	buf_free(&b);
 }
 
+/* An exact reservation holds no slack; appends within it do not grow. */
+static void
+test_reserve_exact(void **state)
+{
+	struct buf b = BUF_INIT;
+
+	(void)state;
+	assert_int_equal(buf_reserve_exact(&b, 100), 0);
+	assert_int_equal(b.cap, 101);
+	assert_int_equal(buf_append(&b, "0123456789", 10), 0);
+	assert_int_equal(buf_reserve_exact(&b, 90), 0);
+	assert_int_equal(b.cap, 101);		/* there was room */
+	for (int i = 0; i < 9; i++)
+		assert_int_equal(buf_append(&b, "0123456789", 10), 0);
+	assert_int_equal(b.cap, 101);
+	assert_int_equal(b.len, 100);
+	assert_int_equal(buf_reserve_exact(&b, 1), 0);
+	assert_int_equal(b.cap, 102);
+	assert_int_equal(buf_reserve_exact(&b, (size_t)-1), -ENOMEM);
+	buf_free(&b);
+}
+
+/* CR LF becomes LF, lone CRs stay, also when a CR ends a piece. */
+static void
+test_crlf_to_lf(void **state)
+{
+	static const char text[] = "a\r\nb\rc\r\r\nd\r\n\r\n\re\r";
+	static const char want[] = "a\nb\rc\r\nd\n\n\re";
+	char out[sizeof(text) + 1];
+	bool cr = false;
+	size_t n;
+
+	(void)state;
+	n = mp_crlf_to_lf(text, sizeof(text) - 1, out, &cr);
+	assert_true(cr);		/* the last CR is held */
+	assert_int_equal(n, sizeof(want) - 1);
+	assert_memory_equal(out, want, n);
+	/* every split into two pieces gives the same bytes */
+	for (size_t cut = 0; cut < sizeof(text); cut++) {
+		size_t o;
+
+		cr = false;
+		o = mp_crlf_to_lf(text, cut, out, &cr);
+		o += mp_crlf_to_lf(text + cut, sizeof(text) - 1 - cut, out + o,
+			&cr);
+		assert_int_equal(o, sizeof(want) - 1);
+		assert_memory_equal(out, want, o);
+		assert_true(cr);
+	}
+	cr = false;
+	assert_int_equal(mp_crlf_to_lf("", 0, out, &cr), 0);
+	assert_false(cr);
+	/* a held CR followed by a piece that is not LF comes out first */
+	cr = true;
+	assert_int_equal(mp_crlf_to_lf("x", 1, out, &cr), 2);
+	assert_memory_equal(out, "\rx", 2);
+}
+
 int
 main(void)
 {
@@ -148,6 +206,8 @@ main(void)
 		cmocka_unit_test(test_strv),
 		cmocka_unit_test(test_random_hex),
 		cmocka_unit_test(test_read_fd),
+		cmocka_unit_test(test_crlf_to_lf),
+		cmocka_unit_test(test_reserve_exact),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -824,7 +824,7 @@ test_sub_errors(void **state)
 	/* a header over 1 MiB */
 	assert_int_equal(buf_puts(&big, "From: f@f.example\nTo: t@t.example\n"),
 		0);
-	while (big.len <= 1024 * 1024)
+	while (big.len <= MSGHDR_MAX_HEADER)
 		assert_int_equal(buf_puts(&big, "X-Filler: "
 			"0123456789012345678901234567890123456789\n"), 0);
 	assert_int_equal(buf_puts(&big, "\nbody\n"), 0);
@@ -845,6 +845,98 @@ test_sub_errors(void **state)
 	assert_int_equal(msghdr_submission("To: t@t.example\nFrom: f@f.example"
 		"\n\n", 35, &q, &s, &why), -EINVAL);
 	assert_non_null(strstr(why, "hostname"));
+}
+
+/* The end of a raw header: LF or CR LF empty lines, more data, EOF. */
+static void
+test_header_end(void **state)
+{
+	static const struct {
+		const char *raw;
+		bool eof;
+		int r;
+		size_t end;
+	} cases[] = {
+		{ "A: b\n\nbody\n", false, 0, 6 },
+		{ "A: b\r\n\r\nbody\r\n", false, 0, 8 },
+		{ "A: b\n\r\nbody", false, 0, 7 },
+		{ "A: b\r\n\nbody", false, 0, 7 },
+		{ "\nbody", false, 0, 1 },
+		{ "\r\nbody", false, 0, 2 },
+		{ "A: b\r\r\nB: c\n\n", false, 0, 13 },	/* CR CR LF: a line */
+		{ "A: b\n \n\n", false, 0, 8 },		/* a blank fold: a line */
+		{ "A: b\n", false, -EAGAIN, 0 },
+		{ "A: b\n\r", false, -EAGAIN, 0 },
+		{ "A: b\n", true, 0, 5 },
+		{ "A: b", true, 0, 4 },
+		{ "", false, -EAGAIN, 0 },
+		{ "", true, 0, 0 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t end = 99;
+		int r = msghdr_header_end(cases[i].raw, strlen(cases[i].raw),
+			cases[i].eof, &end);
+
+		if (r != cases[i].r || (r == 0 && end != cases[i].end))
+			fail_msg("case %zu: %d end %zu", i, r, end);
+	}
+}
+
+/*
+ * The streamed Submitted path: the rules applied to the header part and
+ * the rest converted give the very bytes of the rules on the whole file.
+ */
+static void
+test_header_end_split_equals_whole(void **state)
+{
+	static const char *const files[] = {
+		"From: f@f.example\nTo: t@t.example\n\nbody\r\nline\n",
+		"From: f@f.example\r\nTo: t@t.example\r\n\r\nbody\r\n\r\n.\r",
+		"From: f@f.example\r\nTo: t@t.example\n\r\n\r\nx\ry\r\n",
+		"From: f@f.example\nTo: t@t.example\nBcc: b@b.example\n\n\n",
+		"From: f@f.example\nTo: t@t.example\n",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		const char *f = files[i];
+		size_t len = strlen(f), end;
+		struct msghdr_submission whole, part;
+		struct buf got = BUF_INIT;
+		char *body = malloc(len + 1);
+		const char *why, *mg, *mw;
+		bool cr = false;
+
+		assert_int_equal(msghdr_header_end(f, len, true, &end), 0);
+		assert_int_equal(msghdr_submission(f, len, &params, &whole,
+			&why), 0);
+		assert_int_equal(msghdr_submission(f, end, &params, &part,
+			&why), 0);
+		assert_int_equal(buf_append(&got, part.message.data,
+			part.message.len), 0);
+		assert_int_equal(buf_append(&got, body, mp_crlf_to_lf(f + end,
+			len - end, body, &cr)), 0);
+		if (cr)
+			assert_int_equal(buf_putc(&got, '\r'), 0);
+		/* Message-IDs are random: compare around them */
+		assert_int_equal(got.len, whole.message.len);
+		mg = strstr(got.data, "\nMessage-ID");
+		mw = strstr(whole.message.data, "\nMessage-ID");
+		assert_non_null(mg);
+		assert_non_null(mw);
+		assert_memory_equal(got.data, whole.message.data,
+			(size_t)(mg - got.data));
+		assert_memory_equal(strchr(mg + 1, '\n'), strchr(mw + 1, '\n'),
+			got.len - (size_t)(strchr(mg + 1, '\n') - got.data));
+		assert_int_equal(part.rcpts.n, whole.rcpts.n);
+		assert_string_equal(part.return_path, whole.return_path);
+		msghdr_submission_free(&whole);
+		msghdr_submission_free(&part);
+		buf_free(&got);
+		free(body);
+	}
 }
 
 /* RFC 5322 dates in local time with C-locale names and the zone offset. */
@@ -909,6 +1001,8 @@ main(void)
 		cmocka_unit_test(test_sub_hops),
 		cmocka_unit_test(test_sub_errors),
 		cmocka_unit_test(test_date),
+		cmocka_unit_test(test_header_end),
+		cmocka_unit_test(test_header_end_split_equals_whole),
 	};
 	int r;
 

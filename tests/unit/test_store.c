@@ -3,8 +3,10 @@
  * /tmp: commit and read back, unlink_after only after success, queue limit,
  * foldering, marks, recovery (stray .tmp, every kind of corrupt file,
  * finished files, ID order, IDs above every one seen), import, and the
- * group commit of directory fsyncs. No sleeps: the loop runs until the
- * callbacks fired.
+ * group commit of directory fsyncs, and streamed commits (drafts: written
+ * piece by piece or copied from a file, the envelope padded into the room
+ * kept for it, aborts and failures leaving nothing). No sleeps: the loop
+ * runs until the callbacks fired.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -1280,11 +1282,453 @@ test_body_kept(void **state)
 	free(large);
 }
 
+/* Kept bodies stop at STORE_KEEP_TOTAL bytes in all; a dropped one makes
+   room again. */
+static void
+test_body_kept_total(void **state)
+{
+	struct fx *fx = *state;
+	size_t n = STORE_KEEP_TOTAL / STORE_KEEP_MAX;
+	struct store_msg **m = calloc(n + 1, sizeof(*m));
+	char *full = malloc(STORE_KEEP_MAX + 1);
+	struct envelope env;
+	struct rec r;
+
+	assert_non_null(m);
+	assert_non_null(full);
+	memset(full, 'k', STORE_KEEP_MAX);
+	full[STORE_KEEP_MAX] = '\0';
+	open_store(fx, 0, n + 10);
+	for (size_t i = 0; i <= n; i++) {
+		make_env(&env, 1, NULL);
+		commit_wait(fx, &env, full, NULL, 0, &r);
+		assert_int_equal(r.err, 0);
+		m[i] = r.m;
+		if (i < n)
+			assert_non_null(m[i]->body);
+		else
+			assert_null(m[i]->body);	/* over the total */
+	}
+	store_msg_drop_body(m[0]);
+	make_env(&env, 1, NULL);
+	commit_wait(fx, &env, BODY, NULL, 0, &r);
+	assert_non_null(r.m->body);		/* room again */
+	store_msg_free(r.m);
+	for (size_t i = 0; i <= n; i++)
+		store_msg_free(m[i]);
+	free(m);
+	free(full);
+}
+
+/* What a draft step's callback saw. */
+struct drec {
+	int calls;
+	int err;
+	uint64_t n;
+};
+
+/* Draft step callback: record. */
+static void
+on_draft(void *arg, int err, uint64_t n)
+{
+	struct drec *r = arg;
+
+	r->calls++;
+	r->err = err;
+	r->n = n;
+}
+
+/* Append text to a draft and wait. */
+static void
+draft_write_wait(struct fx *fx, struct store_draft *d, const char *text,
+	struct drec *r)
+{
+	struct buf b = BUF_INIT;
+
+	assert_int_equal(buf_puts(&b, text), 0);
+	memset(r, 0, sizeof(*r));
+	assert_int_equal(store_draft_write(d, &b, on_draft, r), 0);
+	assert_null(b.data);		/* taken */
+	assert_int_equal(r->calls, 0);
+	run_until(fx, &r->calls, 1);
+}
+
+/* Commit a draft and wait. */
+static void
+draft_commit_wait(struct fx *fx, struct store_draft *d, const char *unlink,
+	struct rec *r)
+{
+	memset(r, 0, sizeof(*r));
+	assert_int_equal(store_draft_commit(d, unlink, on_commit, r), 0);
+	assert_int_equal(r->calls, 0);
+	run_until(fx, &r->calls, 1);
+}
+
+/* A committed draft: the envelope fills its room, offsets are right. */
+static void
+check_streamed(const struct store_msg *m, const char *body, size_t len)
+{
+	struct envelope p;
+	size_t flen, room;
+	char *data = slurp(m->path, &flen);
+	struct envelope copy = m->env;
+
+	assert_int_equal(m->msg_len, len);
+	assert_int_equal(flen, m->msg_off + len);
+	assert_memory_equal(data + m->msg_off, body, len);
+	assert_int_equal(envelope_parse(data, flen, &p, NULL, NULL), 0);
+	assert_int_equal(p.header_len, m->msg_off);
+	assert_true(p.size == len);
+	assert_int_equal(p.nrcpt, m->env.nrcpt);
+	for (size_t i = 0; i < p.nrcpt; i++) {
+		assert_int_equal(p.rcpt[i].state_off, m->env.rcpt[i].state_off);
+		assert_int_equal(data[p.rcpt[i].state_off], 'P');
+	}
+	/* the room is the one envelope_reserve asks for: always padded */
+	assert_int_equal(envelope_reserve(&copy, &room), 0);
+	assert_int_equal(room, m->msg_off);
+	assert_non_null(strstr(data, "\npad -"));
+	assert_null(m->body);		/* never kept in memory */
+	envelope_free(&p);
+	free(data);
+}
+
+/* Head + writes + commit: one durable file, the source removed after. */
+static void
+test_draft_write_commit(void **state)
+{
+	struct fx *fx = *state;
+	struct envelope env;
+	struct buf head = BUF_INIT;
+	struct store_draft *d;
+	struct drec w;
+	struct rec r;
+	struct scan sc = { 0 };
+	char *qdir = fmt("%s/Queue", fx->base);
+	char *sub = fmt("%s/x.sub", fx->base);
+	char *id;
+
+	open_store(fx, 0, 100);
+	spit(sub, "x", 1);
+	make_env(&env, 2, "Submitted/x.sub 1:2");
+	assert_int_equal(buf_puts(&head, "Subject: streamed\n\n"), 0);
+	assert_int_equal(store_draft_open(fx->st, &env, &head, 0, &d), 0);
+	assert_int_equal(env.nrcpt, 0);		/* taken */
+	assert_null(head.data);
+	assert_int_equal(strlen(store_draft_id(d)), STORE_ID_LEN);
+	assert_int_equal(store_count(fx->st), 1);
+	assert_int_equal(store_busy(fx->st), 1);
+	/* nothing on disk before the first step */
+	assert_int_equal(count_suffix(qdir, ".tmp"), 0);
+	draft_write_wait(fx, d, "line one\n", &w);
+	assert_int_equal(w.err, 0);
+	assert_int_equal(w.n, 9);
+	/* S1: only ID.tmp, the head and the piece written */
+	assert_int_equal(count_suffix(qdir, ".tmp"), 1);
+	assert_int_equal(count_suffix(qdir, ".msg"), 0);
+	assert_int_equal(store_draft_size(d), 19 + 9);
+	draft_write_wait(fx, d, "line two\n", &w);
+	assert_int_equal(w.err, 0);
+	id = strdup(store_draft_id(d));
+	draft_commit_wait(fx, d, sub, &r);
+	assert_int_equal(r.err, 0);
+	assert_non_null(r.m);
+	assert_string_equal(r.m->id, id);
+	assert_int_equal(r.m->pending, 2);
+	check_streamed(r.m, "Subject: streamed\n\nline one\nline two\n", 37);
+	assert_false(exists(sub));
+	assert_int_equal(count_suffix(qdir, ".tmp"), 0);
+	assert_int_equal(count_suffix(qdir, ".msg"), 1);
+	assert_int_equal(store_count(fx->st), 1);
+	assert_int_equal(store_busy(fx->st), 0);
+	store_msg_free(r.m);
+	/* a restart reads the padded envelope like any other */
+	store_close(fx->st);
+	open_store(fx, 0, 100);
+	assert_int_equal(store_recover(fx->st, on_found, on_scanned, &sc), 0);
+	run_until(fx, &sc.done, 1);
+	assert_int_equal(sc.nfound, 1);
+	assert_int_equal(sc.corrupt, 0);
+	assert_string_equal(sc.m[0]->id, id);
+	check_streamed(sc.m[0], "Subject: streamed\n\nline one\nline two\n",
+		37);
+	store_msg_free(sc.m[0]);
+	free(id);
+	free(qdir);
+	free(sub);
+}
+
+/* An empty draft commits a message of 0 bytes; one step at a time. */
+static void
+test_draft_empty_and_busy(void **state)
+{
+	struct fx *fx = *state;
+	struct envelope env;
+	struct store_draft *d;
+	struct buf b = BUF_INIT;
+	struct drec w = { 0 };
+	struct rec r;
+
+	open_store(fx, 0, 100);
+	make_env(&env, 1, NULL);
+	assert_int_equal(store_draft_open(fx->st, &env, NULL, 0, &d), 0);
+	assert_int_equal(buf_puts(&b, "x\n"), 0);
+	assert_int_equal(store_draft_write(d, &b, on_draft, &w), 0);
+	assert_int_equal(buf_puts(&b, "y\n"), 0);
+	assert_int_equal(store_draft_write(d, &b, on_draft, &w), -EBUSY);
+	assert_int_equal(store_draft_commit(d, NULL, on_commit, &r), -EBUSY);
+	assert_non_null(b.data);	/* refused: still the caller's */
+	run_until(fx, &w.calls, 1);
+	buf_free(&b);
+	store_draft_abort(d);
+	while (store_busy(fx->st) > 0)
+		assert_true(uv_run(&fx->loop, UV_RUN_ONCE) >= 0);
+	assert_int_equal(w.calls, 1);
+	make_env(&env, 1, NULL);
+	assert_int_equal(store_draft_open(fx->st, &env, NULL, 0, &d), 0);
+	draft_commit_wait(fx, d, NULL, &r);
+	assert_int_equal(r.err, 0);
+	check_streamed(r.m, "", 0);
+	store_msg_free(r.m);
+}
+
+/* Make a file of n bytes at path from a repeated pattern. */
+static void
+spit_pattern(const char *path, const char *pat, size_t n)
+{
+	size_t pl = strlen(pat);
+	char *b = malloc(n + 1);
+
+	assert_non_null(b);
+	for (size_t i = 0; i < n; i++)
+		b[i] = pat[i % pl];
+	spit(path, b, n);
+	free(b);
+}
+
+/* Copy a file in chunks, CR LF converted across chunk and slice edges. */
+static void
+test_draft_copy(void **state)
+{
+	struct fx *fx = *state;
+	/* 7 bytes: CR LF pairs fall on every chunk boundary sooner or later */
+	static const char pat[] = "ab\r\ncd\r";
+	size_t n = 20 * 1024 * 1024 + 3, skip = 5, len, want_len = 0;
+	struct envelope env;
+	struct store_draft *d;
+	struct drec c = { 0 };
+	struct rec r;
+	char *src = fmt("%s/big.sub", fx->base), *want, *data;
+	bool cr = false;
+	int fd;
+
+	open_store(fx, 0, 100);
+	spit_pattern(src, pat, n);
+	data = slurp(src, &len);
+	want = malloc(len + 1);
+	want_len = mp_crlf_to_lf(data + skip, len - skip, want, &cr);
+	if (cr)
+		want[want_len++] = '\r';
+	free(data);
+	fd = open(src, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	make_env(&env, 1, NULL);
+	assert_int_equal(store_draft_open(fx->st, &env, NULL, 0, &d), 0);
+	assert_int_equal(store_draft_copy(d, fd, skip, UINT64_MAX,
+		STORE_COPY_CRLF, on_draft, &c), 0);
+	assert_int_equal(store_draft_copy(d, fd, 0, 1, 0, on_draft, &c),
+		-EBUSY);
+	run_until(fx, &c.calls, 1);
+	assert_int_equal(c.err, 0);
+	assert_int_equal(c.n, n - skip);	/* bytes read from the source */
+	assert_int_equal(store_draft_size(d), want_len);
+	/* then more bytes after the copy, verbatim this time */
+	c.calls = 0;
+	assert_int_equal(store_draft_copy(d, fd, n - 4, UINT64_MAX, 0,
+		on_draft, &c), 0);
+	run_until(fx, &c.calls, 1);
+	assert_int_equal(c.err, 0);
+	assert_int_equal(c.n, 4);
+	want = realloc(want, want_len + 4);
+	for (size_t i = 0; i < 4; i++)
+		want[want_len + i] = pat[(n - 4 + i) % 7];
+	want_len += 4;
+	draft_commit_wait(fx, d, NULL, &r);
+	assert_int_equal(r.err, 0);
+	check_streamed(r.m, want, want_len);
+	store_msg_free(r.m);
+	close(fd);
+	free(want);
+	free(src);
+}
+
+/* A source larger than max fails the copy, then the commit; no file. */
+static void
+test_draft_copy_too_big(void **state)
+{
+	struct fx *fx = *state;
+	struct envelope env;
+	struct store_draft *d;
+	struct drec c = { 0 };
+	struct rec r;
+	char *src = fmt("%s/big.sub", fx->base);
+	char *qdir = fmt("%s/Queue", fx->base);
+	int fd;
+
+	open_store(fx, 0, 100);
+	spit_pattern(src, "0123456789\n", 300000);
+	fd = open(src, O_RDONLY | O_CLOEXEC);
+	make_env(&env, 1, NULL);
+	assert_int_equal(store_draft_open(fx->st, &env, NULL, 0, &d), 0);
+	assert_int_equal(store_draft_copy(d, fd, 0, 200000, 0, on_draft, &c),
+		0);
+	run_until(fx, &c.calls, 1);
+	assert_int_equal(c.err, -EFBIG);
+	assert_int_equal(count_suffix(qdir, ".tmp"), 0);	/* withdrawn */
+	/* a write after the failure does nothing and reports it again */
+	draft_write_wait(fx, d, "more\n", &c);
+	assert_int_equal(c.err, -EFBIG);
+	assert_int_equal(count_suffix(qdir, ".tmp"), 0);
+	draft_commit_wait(fx, d, src, &r);
+	assert_int_equal(r.err, -EFBIG);
+	assert_null(r.m);
+	assert_true(exists(src));		/* the source stays */
+	assert_int_equal(count_suffix(qdir, ".tmp"), 0);
+	assert_int_equal(count_suffix(qdir, ".msg"), 0);
+	assert_int_equal(store_count(fx->st), 0);
+	assert_int_equal(store_busy(fx->st), 0);
+	close(fd);
+	free(src);
+	free(qdir);
+}
+
+/* Abort, idle or with a step in flight: no callback, nothing left. */
+static void
+test_draft_abort(void **state)
+{
+	struct fx *fx = *state;
+	struct envelope env;
+	struct store_draft *d;
+	struct buf b = BUF_INIT;
+	struct drec w = { 0 };
+	char *qdir = fmt("%s/Queue", fx->base);
+
+	open_store(fx, 0, 100);
+	/* never written: nothing on disk, freed at once */
+	make_env(&env, 1, NULL);
+	assert_int_equal(store_draft_open(fx->st, &env, NULL, 0, &d), 0);
+	store_draft_abort(d);
+	assert_int_equal(store_count(fx->st), 0);
+	assert_int_equal(store_busy(fx->st), 0);
+	/* written, idle */
+	make_env(&env, 1, NULL);
+	assert_int_equal(store_draft_open(fx->st, &env, NULL, 0, &d), 0);
+	draft_write_wait(fx, d, "x\n", &w);
+	assert_int_equal(count_suffix(qdir, ".tmp"), 1);
+	store_draft_abort(d);
+	while (store_busy(fx->st) > 0)
+		assert_true(uv_run(&fx->loop, UV_RUN_ONCE) >= 0);
+	assert_int_equal(count_suffix(qdir, ".tmp"), 0);
+	/* a write in flight: its callback never runs */
+	make_env(&env, 1, NULL);
+	assert_int_equal(store_draft_open(fx->st, &env, NULL, 0, &d), 0);
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(buf_puts(&b, "y\n"), 0);
+	assert_int_equal(store_draft_write(d, &b, on_draft, &w), 0);
+	store_draft_abort(d);
+	while (store_busy(fx->st) > 0)
+		assert_true(uv_run(&fx->loop, UV_RUN_ONCE) >= 0);
+	assert_int_equal(w.calls, 0);
+	assert_int_equal(count_suffix(qdir, ".tmp"), 0);
+	assert_int_equal(count_suffix(qdir, ".msg"), 0);
+	assert_int_equal(store_count(fx->st), 0);
+	free(qdir);
+}
+
+/*
+ * What a crash leaves: during a draft only ID.tmp exists, which recovery
+ * removes; a file renamed before its envelope reached the disk (one flush
+ * per commit) has a hole where the envelope goes and is kept as corrupt.
+ */
+static void
+test_draft_crash_leftovers(void **state)
+{
+	struct fx *fx = *state;
+	struct envelope env;
+	struct store_draft *d;
+	struct drec w;
+	struct scan sc = { 0 };
+	struct store *other;
+	struct store_settings s = { .foldering = 0, .limit = 100 };
+	char *qdir = fmt("%s/Queue", fx->base), *tmp, *msg, *data, *cdir;
+	size_t len;
+
+	open_store(fx, 0, 100);
+	make_env(&env, 1, NULL);
+	assert_int_equal(store_draft_open(fx->st, &env, NULL, 0, &d), 0);
+	draft_write_wait(fx, d, "Subject: half\n\nhalf a mess", &w);
+	tmp = fmt("%s/%s.tmp", qdir, store_draft_id(d));
+	msg = fmt("%s/1700000000000001.msg", qdir);
+	data = slurp(tmp, &len);
+	/* the room is a hole (zeros): never a valid envelope */
+	assert_int_equal(data[0], '\0');
+	spit(msg, data, len);
+	free(data);
+	/* a restart (another store on the same folder) */
+	assert_int_equal(store_open(&fx->loop, fx->base, &s, &fx->lg, &other),
+		0);
+	assert_int_equal(store_recover(other, on_found, on_scanned, &sc), 0);
+	run_until(fx, &sc.done, 1);
+	assert_int_equal(sc.nfound, 0);
+	assert_int_equal(sc.corrupt, 1);
+	assert_false(exists(tmp));
+	assert_false(exists(msg));
+	cdir = fmt("%s/corrupt", qdir);
+	assert_int_equal(count_suffix(cdir, ".msg"), 1);
+	assert_true(log_has(fx, "removed unfinished Queue/"));
+	store_close(other);
+	/* the writer itself then fails or gives up cleanly */
+	store_draft_abort(d);
+	while (store_busy(fx->st) > 0)
+		assert_true(uv_run(&fx->loop, UV_RUN_ONCE) >= 0);
+	assert_int_equal(count_suffix(qdir, ".tmp"), 0);
+	free(cdir);
+	free(tmp);
+	free(msg);
+	free(qdir);
+}
+
+/* Drafts count against the limit from their open. */
+static void
+test_draft_limit(void **state)
+{
+	struct fx *fx = *state;
+	struct envelope env;
+	struct store_draft *d, *e;
+
+	open_store(fx, 0, 1);
+	make_env(&env, 1, NULL);
+	assert_int_equal(store_draft_open(fx->st, &env, NULL, 0, &d), 0);
+	make_env(&env, 1, NULL);
+	assert_int_equal(store_draft_open(fx->st, &env, NULL, 0, &e),
+		-ENOSPC);
+	assert_int_equal(env.nrcpt, 1);		/* refused: still ours */
+	assert_int_equal(store_draft_open(fx->st, &env, NULL,
+		STORE_EXEMPT_LIMIT, &e), 0);
+	assert_int_equal(store_count(fx->st), 2);
+	store_draft_abort(d);
+	store_draft_abort(e);
+	assert_int_equal(store_count(fx->st), 0);
+	assert_int_equal(store_busy(fx->st), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_body_kept, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_body_kept_total, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_commit_readback, setup,
 			teardown),
@@ -1309,6 +1753,20 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_modes, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(test_close_deferred, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_draft_write_commit, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_draft_empty_and_busy,
+			setup, teardown),
+		cmocka_unit_test_setup_teardown(test_draft_copy, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_draft_copy_too_big, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_draft_abort, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_draft_crash_leftovers,
+			setup, teardown),
+		cmocka_unit_test_setup_teardown(test_draft_limit, setup,
 			teardown),
 	};
 
