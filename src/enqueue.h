@@ -1,6 +1,6 @@
 /*
  * enqueue: the one way into the queue for every intake (Submitted folder,
- * ForeignQueue imports go through store_import, SMTP later). It prepends
+ * SMTP; ForeignQueue imports go through store_import). It prepends
  * the Received: field, counts hops against the hop limit, honours the queue
  * limit, and asks the store to make the message durable; only when the
  * file is durable is the submitter told it was accepted and the scheduler

@@ -31,6 +31,10 @@
 #define SMTPD_LINGER_MS 5000		/* how long a closing session may take */
 #define SMTPD_TEXT_MAX 400		/* reply text octets (RFC 5321 4.5.3.1.5) */
 #define SMTPD_BACKLOG 128
+#define SMTPD_STREAM_AT (256 * 1024)	/* DATA held before it streams */
+#define SMTPD_STREAM_CHUNK (128 * 1024)	/* least bytes per streamed write */
+#define SMTPD_SYNC_HOLD (1024 * 1024)	/* held for sync programs, at most */
+#define SMTPD_HEADER_MAX (1024 * 1024)	/* a streamed message's header */
 
 /* Where a session stands. */
 enum phase {
@@ -142,6 +146,13 @@ struct session {
 	uint64_t rate_deadline;		/* when the average falls below
 					   min-data-rate (if set) */
 	uint64_t data_in;		/* DATA bytes read (on the wire) */
+	/* a message too large to hold streams to its queue file */
+	struct enqueue_draft *ed;	/* the queue file in writing */
+	bool ed_busy;			/* a write of msg is in flight */
+	bool stalled;			/* the store is behind: input waits */
+	bool streamed;			/* queued for every recipient */
+	uint64_t stall_at;		/* loop time (ms) the stall began */
+	int stream_err;			/* why the stream was dropped */
 	/* the async step after DATA */
 	bool waiting;			/* enqueue or sync run outstanding */
 	bool sync_running;		/* transport_sync_run not yet answered */
@@ -435,6 +446,11 @@ txn_reset(struct session *s)
 	smtpcodec_dec_init(&s->dec, s->sd->d.cfg->smtp.max_size);
 	s->nomem = false;
 	s->data_in = 0;
+	if (s->ed != NULL)
+		enqueue_draft_abort(s->ed);
+	s->ed = NULL;
+	s->ed_busy = s->stalled = s->streamed = false;
+	s->stream_err = 0;
 	for (size_t i = 0; i < s->nsr; i++)
 		result_clear(&s->sr[i].res);
 	free(s->sr);
@@ -596,7 +612,7 @@ on_timer(uv_timer_t *t)
 		session_kill(s, NULL);
 		return;
 	}
-	if (s->ph == PH_WAIT)
+	if (s->ph == PH_WAIT || s->stalled)
 		return;
 	if (s->ph == PH_DATA) {
 		now = uv_now(s->sd->d.loop);
@@ -989,7 +1005,7 @@ on_enqueued(void *arg, int err, const char *id)
 		return;
 	}
 	snprintf(s->qid, sizeof(s->qid), "%s", id ? id : "");
-	if (s->nsync == 0) {
+	if (s->nsync == 0 || s->streamed) {
 		s->messages++;
 		s->junk = 0;
 		txn_finish(s, 250, "2.0.0", "ok: queued as %s", s->qid);
@@ -1003,31 +1019,46 @@ on_enqueued(void *arg, int err, const char *id)
 	sync_part(s);
 }
 
+/*
+ * The transaction's envelope: the queued recipients, or with all the sync
+ * ones too (a streamed message is delivered from the queue for all).
+ */
+static int
+txn_envelope(const struct session *s, bool all, struct envelope *env)
+{
+	int r = 0;
+
+	envelope_init(env);
+	env->trusted = s->trusted;
+	if ((env->tag = strdup("SMTP")) == NULL ||
+	    (env->from = strdup(s->from ? s->from : "")) == NULL ||
+	    (env->client = strdup(s->ip)) == NULL ||
+	    (env->helo = strdup(s->helo ? s->helo : "")) == NULL ||
+	    (s->ret && (env->ret = strdup(s->ret)) == NULL) ||
+	    (s->envid && (env->envid = strdup(s->envid)) == NULL))
+		r = -ENOMEM;
+	for (size_t i = 0; r == 0 && i < s->nrcpt; i++)
+		if (all || s->rcpt[i].sync == NULL)
+			r = envelope_add_rcpt(env, s->rcpt[i].addr,
+				s->rcpt[i].orcpt, s->rcpt[i].notify);
+	if (r < 0)
+		envelope_free(env);
+	return r;
+}
+
 /* Queue the message for the recipients that are not sync. */
 static void
 enqueue_part(struct session *s)
 {
 	struct envelope env;
 	struct buf m = BUF_INIT;
-	int r = 0;
+	int r;
 
-	envelope_init(&env);
-	env.trusted = s->trusted;
-	if ((env.tag = strdup("SMTP")) == NULL ||
-	    (env.from = strdup(s->from ? s->from : "")) == NULL ||
-	    (env.client = strdup(s->ip)) == NULL ||
-	    (env.helo = strdup(s->helo ? s->helo : "")) == NULL ||
-	    (s->ret && (env.ret = strdup(s->ret)) == NULL) ||
-	    (s->envid && (env.envid = strdup(s->envid)) == NULL))
-		r = -ENOMEM;
-	for (size_t i = 0; r == 0 && i < s->nrcpt; i++)
-		if (s->rcpt[i].sync == NULL)
-			r = envelope_add_rcpt(&env, s->rcpt[i].addr,
-				s->rcpt[i].orcpt, s->rcpt[i].notify);
-	if (r == 0 && s->nsync > 0)
-		r = buf_append(&m, s->full.data, s->full.len);
-	if (r < 0) {
+	r = txn_envelope(s, false, &env);
+	if (r == 0 && s->nsync > 0 &&
+	    (r = buf_append(&m, s->full.data, s->full.len)) < 0)
 		envelope_free(&env);
+	if (r < 0) {
 		buf_free(&m);
 		txn_finish(s, 452, "4.3.1", "insufficient system resources");
 		return;
@@ -1074,6 +1105,172 @@ received(struct session *s, struct buf *out)
 	return r;
 }
 
+/*
+ * Streaming (docs/SMTP.md "Large messages"): a message larger than
+ * SMTPD_STREAM_AT (SMTPD_SYNC_HOLD with sync recipients) is not held:
+ * once its header has ended it is opened as an enqueue draft, and the
+ * decoded data goes to the store in writes of SMTPD_STREAM_CHUNK or more,
+ * one at a time. While a write is in flight and SMTPD_STREAM_AT bytes wait,
+ * the session stalls: no input is decoded, reads stop once the input
+ * buffer is full, and the DATA clocks stop, so a slow disk is never
+ * counted against the client. A refused or failed stream is dropped at
+ * once (its ID.tmp removed); the data is read on to its end and answered.
+ */
+
+/* Give the stream up (err: its reply at the end; 0 when refused). */
+static void
+stream_drop(struct session *s, int err)
+{
+	if (s->ed != NULL)
+		enqueue_draft_abort(s->ed);
+	s->ed = NULL;
+	s->ed_busy = false;
+	buf_free(&s->msg);
+	if (err < 0 && s->stream_err == 0)
+		s->stream_err = err;
+}
+
+/* The DATA clocks restart after a stall, shifted by its length. */
+static void
+stream_resume(struct session *s)
+{
+	uint64_t d = uv_now(s->sd->d.loop) - s->stall_at;
+
+	s->stalled = false;
+	s->data_start += d;
+	s->data_deadline = ms_after(s->data_deadline, d);
+}
+
+/* Open the draft once the header is complete (-EMSGSIZE: too large). */
+static void
+stream_open(struct session *s)
+{
+	struct envelope env;
+	struct buf head = BUF_INIT, rcv = BUF_INIT;
+	size_t end;
+	int r;
+
+	if (msghdr_header_end(s->msg.data, s->msg.len, false, &end) < 0) {
+		if (s->msg.len >= SMTPD_HEADER_MAX)
+			stream_drop(s, -EMSGSIZE);
+		return;		/* the header goes on */
+	}
+	if ((r = buf_append(&head, s->msg.data, end)) < 0 ||
+	    (r = received(s, &rcv)) < 0 ||
+	    (r = txn_envelope(s, true, &env)) < 0) {
+		buf_free(&head);
+		buf_free(&rcv);
+		stream_drop(s, r);
+		return;
+	}
+	memmove(s->msg.data, s->msg.data + end, s->msg.len - end);
+	s->msg.len -= end;
+	s->msg.data[s->msg.len] = '\0';
+	r = enqueue_draft_open(s->sd->d.eq, &env, &head, rcv.data, false,
+		&s->ed);
+	buf_free(&rcv);
+	if (r < 0) {
+		s->ed = NULL;
+		stream_drop(s, r);
+		return;
+	}
+	s->streamed = true;
+	log_msg(s->sd->d.log, LOG_SMTPI, LOG_LOWLEVEL,
+		"session=%llu client=%s message over %u bytes: streamed to "
+		"queue file %s%s", (unsigned long long)s->id, s->ip,
+		(unsigned)(s->nsync > 0 ? SMTPD_SYNC_HOLD : SMTPD_STREAM_AT),
+		store_draft_id(enqueue_draft_store(s->ed)), s->nsync > 0 ?
+		" (its sync recipients are delivered from the queue)" : "");
+}
+
+static void stream_pump(struct session *s);
+
+/* A streamed write finished: write on, resume the input, or commit. */
+static void
+on_streamed(void *arg, int err, uint64_t n)
+{
+	struct session *s = arg;
+
+	(void)n;
+	s->ed_busy = false;
+	if (err < 0)
+		stream_drop(s, err);
+	if (s->ph == PH_WAIT) {
+		/* the data has ended: finish what is left */
+		if (s->ed != NULL) {
+			stream_pump(s);
+			return;
+		}
+		s->waiting = false;
+		enqueue_failed(s, s->stream_err);
+		return;
+	}
+	stream_pump(s);
+	if (s->stalled) {
+		stream_resume(s);
+		process(s);
+	}
+}
+
+/* Write what waits (all of it once the data ended), then commit. */
+static void
+stream_pump(struct session *s)
+{
+	struct buf b;
+	int r;
+
+	if (s->ed == NULL || s->ed_busy)
+		return;
+	if (s->msg.len >= SMTPD_STREAM_CHUNK ||
+	    (s->ph == PH_WAIT && s->msg.len > 0)) {
+		b = s->msg;
+		s->msg = (struct buf)BUF_INIT;
+		r = store_draft_write(enqueue_draft_store(s->ed), &b,
+			on_streamed, s);
+		if (r == 0) {
+			s->ed_busy = true;
+			return;
+		}
+		buf_free(&b);
+		stream_drop(s, r);
+	} else if (s->ph == PH_WAIT) {
+		r = enqueue_draft_commit(s->ed, NULL, on_enqueued, s);
+		if (r == 0) {
+			s->ed = NULL;
+			return;
+		}
+		stream_drop(s, r);
+	} else {
+		return;
+	}
+	if (s->ph == PH_WAIT) {
+		s->waiting = false;
+		enqueue_failed(s, s->stream_err);
+	}
+}
+
+/* After decoding: stream once the message is too large to hold. */
+static void
+stream_check(struct session *s)
+{
+	size_t hold = s->nsync > 0 ? SMTPD_SYNC_HOLD : SMTPD_STREAM_AT;
+
+	if (s->ed == NULL && !s->dec.done && !s->nomem && s->stream_err == 0 &&
+	    s->msg.len >= hold)
+		stream_open(s);
+	stream_pump(s);
+}
+
+/* The end of a streamed message: its last bytes, then the commit. */
+static void
+stream_end(struct session *s)
+{
+	s->waiting = true;
+	s->ph = PH_WAIT;
+	uv_timer_stop(&s->timer);
+	stream_pump(s);
+}
+
 /* The final "." arrived: judge the message, then queue and/or run it. */
 static void
 data_end(struct session *s)
@@ -1096,6 +1293,19 @@ data_end(struct session *s)
 		txn_finish(s, 552, "5.3.4", "message size exceeds fixed "
 			"maximum message size (%llu)", (unsigned long long)
 			s->sd->d.cfg->smtp.max_size);
+		return;
+	}
+	if (s->stream_err == -EMSGSIZE) {
+		txn_finish(s, 552, "5.3.4", "message header exceeds %u "
+			"bytes", (unsigned)SMTPD_HEADER_MAX);
+		return;
+	}
+	if (s->stream_err < 0) {
+		enqueue_failed(s, s->stream_err);
+		return;
+	}
+	if (s->ed != NULL) {
+		stream_end(s);
 		return;
 	}
 	if (s->nomem || received(s, &s->full) < 0 ||
@@ -1138,18 +1348,32 @@ data_consume(struct session *s)
 {
 	const char *p = s->in.data + s->in_off;
 	size_t n = s->in.len - s->in_off, used = 0;
+	bool keep = !s->nomem && s->stream_err == 0;
 
-	if (smtpcodec_decode(&s->dec, p, n, s->nomem ? NULL : &s->msg,
+	if (s->ed != NULL) {
+		if (s->msg.len >= SMTPD_STREAM_AT) {
+			/* a write is in flight and as much waits: stall */
+			s->stalled = true;
+			s->stall_at = uv_now(s->sd->d.loop);
+			uv_timer_stop(&s->timer);
+			return;
+		}
+		if (n > SMTPD_STREAM_AT - s->msg.len)
+			n = SMTPD_STREAM_AT - s->msg.len;
+	}
+	if (smtpcodec_decode(&s->dec, p, n, keep ? &s->msg : NULL,
 	    &used) < 0) {
 		/* keep reading to the end, then answer 452 */
 		s->nomem = true;
-		buf_free(&s->msg);
+		stream_drop(s, 0);
 		smtpcodec_decode(&s->dec, p, n, NULL, &used);
 	}
 	s->in_off += used;
 	s->data_in += used;
 	if (s->dec.bare || s->dec.too_big)
-		buf_free(&s->msg);	/* refused: stop keeping it */
+		stream_drop(s, 0);	/* refused: stop keeping it */
+	else if (keep && !s->nomem)
+		stream_check(s);
 	if (s->dec.done)
 		data_end(s);
 	else
@@ -1631,7 +1855,7 @@ process(struct session *s)
 		return;
 	s->processing = true;
 	while (!s->killed && !s->failed && !s->waiting && !s->paused &&
-	    s->ph != PH_CLOSING && s->ph != PH_WAIT &&
+	    !s->stalled && s->ph != PH_CLOSING && s->ph != PH_WAIT &&
 	    s->in_off < s->in.len) {
 		if (s->ph == PH_DATA) {
 			data_consume(s);

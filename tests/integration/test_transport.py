@@ -215,6 +215,27 @@ def test_mixed_failure_reply_is_the_sync_outcome(srv, out):
     assert len(files(out, "msg.")) == 1
 
 
+def test_large_message_for_sync_recipients_goes_through_the_queue(srv, out):
+    # over 1 MiB a message is not held for the sync programs: it streams to
+    # a queue file for every recipient and 250 means "queued" (docs/SMTP.md
+    # "Large messages"); the programs then run from the queue
+    body = "".join(f"line {i} {'x' * 100}\r\n" for i in range(12000))
+    code, lines = transaction(srv, ["exit0@sync.example", "q@test.example"],
+                              body=MSG + body)
+    assert code == 250 and re.match(r"2\.0\.0 ok: queued as \d{16}$",
+                                    lines[0]), lines
+    srv.wait_log(r"message over 1048576 bytes: streamed to queue file \d+ "
+                 r"\(its sync recipients are delivered from the queue\)")
+    (d,) = srv.wait_deliveries(1, rcpt="exit0@sync.example")
+    assert d["result"] == "delivered" and d.get("mode") != "sync", d
+    srv.wait_deliveries(1, rcpt="q@test.example", result="delivered")
+    (m,) = files(out, "msg.")
+    with open(os.path.join(out, m), "rb") as f:
+        data = f.read()
+    assert data.endswith((MSG + body).replace("\r\n", "\n").encode())
+    srv.wait_queue_empty()
+
+
 def test_sync_transport_with_smtplib_and_unknown_domain_untouched(srv, out):
     with smtplib.SMTP("127.0.0.1", srv.port, timeout=60) as c:
         c.ehlo("client.example")
