@@ -210,7 +210,11 @@ def test_size_during_data_and_session_goes_on(server_factory, out):
     code, lines = c.reply()
     assert code == 552 and lines[0].startswith("5.3.4")
     assert not queue_leftovers(s.base)
-    # the same session can send a small one
+    small_one_after(c, out)
+
+
+def small_one_after(c, out):
+    """The same session can send a small message after a refused one."""
     assert c.cmd("MAIL FROM:<a@remote.example>")[0] == 250
     assert c.cmd("RCPT TO:<joe@test.example>")[0] == 250
     assert c.cmd("DATA")[0] == 354

@@ -13,7 +13,7 @@ from conftest import queue_leftovers, wait_for
 # out and cert are test_smtp's fixtures (the program's output directory,
 # the self-signed certificate), used here by name
 from test_smtp import (cert, delivered, no_verify, out, session,  # noqa
-                       start, wait_delivered)  # noqa
+                       small_one_after, start, wait_delivered)  # noqa
 
 STREAMED = r"SMTPI low-level: session=\d+ client=127\.0\.0\.1 message over " \
            r"262144 bytes: streamed to queue file "
@@ -150,14 +150,7 @@ def refused_after_streaming(s, out, tail, code, status, text=None):
     if text:
         assert text in lines[0], lines
     wait_for(lambda: not queue_leftovers(s.base), what="the ID.tmp removed")
-    assert c.cmd("MAIL FROM:<a@remote.example>")[0] == 250
-    assert c.cmd("RCPT TO:<joe@test.example>")[0] == 250
-    assert c.cmd("DATA")[0] == 354
-    c.send("Subject: small\r\n\r\nok\r\n.\r\n")
-    assert c.reply()[0] == 250
-    c.cmd("QUIT")
-    (m,) = wait_delivered(out, 1).values()
-    assert b"Subject: small" in m
+    small_one_after(c, out)
     assert len(s.deliveries()) == 1
 
 
