@@ -36,12 +36,7 @@ const char *const cmd_names[] = {
 static bool
 xtext_ok(const char *s)
 {
-	if (s == NULL || *s == '\0')
-		return false;
-	for (; *s; s++)
-		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
-			return false;
-	return true;
+	return s && *s && smtpcodec_xtext_chars(s, strlen(s));
 }
 
 /* Where a reply's result goes. */
