@@ -181,9 +181,7 @@ data_finish(struct rsess *s)
 	int r;
 
 	file_close(s);
-	r = s->enc.bol ? 0 : buf_puts(&b, "\r\n");
-	if (r == 0)
-		r = buf_puts(&b, ".\r\n");
+	r = buf_puts(&b, smtpcodec_encode_end(&s->enc));
 	if (r == 0)
 		r = pend_push(s, C_DOT, 0);
 	n = b.len;
@@ -307,8 +305,7 @@ data_start(struct rsess *s)
 	int r;
 
 	s->st = SS_DATA;
-	s->enc.bol = true;
-	s->enc.cr = false;
+	s->enc = (struct smtpcodec_enc)SMTPCODEC_ENC_INIT;
 	s->data_off = 0;
 	sess_arm(s, s->r->s.timeout_s);
 	if (m->input_path == NULL || m->input_len == 0) {
