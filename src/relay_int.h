@@ -1,6 +1,7 @@
 /*
  * relay_int: what the pieces of the relay client share (relay.c,
- * relay_connect.c, relay_io.c, relay_session.c, relay_data.c): its
+ * relay_connect.c, relay_io.c, relay_session.c, relay_txn.c,
+ * relay_data.c): its
  * objects, their states, and the functions one piece calls in another.
  * Not for use outside relay*.c.
  *
@@ -28,6 +29,7 @@
 
 /* Before every prototype, so the definitions get the prefix too. */
 #define after_scan relay__after_scan
+#define apply_reply relay__apply_reply
 #define class_kind relay__class_kind
 #define cmd_names relay__cmd_names
 #define cmd_add relay__cmd_add
@@ -47,6 +49,7 @@
 #define scan_bytes relay__scan_bytes
 #define scan_size relay__scan_size
 #define scan_work relay__scan_work
+#define send_next_rcpt relay__send_next_rcpt
 #define sess_arm relay__sess_arm
 #define sess_close relay__sess_close
 #define sess_cmd relay__sess_cmd
@@ -62,6 +65,7 @@
 #define sess_tls_handshaking relay__sess_tls_handshaking
 #define sess_tls_pump_in relay__sess_tls_pump_in
 #define set_result relay__set_result
+#define txn_end relay__txn_end
 #define txn_start relay__txn_start
 
 /* Bytes of the message read (or taken from memory) and encoded at once. */
@@ -308,9 +312,22 @@ void on_alloc(uv_handle_t *h, size_t size, uv_buf_t *b);
 /* Bytes (or EOF) from the relay. */
 void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b);
 
-/* relay_session.c */
+/* relay_txn.c */
+/* Where a reply's result goes. */
+enum scope { TO_ONE, TO_REST, TO_ACCEPTED };
+
+/* Turn the relay's reply to c into results for the recipients scope
+   names (idx for TO_ONE). */
+void apply_reply(struct rsess *s, const struct smtpreply *rp, enum cmd c,
+	enum scope scope, size_t idx);
+/* Log the transaction; hand the message back; idle or QUIT. */
+void txn_end(struct rsess *s);
+/* Without PIPELINING: the next RCPT, then DATA or RSET. */
+void send_next_rcpt(struct rsess *s);
 /* Checks that need no command; then MAIL (+ RCPTs + DATA pipelined). */
 void txn_start(struct rsess *s);
+
+/* relay_session.c */
 /* Was the TLS handshake going on (then the next session goes without)? */
 bool sess_tls_handshaking(const struct rsess *s);
 /* The handshake failed: no STARTTLS for a while, retry the message. */
