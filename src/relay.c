@@ -28,7 +28,7 @@
 
 /* Log when a logger was given. */
 void
-rlog(const struct relay *r, enum log_level l, const char *fmt, ...)
+relay__rlog(const struct relay *r, enum log_level l, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -61,7 +61,7 @@ has_8bit(const char *s)
 
 /* Fill a result; on allocation failure keep kind, code and status. */
 void
-set_result(struct result *res, enum result_kind kind, int reply,
+relay__set_result(struct result *res, enum result_kind kind, int reply,
 	const char *status, const char *text)
 {
 	if (result_set(res, kind, reply, status, "%s", text) == 0)
@@ -75,7 +75,7 @@ set_result(struct result *res, enum result_kind kind, int reply,
 
 /* The result kind of a reply code's class. */
 enum result_kind
-class_kind(int code)
+relay__class_kind(int code)
 {
 	return code / 100 == 2 ? RESULT_DELIVERED : code / 100 == 4 ?
 	    RESULT_DEFERRED : RESULT_FAILED;
@@ -86,7 +86,7 @@ static void on_kick(uv_timer_t *t);
 
 /* Make on_kick run soon. */
 void
-kick(struct relay *r)
+relay__kick(struct relay *r)
 {
 	if (!r->kick_closed)
 		uv_timer_start(&r->kick, on_kick, 0, 0);
@@ -119,12 +119,12 @@ msg_free(struct rmsg *m)
 	free(m);
 	r->nmsg--;
 	if (r->closing)
-		kick(r);
+		relay__kick(r);
 }
 
 /* Free the message once its callback ran and no scan holds it. */
 void
-msg_maybe_free(struct rmsg *m)
+relay__msg_maybe_free(struct rmsg *m)
 {
 	if (m->reported && !m->scan_pending && m->where == M_NONE)
 		msg_free(m);
@@ -132,7 +132,7 @@ msg_maybe_free(struct rmsg *m)
 
 /* Queue the callback of a message (every result is final). */
 void
-msg_report(struct rmsg *m)
+relay__msg_report(struct rmsg *m)
 {
 	struct relay *r = m->r;
 
@@ -143,25 +143,25 @@ msg_report(struct rmsg *m)
 	m->sess = NULL;
 	m->where = M_DONE;
 	TAILQ_INSERT_TAIL(&r->done, m, link);
-	kick(r);
+	relay__kick(r);
 }
 
 /* Give every recipient without a final result this one. */
 void
-msg_settle_rest(struct rmsg *m, enum result_kind kind, int reply,
+relay__msg_settle_rest(struct rmsg *m, enum result_kind kind, int reply,
 	const char *status, const char *text)
 {
 	for (size_t i = 0; i < m->nrcpt; i++) {
 		if (m->done[i])
 			continue;
-		set_result(&m->res[i], kind, reply, status, text);
+		relay__set_result(&m->res[i], kind, reply, status, text);
 		m->done[i] = true;
 	}
 }
 
 /* Any recipient still without a final result? */
 bool
-msg_open(const struct rmsg *m)
+relay__msg_open(const struct rmsg *m)
 {
 	for (size_t i = 0; i < m->nrcpt; i++)
 		if (!m->done[i])
@@ -188,8 +188,8 @@ dispatch(struct relay *r)
 		next = TAILQ_NEXT(m, link);
 		if (m->scan_pending)
 			continue;
-		if (!msg_open(m)) {
-			msg_report(m);
+		if (!relay__msg_open(m)) {
+			relay__msg_report(m);
 			continue;
 		}
 		LIST_FOREACH(s, &r->sessions, link)
@@ -202,9 +202,9 @@ dispatch(struct relay *r)
 		TAILQ_REMOVE(&r->queue, m, link);
 		m->where = M_NONE;
 		if (idle)
-			sess_reuse(idle, m);
+			relay__sess_reuse(idle, m);
 		else
-			sess_new(r, m);
+			relay__sess_new(r, m);
 	}
 }
 
@@ -251,7 +251,7 @@ idle_quit(struct relay *r)
 	for (s = LIST_FIRST(&r->sessions); s; s = next) {
 		next = LIST_NEXT(s, link);
 		if (s->st == SS_IDLE)
-			sess_quit(s);
+			relay__sess_quit(s);
 	}
 }
 
@@ -269,7 +269,7 @@ on_kick(uv_timer_t *t)
 		m->reported = true;
 		r->active--;
 		m->cb(m->arg, m->res, m->nrcpt, m->host);
-		msg_maybe_free(m);
+		relay__msg_maybe_free(m);
 	}
 	dispatch(r);
 	idle_quit(r);
@@ -436,7 +436,7 @@ relay_send(struct relay *r, const struct relay_msg *mm, relay_done_cb cb,
 
 	/* Values that cannot go into a command fail at once. */
 	if (has_ctl(m->from))
-		msg_settle_rest(m, RESULT_FAILED, 553, "5.1.7",
+		relay__msg_settle_rest(m, RESULT_FAILED, 553, "5.1.7",
 		    "the return-path holds a control character");
 	m->utf8_from = has_8bit(m->from);
 	for (size_t i = 0; i < m->nrcpt; i++) {
@@ -444,7 +444,7 @@ relay_send(struct relay *r, const struct relay_msg *mm, relay_done_cb cb,
 
 		m->utf8_rcpt[i] = has_8bit(a);
 		if (!m->done[i] && (a[0] == '\0' || has_ctl(a))) {
-			set_result(&m->res[i], RESULT_FAILED, 553, "5.1.3",
+			relay__set_result(&m->res[i], RESULT_FAILED, 553, "5.1.3",
 			    "the recipient address is empty or holds a "
 			    "control character");
 			m->done[i] = true;
@@ -453,9 +453,9 @@ relay_send(struct relay *r, const struct relay_msg *mm, relay_done_cb cb,
 
 	if (m->input_path && m->input_len > 0) {
 		m->work.data = m;
-		if ((e = uv_queue_work(r->loop, &m->work, scan_work,
-		    after_scan)) < 0) {
-			msg_settle_rest(m, RESULT_DEFERRED, 451, "4.3.0",
+		if ((e = uv_queue_work(r->loop, &m->work, relay__scan_work,
+		    relay__after_scan)) < 0) {
+			relay__msg_settle_rest(m, RESULT_DEFERRED, 451, "4.3.0",
 			    "cannot read the message: cannot start the scan");
 		} else {
 			m->scan_pending = true;
@@ -463,13 +463,13 @@ relay_send(struct relay *r, const struct relay_msg *mm, relay_done_cb cb,
 	} else {
 		struct scan sc = { 0 };
 
-		scan_bytes(&sc, m->input_mem, (size_t)m->input_len);
+		relay__scan_bytes(&sc, m->input_mem, (size_t)m->input_len);
 		m->eightbit = sc.eightbit;
-		m->wire_size = scan_size(&sc, m->input_len);
+		m->wire_size = relay__scan_size(&sc, m->input_len);
 	}
-	if (!msg_open(m))
-		msg_report(m);
-	kick(r);
+	if (!relay__msg_open(m))
+		relay__msg_report(m);
+	relay__kick(r);
 	return 0;
 }
 
@@ -505,12 +505,12 @@ relay_close(struct relay *r, relay_closed_cb cb, void *arg)
 	r->ccb = cb;
 	r->carg = arg;
 	while ((m = TAILQ_FIRST(&r->queue)) != NULL) {
-		msg_settle_rest(m, RESULT_DEFERRED, 451, "4.3.2",
+		relay__msg_settle_rest(m, RESULT_DEFERRED, 451, "4.3.2",
 		    "relay client shutting down");
-		msg_report(m);
+		relay__msg_report(m);
 	}
 	LIST_FOREACH(s, &r->sessions, link)
 		if (s->st == SS_IDLE)
-			sess_quit(s);
-	kick(r);
+			relay__sess_quit(s);
+	relay__kick(r);
 }

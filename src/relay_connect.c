@@ -22,7 +22,7 @@
 
 /* Free the session once it is closed and libuv holds nothing of it. */
 void
-sess_maybe_free(struct rsess *s)
+relay__sess_maybe_free(struct rsess *s)
 {
 	struct relay *r = s->r;
 
@@ -37,7 +37,7 @@ sess_maybe_free(struct rsess *s)
 	free(s->fbuf);
 	free(s);
 	r->nsess--;
-	kick(r);
+	relay__kick(r);
 }
 
 /* Free an attempt once both of its callbacks ran. */
@@ -50,7 +50,7 @@ conn_maybe_free(struct rconn *c)
 		return;
 	free(c);
 	s->pending--;
-	sess_maybe_free(s);
+	relay__sess_maybe_free(s);
 }
 
 /* The TCP handle was closed. */
@@ -80,12 +80,12 @@ on_timer_closed(uv_handle_t *h)
 	struct rsess *s = h->data;
 
 	s->pending--;
-	sess_maybe_free(s);
+	relay__sess_maybe_free(s);
 }
 
 /* Close everything of the session; its message must have been handed on. */
 void
-sess_close(struct rsess *s)
+relay__sess_close(struct rsess *s)
 {
 	struct relay *r = s->r;
 
@@ -94,10 +94,10 @@ sess_close(struct rsess *s)
 	if (s->cur) {
 		struct rmsg *m = s->cur;
 
-		msg_settle_rest(m, RESULT_DEFERRED, 451, "4.4.2",
+		relay__msg_settle_rest(m, RESULT_DEFERRED, 451, "4.4.2",
 		    "relay session closed");
 		s->cur = NULL;
-		msg_report(m);
+		relay__msg_report(m);
 	}
 	if (s->live) {
 		s->live = false;
@@ -114,7 +114,7 @@ sess_close(struct rsess *s)
 		conn_close(s->conn);
 		s->conn = NULL;
 	}
-	file_close(s);
+	relay__file_close(s);
 	if (s->tls) {
 		tls_conn_free(s->tls);
 		s->tls = NULL;
@@ -123,7 +123,7 @@ sess_close(struct rsess *s)
 		uv_freeaddrinfo(s->ai);
 		s->ai = s->ai_cur = NULL;
 	}
-	kick(r);
+	relay__kick(r);
 }
 
 /* Is the session still on its way to the relay's first MAIL? */
@@ -147,8 +147,8 @@ status_is_ours(const char *status)
  * TLS after the handshake) is the host's, unless it is one of our own.
  */
 void
-sess_fail(struct rsess *s, int reply, const char *status, const char *fmt,
-	...)
+relay__sess_fail(struct rsess *s, int reply, const char *status,
+	const char *fmt, ...)
 {
 	struct buf t = BUF_INIT;
 	va_list ap;
@@ -157,11 +157,11 @@ sess_fail(struct rsess *s, int reply, const char *status, const char *fmt,
 	buf_vprintf(&t, fmt, ap);
 	va_end(ap);
 	if (s->cur && (s->st == SS_REUSE || s->st == SS_SCANWAIT)) {
-		sess_requeue(s, t.data ? t.data : "session failed");
+		relay__sess_requeue(s, t.data ? t.data : "session failed");
 		buf_free(&t);
 		return;
 	}
-	rlog(s->r, LOG_PROBLEMS, "session=%llu dropped: %d %s %s",
+	relay__rlog(s->r, LOG_PROBLEMS, "session=%llu dropped: %d %s %s",
 	    (unsigned long long)s->id, reply, status,
 	    t.data ? t.data : "(out of memory)");
 	if (s->cur) {
@@ -169,13 +169,13 @@ sess_fail(struct rsess *s, int reply, const char *status, const char *fmt,
 
 		if (sess_setting_up(s) && !status_is_ours(status))
 			m->host = RELAY_HOST_DOWN;
-		msg_settle_rest(m, class_kind(reply), reply, status,
+		relay__msg_settle_rest(m, relay__class_kind(reply), reply, status,
 		    t.data ? t.data : "relay session failed");
 		s->cur = NULL;
-		msg_report(m);
+		relay__msg_report(m);
 	}
 	buf_free(&t);
-	sess_close(s);
+	relay__sess_close(s);
 }
 
 /*
@@ -183,12 +183,12 @@ sess_fail(struct rsess *s, int reply, const char *status, const char *fmt,
  * yet, to another session (front of the queue).
  */
 void
-sess_requeue(struct rsess *s, const char *why)
+relay__sess_requeue(struct rsess *s, const char *why)
 {
 	struct relay *r = s->r;
 	struct rmsg *m = s->cur;
 
-	rlog(r, LOG_PROBLEMS, "session=%llu dropped before its transaction "
+	relay__rlog(r, LOG_PROBLEMS, "session=%llu dropped before its transaction "
 	    "(%s); the message goes to another session",
 	    (unsigned long long)s->id, why);
 	if (m && !r->closing) {
@@ -197,12 +197,12 @@ sess_requeue(struct rsess *s, const char *why)
 		m->where = M_QUEUE;
 		TAILQ_INSERT_HEAD(&r->queue, m, link);
 	} else if (m) {
-		msg_settle_rest(m, RESULT_DEFERRED, 451, "4.3.2",
+		relay__msg_settle_rest(m, RESULT_DEFERRED, 451, "4.3.2",
 		    "relay client shutting down");
 		s->cur = NULL;
-		msg_report(m);
+		relay__msg_report(m);
 	}
-	sess_close(s);
+	relay__sess_close(s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -213,7 +213,7 @@ static void on_timer(uv_timer_t *t);
 
 /* (Re)start the step timer. */
 void
-sess_arm(struct rsess *s, uint64_t secs)
+relay__sess_arm(struct rsess *s, uint64_t secs)
 {
 	if (s->timer_open)
 		uv_timer_start(&s->timer, on_timer, secs * 1000, 0);
@@ -246,20 +246,20 @@ on_connect(uv_connect_t *req, int status)
 		return;
 	}
 	uv_tcp_nodelay(&c->tcp, 1);
-	if ((e = uv_read_start((uv_stream_t *)&c->tcp, on_alloc,
-	    on_read)) < 0) {
-		sess_fail(s, 451, "4.4.1", "cannot read from relay %s: %s",
+	if ((e = uv_read_start((uv_stream_t *)&c->tcp, relay__on_alloc,
+	    relay__on_read)) < 0) {
+		relay__sess_fail(s, 451, "4.4.1", "cannot read from relay %s: %s",
 		    s->r->host_port, uv_strerror(e));
 		return;
 	}
 	s->st = SS_SETUP;
-	rlog(s->r, LOG_LOWLEVEL, "session=%llu connected to %s (%s)",
+	relay__rlog(s->r, LOG_LOWLEVEL, "session=%llu connected to %s (%s)",
 	    (unsigned long long)s->id, s->r->host_port, s->addr);
-	if (pend_push(s, C_GREET, 0) < 0) {
-		sess_fail(s, 451, "4.3.0", "out of memory");
+	if (relay__pend_push(s, C_GREET, 0) < 0) {
+		relay__sess_fail(s, 451, "4.3.0", "out of memory");
 		return;
 	}
-	sess_arm(s, s->r->s.timeout_s);
+	relay__sess_arm(s, s->r->s.timeout_s);
 }
 
 /* Try the next address of the relay host. */
@@ -301,15 +301,15 @@ connect_next(struct rsess *s)
 		c->creq_busy = true;
 		s->conn = c;
 		s->st = SS_CONNECT;
-		sess_arm(s, r->s.timeout_s);
+		relay__sess_arm(s, r->s.timeout_s);
 		return;
 	}
 	if (s->addr[0] && strcmp(s->addr, r->host) != 0)
-		sess_fail(s, 451, "4.4.1", "cannot connect to relay %s (%s): "
+		relay__sess_fail(s, 451, "4.4.1", "cannot connect to relay %s (%s): "
 		    "%s", r->host_port, s->addr, uv_strerror(s->last_err ?
 		    s->last_err : UV_EADDRNOTAVAIL));
 	else
-		sess_fail(s, 451, "4.4.1", "cannot connect to relay %s: %s",
+		relay__sess_fail(s, 451, "4.4.1", "cannot connect to relay %s: %s",
 		    r->host_port, uv_strerror(s->last_err ? s->last_err :
 		    UV_EADDRNOTAVAIL));
 }
@@ -328,13 +328,13 @@ on_gai(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 	} else if (status < 0) {
 		if (res)
 			uv_freeaddrinfo(res);
-		sess_fail(s, 451, "4.4.3", "cannot resolve relay host %s: %s",
+		relay__sess_fail(s, 451, "4.4.3", "cannot resolve relay host %s: %s",
 		    s->r->host, uv_strerror(status));
 	} else {
 		s->ai = s->ai_cur = res;
 		connect_next(s);
 	}
-	sess_maybe_free(s);
+	relay__sess_maybe_free(s);
 }
 
 /* No progress for too long (or the idle time is over). */
@@ -347,7 +347,7 @@ on_timer(uv_timer_t *t)
 
 	switch (s->st) {
 	case SS_RESOLVE:
-		sess_fail(s, 451, "4.4.3", "cannot resolve relay host %s: "
+		relay__sess_fail(s, 451, "4.4.3", "cannot resolve relay host %s: "
 		    "timed out after %llus", r->host,
 		    (unsigned long long)r->s.timeout_s);
 		break;
@@ -360,29 +360,29 @@ on_timer(uv_timer_t *t)
 		connect_next(s);
 		break;
 	case SS_IDLE:
-		sess_quit(s);
+		relay__sess_quit(s);
 		break;
 	case SS_QUIT:
-		sess_close(s);
+		relay__sess_close(s);
 		break;
 	case SS_REUSE:
-		sess_requeue(s, "no reply to RSET");
+		relay__sess_requeue(s, "no reply to RSET");
 		break;
 	case SS_DATA:
-		sess_fail(s, 451, "4.4.2", "relay %s timed out: no progress "
+		relay__sess_fail(s, 451, "4.4.2", "relay %s timed out: no progress "
 		    "sending the message for %llus", r->host_port,
 		    (unsigned long long)r->s.timeout_s);
 		break;
 	case SS_SETUP:
-		if (sess_tls_handshaking(s)) {
-			sess_tls_failed(s, "timed out");
+		if (relay__sess_tls_handshaking(s)) {
+			relay__sess_tls_failed(s, "timed out");
 			break;
 		}
 		/* FALLTHROUGH */
 	case SS_TXN:
-		sess_fail(s, 451, "4.4.2", "relay %s timed out waiting for "
+		relay__sess_fail(s, 451, "4.4.2", "relay %s timed out waiting for "
 		    "the reply to %s (%llus)", r->host_port,
-		    s->phead < s->ptail ? cmd_names[s->pend[s->phead].cmd] :
+		    s->phead < s->ptail ? relay__cmd_names[s->pend[s->phead].cmd] :
 		    "a command", (unsigned long long)r->s.timeout_s);
 		break;
 	case SS_SCANWAIT:
@@ -393,7 +393,7 @@ on_timer(uv_timer_t *t)
 
 /* A new session for message m. */
 void
-sess_new(struct relay *r, struct rmsg *m)
+relay__sess_new(struct relay *r, struct rmsg *m)
 {
 	struct rsess *s = calloc(1, sizeof(*s));
 	struct addrinfo hints;
@@ -401,9 +401,9 @@ sess_new(struct relay *r, struct rmsg *m)
 
 	if (s == NULL || (s->rbuf = malloc(RELAY_CHUNK)) == NULL) {
 		free(s);
-		msg_settle_rest(m, RESULT_DEFERRED, 451, "4.3.0",
+		relay__msg_settle_rest(m, RESULT_DEFERRED, 451, "4.3.0",
 		    "out of memory");
-		msg_report(m);
+		relay__msg_report(m);
 		return;
 	}
 	s->r = r;
@@ -426,11 +426,11 @@ sess_new(struct relay *r, struct rmsg *m)
 	s->gai.data = s;
 	if ((e = uv_getaddrinfo(r->loop, &s->gai, on_gai, r->host, r->port,
 	    &hints)) < 0) {
-		sess_fail(s, 451, "4.4.3", "cannot resolve relay host %s: %s",
+		relay__sess_fail(s, 451, "4.4.3", "cannot resolve relay host %s: %s",
 		    r->host, uv_strerror(e));
 		return;
 	}
 	s->gai_busy = true;
 	s->pending++;
-	sess_arm(s, r->s.timeout_s);
+	relay__sess_arm(s, r->s.timeout_s);
 }

@@ -22,7 +22,7 @@
 
 /* Scan n bytes at p. */
 void
-scan_bytes(struct scan *sc, const char *p, size_t n)
+relay__scan_bytes(struct scan *sc, const char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)p[i];
@@ -39,14 +39,14 @@ scan_bytes(struct scan *sc, const char *p, size_t n)
 
 /* The size on the wire (RFC 1870: CRLF line ends, no dot-stuffing). */
 uint64_t
-scan_size(const struct scan *sc, uint64_t len)
+relay__scan_size(const struct scan *sc, uint64_t len)
 {
 	return len + sc->lf_added + (len > 0 && !sc->last_lf ? 2 : 0);
 }
 
 /* Thread pool: read the message once, without keeping it. */
 void
-scan_work(uv_work_t *w)
+relay__scan_work(uv_work_t *w)
 {
 	struct rmsg *m = w->data;
 	struct scan sc = { 0 };
@@ -82,18 +82,18 @@ scan_work(uv_work_t *w)
 			m->scan_why = "message file shorter than recorded";
 			break;
 		}
-		scan_bytes(&sc, b, (size_t)n);
+		relay__scan_bytes(&sc, b, (size_t)n);
 		done += (uint64_t)n;
 	}
 	close(fd);
 	free(b);
 	m->eightbit = sc.eightbit;
-	m->wire_size = scan_size(&sc, m->input_len);
+	m->wire_size = relay__scan_size(&sc, m->input_len);
 }
 
 /* Loop: the scan finished. */
 void
-after_scan(uv_work_t *w, int status)
+relay__after_scan(uv_work_t *w, int status)
 {
 	struct rmsg *m = w->data;
 	struct buf t = BUF_INIT;
@@ -106,16 +106,16 @@ after_scan(uv_work_t *w, int status)
 	if (m->scan_err < 0 && m->where == M_QUEUE) {
 		buf_printf(&t, "%s: %s", m->scan_why,
 		    uv_strerror(m->scan_err));
-		msg_settle_rest(m, RESULT_DEFERRED, 451, "4.3.0",
+		relay__msg_settle_rest(m, RESULT_DEFERRED, 451, "4.3.0",
 		    t.data ? t.data : m->scan_why);
 		buf_free(&t);
-		msg_report(m);
+		relay__msg_report(m);
 	} else if (m->sess && m->sess->st == SS_SCANWAIT) {
-		txn_start(m->sess);
+		relay__txn_start(m->sess);
 	} else if (m->where == M_QUEUE) {
-		kick(m->r);
+		relay__kick(m->r);
 	}
-	msg_maybe_free(m);
+	relay__msg_maybe_free(m);
 }
 
 /* ------------------------------------------------------------------ */
@@ -130,12 +130,12 @@ on_file_closed(uv_fs_t *req)
 	uv_fs_req_cleanup(req);
 	free(req);
 	s->pending--;
-	sess_maybe_free(s);
+	relay__sess_maybe_free(s);
 }
 
 /* Close the message file on the thread pool (never while a read runs). */
 void
-file_close(struct rsess *s)
+relay__file_close(struct rsess *s)
 {
 	uv_fs_t *req;
 
@@ -168,7 +168,7 @@ data_chunk(struct rsess *s, const char *p, size_t n)
 		return -ENOMEM;
 	len = smtpcodec_encode(&s->enc, p, n, out);
 	s->data_off += n;
-	return sess_send_owned(s, out, len, true);
+	return relay__sess_send_owned(s, out, len, true);
 }
 
 /* The whole message was handed over: end it and wait for the reply. */
@@ -180,27 +180,27 @@ data_finish(struct rsess *s)
 	char *p;
 	int r;
 
-	file_close(s);
+	relay__file_close(s);
 	r = buf_puts(&b, smtpcodec_encode_end(&s->enc));
 	if (r == 0)
-		r = pend_push(s, C_DOT, 0);
+		r = relay__pend_push(s, C_DOT, 0);
 	n = b.len;
 	if (r == 0)
 		r = buf_steal(&b, &p);
 	if (r < 0) {
 		buf_free(&b);
-		sess_fail(s, 451, "4.3.0", "out of memory");
+		relay__sess_fail(s, 451, "4.3.0", "out of memory");
 		return;
 	}
-	rlog(s->r, LOG_LOWLEVEL, "session=%llu > (message, %llu bytes) .",
+	relay__rlog(s->r, LOG_LOWLEVEL, "session=%llu > (message, %llu bytes) .",
 	    (unsigned long long)s->id, (unsigned long long)s->data_off);
 	s->st = SS_TXN;
-	if ((r = sess_send_owned(s, p, n, false)) < 0) {
-		sess_fail(s, 451, "4.4.2", "cannot send to relay %s: %s",
+	if ((r = relay__sess_send_owned(s, p, n, false)) < 0) {
+		relay__sess_fail(s, 451, "4.4.2", "cannot send to relay %s: %s",
 		    s->r->host_port, uv_strerror(r));
 		return;
 	}
-	sess_arm(s, s->r->s.timeout_s);
+	relay__sess_arm(s, s->r->s.timeout_s);
 }
 
 /* A chunk of the queue file was read. */
@@ -215,25 +215,25 @@ on_fs_read(uv_fs_t *req)
 	s->fs_busy = false;
 	s->pending--;
 	if (s->st != SS_DATA) {
-		file_close(s);
+		relay__file_close(s);
 	} else if (n < 0) {
-		sess_fail(s, 451, "4.3.0", "cannot read the message: %s",
+		relay__sess_fail(s, 451, "4.3.0", "cannot read the message: %s",
 		    uv_strerror((int)n));
 	} else if (n == 0) {
-		sess_fail(s, 451, "4.3.0", "cannot read the message: "
+		relay__sess_fail(s, 451, "4.3.0", "cannot read the message: "
 		    "file shorter than recorded");
 	} else if ((r = data_chunk(s, s->fbuf, (size_t)n)) < 0) {
-		sess_fail(s, 451, "4.4.2", "cannot send to relay %s: %s",
+		relay__sess_fail(s, 451, "4.4.2", "cannot send to relay %s: %s",
 		    s->r->host_port, uv_strerror(r));
 	} else {
-		data_pump(s);
+		relay__data_pump(s);
 	}
-	sess_maybe_free(s);
+	relay__sess_maybe_free(s);
 }
 
 /* Feed the message while the socket's queue is short. */
 void
-data_pump(struct rsess *s)
+relay__data_pump(struct rsess *s)
 {
 	struct rmsg *m = s->cur;
 	uv_stream_t *st = (uv_stream_t *)&s->conn->tcp;
@@ -252,7 +252,7 @@ data_pump(struct rsess *s)
 		if (m->input_path == NULL) {
 			if ((r = data_chunk(s, m->input_mem + s->data_off,
 			    n)) < 0) {
-				sess_fail(s, 451, "4.4.2", "cannot send to "
+				relay__sess_fail(s, 451, "4.4.2", "cannot send to "
 				    "relay %s: %s", s->r->host_port,
 				    uv_strerror(r));
 				return;
@@ -265,7 +265,7 @@ data_pump(struct rsess *s)
 		if ((r = uv_fs_read(s->r->loop, &s->freq, s->fd, &b, 1,
 		    (int64_t)(m->input_off + s->data_off),
 		    on_fs_read)) < 0) {
-			sess_fail(s, 451, "4.3.0", "cannot read the message: "
+			relay__sess_fail(s, 451, "4.3.0", "cannot read the message: "
 			    "%s", uv_strerror(r));
 			return;
 		}
@@ -288,18 +288,18 @@ on_fs_open(uv_fs_t *req)
 	if (r >= 0)
 		s->fd = (uv_file)r;
 	if (s->st != SS_DATA)
-		file_close(s);
+		relay__file_close(s);
 	else if (r < 0)
-		sess_fail(s, 451, "4.3.0", "cannot open the message: %s",
+		relay__sess_fail(s, 451, "4.3.0", "cannot open the message: %s",
 		    uv_strerror((int)r));
 	else
-		data_pump(s);
-	sess_maybe_free(s);
+		relay__data_pump(s);
+	relay__sess_maybe_free(s);
 }
 
 /* 354: stream the message. */
 void
-data_start(struct rsess *s)
+relay__data_start(struct rsess *s)
 {
 	struct rmsg *m = s->cur;
 	int r;
@@ -307,19 +307,19 @@ data_start(struct rsess *s)
 	s->st = SS_DATA;
 	s->enc = (struct smtpcodec_enc)SMTPCODEC_ENC_INIT;
 	s->data_off = 0;
-	sess_arm(s, s->r->s.timeout_s);
+	relay__sess_arm(s, s->r->s.timeout_s);
 	if (m->input_path == NULL || m->input_len == 0) {
-		data_pump(s);
+		relay__data_pump(s);
 		return;
 	}
 	if (s->fbuf == NULL && (s->fbuf = malloc(RELAY_CHUNK)) == NULL) {
-		sess_fail(s, 451, "4.3.0", "out of memory");
+		relay__sess_fail(s, 451, "4.3.0", "out of memory");
 		return;
 	}
 	s->freq.data = s;
 	if ((r = uv_fs_open(s->r->loop, &s->freq, m->input_path,
 	    O_RDONLY | O_CLOEXEC, 0, on_fs_open)) < 0) {
-		sess_fail(s, 451, "4.3.0", "cannot open the message: %s",
+		relay__sess_fail(s, 451, "4.3.0", "cannot open the message: %s",
 		    uv_strerror(r));
 		return;
 	}

@@ -27,47 +27,6 @@
 #include "smtpreply.h"
 #include "tls.h"
 
-/* Before every prototype, so the definitions get the prefix too. */
-#define after_scan relay__after_scan
-#define apply_reply relay__apply_reply
-#define class_kind relay__class_kind
-#define cmd_names relay__cmd_names
-#define cmd_add relay__cmd_add
-#define data_pump relay__data_pump
-#define data_start relay__data_start
-#define file_close relay__file_close
-#define handle_reply relay__handle_reply
-#define kick(r) relay__kick(r)
-#define msg_maybe_free relay__msg_maybe_free
-#define msg_open relay__msg_open
-#define msg_report relay__msg_report
-#define msg_settle_rest relay__msg_settle_rest
-#define on_alloc relay__on_alloc
-#define on_read relay__on_read
-#define pend_push relay__pend_push
-#define rlog relay__rlog
-#define scan_bytes relay__scan_bytes
-#define scan_size relay__scan_size
-#define scan_work relay__scan_work
-#define send_next_rcpt relay__send_next_rcpt
-#define sess_arm relay__sess_arm
-#define sess_close relay__sess_close
-#define sess_cmd relay__sess_cmd
-#define sess_fail relay__sess_fail
-#define sess_maybe_free relay__sess_maybe_free
-#define sess_new relay__sess_new
-#define sess_quit relay__sess_quit
-#define sess_requeue relay__sess_requeue
-#define sess_reuse relay__sess_reuse
-#define sess_send_batch relay__sess_send_batch
-#define sess_send_owned relay__sess_send_owned
-#define sess_tls_failed relay__sess_tls_failed
-#define sess_tls_handshaking relay__sess_tls_handshaking
-#define sess_tls_pump_in relay__sess_tls_pump_in
-#define set_result relay__set_result
-#define txn_end relay__txn_end
-#define txn_start relay__txn_start
-
 /* Bytes of the message read (or taken from memory) and encoded at once. */
 #define RELAY_CHUNK (64 * 1024)
 /* Stop feeding the message while this much waits in the socket's queue. */
@@ -83,7 +42,7 @@ enum cmd {
 };
 
 /* What each command is called in results and log lines. */
-extern const char *const cmd_names[];
+extern const char *const relay__cmd_names[];
 
 enum sstate {
 	SS_RESOLVE,	/* uv_getaddrinfo running */
@@ -237,80 +196,81 @@ struct scan {
 
 /* relay.c */
 /* Log when a logger was given. */
-void rlog(const struct relay *r, enum log_level l, const char *fmt,
+void relay__rlog(const struct relay *r, enum log_level l, const char *fmt,
 	...) __attribute__((format(printf, 3, 4)));
 /* Fill a result; on allocation failure keep kind, code and status. */
-void set_result(struct result *res, enum result_kind kind, int reply,
+void relay__set_result(struct result *res, enum result_kind kind, int reply,
 	const char *status, const char *text);
 /* The result kind of a reply code's class. */
-enum result_kind class_kind(int code);
+enum result_kind relay__class_kind(int code);
 /* Make on_kick run soon. */
-void kick(struct relay *r);
+void relay__kick(struct relay *r);
 /* Free the message once its callback ran and no scan holds it. */
-void msg_maybe_free(struct rmsg *m);
+void relay__msg_maybe_free(struct rmsg *m);
 /* Queue the callback of a message (every result is final). */
-void msg_report(struct rmsg *m);
+void relay__msg_report(struct rmsg *m);
 /* Give every recipient without a final result this one. */
-void msg_settle_rest(struct rmsg *m, enum result_kind kind, int reply,
+void relay__msg_settle_rest(struct rmsg *m, enum result_kind kind, int reply,
 	const char *status, const char *text);
 /* Any recipient still without a final result? */
-bool msg_open(const struct rmsg *m);
+bool relay__msg_open(const struct rmsg *m);
 
 /* relay_data.c */
 /* Scan n bytes at p. */
-void scan_bytes(struct scan *sc, const char *p, size_t n);
+void relay__scan_bytes(struct scan *sc, const char *p, size_t n);
 /* The size on the wire (RFC 1870: CRLF line ends, no dot-stuffing). */
-uint64_t scan_size(const struct scan *sc, uint64_t len);
+uint64_t relay__scan_size(const struct scan *sc, uint64_t len);
 /* Thread pool: read the message once, without keeping it. */
-void scan_work(uv_work_t *w);
+void relay__scan_work(uv_work_t *w);
 /* Loop: the scan finished. */
-void after_scan(uv_work_t *w, int status);
+void relay__after_scan(uv_work_t *w, int status);
 /* Close the message file on the thread pool (never while a read runs). */
-void file_close(struct rsess *s);
+void relay__file_close(struct rsess *s);
 /* Feed the message while the socket's queue is short. */
-void data_pump(struct rsess *s);
+void relay__data_pump(struct rsess *s);
 /* 354: stream the message. */
-void data_start(struct rsess *s);
+void relay__data_start(struct rsess *s);
 
 /* relay_connect.c */
 /* Free the session once it is closed and libuv holds nothing of it. */
-void sess_maybe_free(struct rsess *s);
+void relay__sess_maybe_free(struct rsess *s);
 /* Close everything of the session; its message must have been handed on. */
-void sess_close(struct rsess *s);
+void relay__sess_close(struct rsess *s);
 /* Give the message's open recipients one result, then close. */
-void sess_fail(struct rsess *s, int reply, const char *status,
+void relay__sess_fail(struct rsess *s, int reply, const char *status,
 	const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Close the session, giving its untried message to another session. */
-void sess_requeue(struct rsess *s, const char *why);
+void relay__sess_requeue(struct rsess *s, const char *why);
 /* (Re)start the step timer. */
-void sess_arm(struct rsess *s, uint64_t secs);
+void relay__sess_arm(struct rsess *s, uint64_t secs);
 /* A new session for message m. */
-void sess_new(struct relay *r, struct rmsg *m);
+void relay__sess_new(struct relay *r, struct rmsg *m);
 
 /* relay_io.c */
 /* Send plaintext; takes data. */
-int sess_send_owned(struct rsess *s, char *data, size_t len, bool data_phase);
+int relay__sess_send_owned(struct rsess *s, char *data, size_t len,
+	bool data_phase);
 /* Add one command line to a batch, logging it. */
-int cmd_add(struct rsess *s, struct buf *b, const char *fmt, ...)
+int relay__cmd_add(struct rsess *s, struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Expect one more reply. */
-int pend_push(struct rsess *s, enum cmd c, size_t idx);
+int relay__pend_push(struct rsess *s, enum cmd c, size_t idx);
 /*
  * Send a batch of commands; built is 0, or the -errno that building the
  * batch met (then nothing is sent). Drops the session on any failure.
  */
-int sess_send_batch(struct rsess *s, struct buf *b, int built);
+int relay__sess_send_batch(struct rsess *s, struct buf *b, int built);
 /* Send one command expecting one reply. */
-void sess_cmd(struct rsess *s, enum cmd c, size_t idx,
+void relay__sess_cmd(struct rsess *s, enum cmd c, size_t idx,
 	const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Leave the relay politely. */
-void sess_quit(struct rsess *s);
+void relay__sess_quit(struct rsess *s);
 /* Move received ciphertext through TLS into `in`; 0 or the failure. */
-int sess_tls_pump_in(struct rsess *s);
+int relay__sess_tls_pump_in(struct rsess *s);
 /* Hand out the session's read buffer. */
-void on_alloc(uv_handle_t *h, size_t size, uv_buf_t *b);
+void relay__on_alloc(uv_handle_t *h, size_t size, uv_buf_t *b);
 /* Bytes (or EOF) from the relay. */
-void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b);
+void relay__on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b);
 
 /* relay_txn.c */
 /* Where a reply's result goes. */
@@ -318,23 +278,23 @@ enum scope { TO_ONE, TO_REST, TO_ACCEPTED };
 
 /* Turn the relay's reply to c into results for the recipients scope
    names (idx for TO_ONE). */
-void apply_reply(struct rsess *s, const struct smtpreply *rp, enum cmd c,
+void relay__apply_reply(struct rsess *s, const struct smtpreply *rp, enum cmd c,
 	enum scope scope, size_t idx);
 /* Log the transaction; hand the message back; idle or QUIT. */
-void txn_end(struct rsess *s);
+void relay__txn_end(struct rsess *s);
 /* Without PIPELINING: the next RCPT, then DATA or RSET. */
-void send_next_rcpt(struct rsess *s);
+void relay__send_next_rcpt(struct rsess *s);
 /* Checks that need no command; then MAIL (+ RCPTs + DATA pipelined). */
-void txn_start(struct rsess *s);
+void relay__txn_start(struct rsess *s);
 
 /* relay_session.c */
 /* Was the TLS handshake going on (then the next session goes without)? */
-bool sess_tls_handshaking(const struct rsess *s);
+bool relay__sess_tls_handshaking(const struct rsess *s);
 /* The handshake failed: no STARTTLS for a while, retry the message. */
-void sess_tls_failed(struct rsess *s, const char *why);
+void relay__sess_tls_failed(struct rsess *s, const char *why);
 /* A whole reply arrived for the oldest command we wait for. */
-void handle_reply(struct rsess *s, struct smtpreply *rp);
+void relay__handle_reply(struct rsess *s, struct smtpreply *rp);
 /* Give an idle session the next message: RSET first. */
-void sess_reuse(struct rsess *s, struct rmsg *m);
+void relay__sess_reuse(struct rsess *s, struct rmsg *m);
 
 #endif

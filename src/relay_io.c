@@ -30,17 +30,17 @@ on_write(uv_write_t *req, int status)
 	s->pending--;
 	if (s->st != SS_DEAD && status < 0) {
 		if (s->st == SS_QUIT || s->st == SS_IDLE)
-			sess_close(s);
+			relay__sess_close(s);
 		else if (s->st == SS_REUSE)
-			sess_requeue(s, uv_strerror(status));
+			relay__sess_requeue(s, uv_strerror(status));
 		else
-			sess_fail(s, 451, "4.4.2", "connection to relay %s "
+			relay__sess_fail(s, 451, "4.4.2", "connection to relay %s "
 			    "lost: %s", s->r->host_port, uv_strerror(status));
 	} else if (s->st == SS_DATA && data_phase) {
-		sess_arm(s, s->r->s.timeout_s);
-		data_pump(s);
+		relay__sess_arm(s, s->r->s.timeout_s);
+		relay__data_pump(s);
 	}
-	sess_maybe_free(s);
+	relay__sess_maybe_free(s);
 }
 
 /* Put len bytes at data on the socket; takes data. */
@@ -100,7 +100,7 @@ sess_tls_flush(struct rsess *s, bool data_phase)
 
 /* Send plaintext; takes data. */
 int
-sess_send_owned(struct rsess *s, char *data, size_t len, bool data_phase)
+relay__sess_send_owned(struct rsess *s, char *data, size_t len, bool data_phase)
 {
 	int r;
 
@@ -115,7 +115,7 @@ sess_send_owned(struct rsess *s, char *data, size_t len, bool data_phase)
 
 /* Add one command line to a batch, logging it. */
 int
-cmd_add(struct rsess *s, struct buf *b, const char *fmt, ...)
+relay__cmd_add(struct rsess *s, struct buf *b, const char *fmt, ...)
 {
 	size_t start = b->len;
 	va_list ap;
@@ -125,7 +125,7 @@ cmd_add(struct rsess *s, struct buf *b, const char *fmt, ...)
 	r = buf_vprintf(b, fmt, ap);
 	va_end(ap);
 	if (r == 0)
-		rlog(s->r, LOG_LOWLEVEL, "session=%llu > %s",
+		relay__rlog(s->r, LOG_LOWLEVEL, "session=%llu > %s",
 		    (unsigned long long)s->id, b->data + start);
 	if (r == 0)
 		r = buf_puts(b, "\r\n");
@@ -134,7 +134,7 @@ cmd_add(struct rsess *s, struct buf *b, const char *fmt, ...)
 
 /* Expect one more reply. */
 int
-pend_push(struct rsess *s, enum cmd c, size_t idx)
+relay__pend_push(struct rsess *s, enum cmd c, size_t idx)
 {
 	if (s->ptail == s->pcap) {
 		size_t ncap;
@@ -165,7 +165,7 @@ pend_push(struct rsess *s, enum cmd c, size_t idx)
  * batch met (then nothing is sent). Drops the session on any failure.
  */
 int
-sess_send_batch(struct rsess *s, struct buf *b, int built)
+relay__sess_send_batch(struct rsess *s, struct buf *b, int built)
 {
 	char *p;
 	size_t n = b->len;
@@ -173,21 +173,21 @@ sess_send_batch(struct rsess *s, struct buf *b, int built)
 
 	if (r < 0 || (r = buf_steal(b, &p)) < 0) {
 		buf_free(b);
-		sess_fail(s, 451, "4.3.0", "out of memory");
+		relay__sess_fail(s, 451, "4.3.0", "out of memory");
 		return r;
 	}
-	if ((r = sess_send_owned(s, p, n, false)) < 0) {
-		sess_fail(s, 451, "4.4.2", "cannot send to relay %s: %s",
+	if ((r = relay__sess_send_owned(s, p, n, false)) < 0) {
+		relay__sess_fail(s, 451, "4.4.2", "cannot send to relay %s: %s",
 		    s->r->host_port, uv_strerror(r));
 		return r;
 	}
-	sess_arm(s, s->r->s.timeout_s);
+	relay__sess_arm(s, s->r->s.timeout_s);
 	return 0;
 }
 
 /* Send one command expecting one reply. */
 void
-sess_cmd(struct rsess *s, enum cmd c, size_t idx, const char *fmt, ...)
+relay__sess_cmd(struct rsess *s, enum cmd c, size_t idx, const char *fmt, ...)
 {
 	struct buf b = BUF_INIT;
 	va_list ap;
@@ -197,13 +197,13 @@ sess_cmd(struct rsess *s, enum cmd c, size_t idx, const char *fmt, ...)
 	r = buf_vprintf(&b, fmt, ap);
 	va_end(ap);
 	if (r == 0)
-		rlog(s->r, LOG_LOWLEVEL, "session=%llu > %s",
+		relay__rlog(s->r, LOG_LOWLEVEL, "session=%llu > %s",
 		    (unsigned long long)s->id, b.data);
 	if (r == 0)
 		r = buf_puts(&b, "\r\n");
 	if (r == 0)
-		r = pend_push(s, c, idx);
-	sess_send_batch(s, &b, r);
+		r = relay__pend_push(s, c, idx);
+	relay__sess_send_batch(s, &b, r);
 }
 
 /* QUIT (we do not wait for the 221, like Postfix), then close. */
@@ -214,13 +214,13 @@ on_shutdown(uv_shutdown_t *req, int status)
 
 	(void)status;
 	s->pending--;
-	sess_close(s);
-	sess_maybe_free(s);
+	relay__sess_close(s);
+	relay__sess_maybe_free(s);
 }
 
 /* Leave the relay politely. */
 void
-sess_quit(struct rsess *s)
+relay__sess_quit(struct rsess *s)
 {
 	struct relay *r = s->r;
 	struct buf b = BUF_INIT;
@@ -230,27 +230,27 @@ sess_quit(struct rsess *s)
 	if (s->live) {
 		s->live = false;
 		r->nlive--;
-		kick(r);
+		relay__kick(r);
 	}
 	s->st = SS_QUIT;
-	if (cmd_add(s, &b, "QUIT") < 0 || (n = b.len,
+	if (relay__cmd_add(s, &b, "QUIT") < 0 || (n = b.len,
 	    buf_steal(&b, &p)) < 0) {
 		buf_free(&b);
-		sess_close(s);
+		relay__sess_close(s);
 		return;
 	}
-	if (sess_send_owned(s, p, n, false) < 0) {
-		sess_close(s);
+	if (relay__sess_send_owned(s, p, n, false) < 0) {
+		relay__sess_close(s);
 		return;
 	}
 	s->sreq.data = s;
 	if (uv_shutdown(&s->sreq, (uv_stream_t *)&s->conn->tcp,
 	    on_shutdown) < 0) {
-		sess_close(s);
+		relay__sess_close(s);
 		return;
 	}
 	s->pending++;
-	sess_arm(s, r->s.timeout_s);
+	relay__sess_arm(s, r->s.timeout_s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -264,15 +264,15 @@ handle_line(struct rsess *s, const char *line, size_t len)
 	const char *why = NULL;
 	int r;
 
-	rlog(s->r, LOG_LOWLEVEL, "session=%llu < %.*s",
+	relay__rlog(s->r, LOG_LOWLEVEL, "session=%llu < %.*s",
 	    (unsigned long long)s->id, (int)(len > 2000 ? 2000 : len), line);
 	r = smtpreply_line(&s->rp, line, len, &why);
 	if (r == -ENOMEM) {
-		sess_fail(s, 451, "4.3.0", "out of memory");
+		relay__sess_fail(s, 451, "4.3.0", "out of memory");
 		return;
 	}
 	if (r < 0) {
-		sess_fail(s, 451, "4.5.0", "relay %s protocol error: %s",
+		relay__sess_fail(s, 451, "4.5.0", "relay %s protocol error: %s",
 		    s->r->host_port, why);
 		return;
 	}
@@ -280,7 +280,7 @@ handle_line(struct rsess *s, const char *line, size_t len)
 		return;
 	rp = s->rp;
 	s->rp = (struct smtpreply)SMTPREPLY_INIT;
-	handle_reply(s, &rp);
+	relay__handle_reply(s, &rp);
 	smtpreply_free(&rp);
 }
 
@@ -312,14 +312,14 @@ sess_input(struct rsess *s)
 		s->in.data[s->in.len] = '\0';
 	}
 	if (s->in.len > SMTPREPLY_MAX)
-		sess_fail(s, 451, "4.5.0", "relay %s protocol error: reply "
+		relay__sess_fail(s, 451, "4.5.0", "relay %s protocol error: reply "
 		    "line longer than %d bytes", s->r->host_port,
 		    SMTPREPLY_MAX);
 }
 
 /* Move received ciphertext through TLS into `in`; 0 or the failure. */
 int
-sess_tls_pump_in(struct rsess *s)
+relay__sess_tls_pump_in(struct rsess *s)
 {
 	const char *why = NULL;
 	int r;
@@ -336,13 +336,13 @@ sess_tls_pump_in(struct rsess *s)
 		r = sess_tls_flush(s, false);
 	if (r == 0)
 		return 0;
-	if (sess_tls_handshaking(s))
-		sess_tls_failed(s, r == -ECONNRESET ? "connection closed" :
+	if (relay__sess_tls_handshaking(s))
+		relay__sess_tls_failed(s, r == -ECONNRESET ? "connection closed" :
 		    why ? why : uv_strerror(r));
 	else if (r == -ECONNRESET && (s->st == SS_IDLE || s->st == SS_QUIT))
-		sess_close(s);
+		relay__sess_close(s);
 	else
-		sess_fail(s, 451, "4.4.2", "TLS with relay %s failed: %s",
+		relay__sess_fail(s, 451, "4.4.2", "TLS with relay %s failed: %s",
 		    s->r->host_port, r == -ECONNRESET ? "closed by the relay" :
 		    why ? why : uv_strerror(r));
 	return r;
@@ -350,7 +350,7 @@ sess_tls_pump_in(struct rsess *s)
 
 /* Hand out the session's read buffer. */
 void
-on_alloc(uv_handle_t *h, size_t size, uv_buf_t *b)
+relay__on_alloc(uv_handle_t *h, size_t size, uv_buf_t *b)
 {
 	struct rconn *c = h->data;
 
@@ -360,7 +360,7 @@ on_alloc(uv_handle_t *h, size_t size, uv_buf_t *b)
 
 /* Bytes (or EOF) from the relay. */
 void
-on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+relay__on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 {
 	struct rconn *c = st->data;
 	struct rsess *s = c->s;
@@ -370,29 +370,29 @@ on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 		return;
 	if (n < 0) {
 		if (s->st == SS_IDLE || s->st == SS_QUIT)
-			sess_close(s);
-		else if (sess_tls_handshaking(s))
-			sess_tls_failed(s, "connection closed during the "
+			relay__sess_close(s);
+		else if (relay__sess_tls_handshaking(s))
+			relay__sess_tls_failed(s, "connection closed during the "
 			    "handshake");
 		else if (s->st == SS_REUSE)
-			sess_requeue(s, "connection closed");
+			relay__sess_requeue(s, "connection closed");
 		else
-			sess_fail(s, 451, "4.4.2", "connection to relay %s "
+			relay__sess_fail(s, 451, "4.4.2", "connection to relay %s "
 			    "lost: %s", s->r->host_port, n == UV_EOF ?
 			    "closed by the relay" : uv_strerror((int)n));
 		return;
 	}
 	if (s->st != SS_IDLE)
-		sess_arm(s, s->r->s.timeout_s);
+		relay__sess_arm(s, s->r->s.timeout_s);
 	if (s->tls_on) {
 		if ((r = tls_feed(s->tls, b->base, (size_t)n)) < 0) {
-			sess_fail(s, 451, "4.3.0", "TLS: %s", strerror(-r));
+			relay__sess_fail(s, 451, "4.3.0", "TLS: %s", strerror(-r));
 			return;
 		}
-		if (sess_tls_pump_in(s) < 0)
+		if (relay__sess_tls_pump_in(s) < 0)
 			return;
 	} else if (buf_append(&s->in, b->base, (size_t)n) < 0) {
-		sess_fail(s, 451, "4.3.0", "out of memory");
+		relay__sess_fail(s, 451, "4.3.0", "out of memory");
 		return;
 	}
 	sess_input(s);

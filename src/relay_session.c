@@ -22,7 +22,7 @@
 /* Command names.                                                      */
 
 /* What each command is called in results and log lines. */
-const char *const cmd_names[] = {
+const char *const relay__cmd_names[] = {
 	[C_GREET] = "the greeting", [C_EHLO] = "EHLO", [C_HELO] = "HELO",
 	[C_STARTTLS] = "STARTTLS", [C_RSET_REUSE] = "RSET",
 	[C_MAIL] = "MAIL FROM", [C_RCPT] = "RCPT TO", [C_DATA] = "DATA",
@@ -73,7 +73,7 @@ sess_log_connected(struct rsess *s)
 	}
 	log_kv(&b, "ext", x.len ? x.data : "none");
 	if (b.data)
-		rlog(r, LOG_MAJOR, "%s", b.data);
+		relay__rlog(r, LOG_MAJOR, "%s", b.data);
 	buf_free(&b);
 	buf_free(&x);
 }
@@ -84,7 +84,7 @@ sess_ready(struct rsess *s)
 {
 	s->cur->host = RELAY_HOST_UP;
 	sess_log_connected(s);
-	txn_start(s);
+	relay__txn_start(s);
 }
 
 /* Remember the EHLO keywords. */
@@ -102,28 +102,28 @@ parse_ext(struct rsess *s, const struct smtpreply *rp)
 static void
 send_ehlo(struct rsess *s, bool ehlo)
 {
-	sess_cmd(s, ehlo ? C_EHLO : C_HELO, 0, "%s %s", ehlo ? "EHLO" :
+	relay__sess_cmd(s, ehlo ? C_EHLO : C_HELO, 0, "%s %s", ehlo ? "EHLO" :
 	    "HELO", s->r->helo);
 }
 
 /* Was the TLS handshake going on (then the next session goes without)? */
 bool
-sess_tls_handshaking(const struct rsess *s)
+relay__sess_tls_handshaking(const struct rsess *s)
 {
 	return s->tls_on && !tls_established(s->tls);
 }
 
 /* The handshake failed: no STARTTLS for a while, retry the message. */
 void
-sess_tls_failed(struct rsess *s, const char *why)
+relay__sess_tls_failed(struct rsess *s, const char *why)
 {
 	struct relay *r = s->r;
 
-	rlog(r, LOG_PROBLEMS, "session=%llu TLS handshake with relay %s "
+	relay__rlog(r, LOG_PROBLEMS, "session=%llu TLS handshake with relay %s "
 	    "failed: %s; no STARTTLS for %us", (unsigned long long)s->id,
 	    r->host_port, why, RELAY_TLS_BACKOFF_MS / 1000);
 	r->tls_off_until = uv_now(r->loop) + RELAY_TLS_BACKOFF_MS;
-	sess_requeue(s, "TLS handshake failed");
+	relay__sess_requeue(s, "TLS handshake failed");
 }
 
 /* 220 to STARTTLS: forget the plaintext, start TLS, EHLO again. */
@@ -142,20 +142,20 @@ start_tls(struct rsess *s)
 		sni = NULL;
 	if ((e = tls_conn_new(r->tls, false, sni, &s->tls)) < 0) {
 		s->tls = NULL;
-		sess_tls_failed(s, strerror(-e));
+		relay__sess_tls_failed(s, strerror(-e));
 		return;
 	}
 	s->tls_on = true;
-	rlog(r, LOG_LOWLEVEL, "session=%llu starting TLS",
+	relay__rlog(r, LOG_LOWLEVEL, "session=%llu starting TLS",
 	    (unsigned long long)s->id);
-	if (sess_tls_pump_in(s) < 0)
+	if (relay__sess_tls_pump_in(s) < 0)
 		return;
 	send_ehlo(s, true);
 }
 
 /* A whole reply arrived for the oldest command we wait for. */
 void
-handle_reply(struct rsess *s, struct smtpreply *rp)
+relay__handle_reply(struct rsess *s, struct smtpreply *rp)
 {
 	struct relay *r = s->r;
 	struct rmsg *m = s->cur;
@@ -163,16 +163,16 @@ handle_reply(struct rsess *s, struct smtpreply *rp)
 	int cls = rp->code / 100;
 
 	if (s->st == SS_IDLE || s->st == SS_QUIT) {
-		rlog(r, LOG_LOWLEVEL, "session=%llu relay spoke while idle "
+		relay__rlog(r, LOG_LOWLEVEL, "session=%llu relay spoke while idle "
 		    "(%d); closing", (unsigned long long)s->id, rp->code);
-		sess_close(s);
+		relay__sess_close(s);
 		return;
 	}
 	if (s->phead == s->ptail || m == NULL) {
 		struct buf t = BUF_INIT;
 
 		smtpreply_text(rp, &t);
-		sess_fail(s, 451, "4.5.0", "relay %s protocol error: "
+		relay__sess_fail(s, 451, "4.5.0", "relay %s protocol error: "
 		    "unexpected reply: %s", r->host_port,
 		    t.data ? t.data : "");
 		buf_free(&t);
@@ -182,27 +182,27 @@ handle_reply(struct rsess *s, struct smtpreply *rp)
 	if (s->phead == s->ptail)
 		s->phead = s->ptail = 0;
 	if (rp->code == 421 && p.cmd == C_RSET_REUSE) {
-		sess_requeue(s, "421 to RSET");
+		relay__sess_requeue(s, "421 to RSET");
 		return;
 	}
 	if (rp->code == 421 || (cls != 2 && cls != 3 && cls != 4 &&
 	    cls != 5)) {
 		if (rp->code == 421) {
 			m->host = RELAY_HOST_DOWN;	/* at any point */
-			apply_reply(s, rp, p.cmd, TO_REST, 0);
+			relay__apply_reply(s, rp, p.cmd, TO_REST, 0);
 		} else {
 			struct buf t = BUF_INIT;
 
 			smtpreply_text(rp, &t);
-			sess_fail(s, 451, "4.5.0", "relay %s protocol error: "
+			relay__sess_fail(s, 451, "4.5.0", "relay %s protocol error: "
 			    "reply %s to %s", r->host_port,
-			    t.data ? t.data : "", cmd_names[p.cmd]);
+			    t.data ? t.data : "", relay__cmd_names[p.cmd]);
 			buf_free(&t);
 			return;
 		}
 		s->cur = NULL;
-		msg_report(m);
-		sess_close(s);
+		relay__msg_report(m);
+		relay__sess_close(s);
 		return;
 	}
 	switch (p.cmd) {
@@ -218,7 +218,7 @@ handle_reply(struct rsess *s, struct smtpreply *rp)
 			parse_ext(s, rp);
 			if ((s->ext & SMTPREPLY_EXT_STARTTLS) && r->tls &&
 			    !s->tls_on && uv_now(r->loop) >= r->tls_off_until)
-				sess_cmd(s, C_STARTTLS, 0, "STARTTLS");
+				relay__sess_cmd(s, C_STARTTLS, 0, "STARTTLS");
 			else
 				sess_ready(s);
 			return;
@@ -241,7 +241,7 @@ handle_reply(struct rsess *s, struct smtpreply *rp)
 		if (cls == 2) {
 			start_tls(s);
 		} else {
-			rlog(r, LOG_PROBLEMS, "session=%llu relay %s refused "
+			relay__rlog(r, LOG_PROBLEMS, "session=%llu relay %s refused "
 			    "STARTTLS (%d); going on without TLS",
 			    (unsigned long long)s->id, r->host_port,
 			    rp->code);
@@ -251,23 +251,23 @@ handle_reply(struct rsess *s, struct smtpreply *rp)
 	case C_RSET_REUSE:
 		if (cls == 2) {
 			m->host = RELAY_HOST_UP;
-			txn_start(s);
+			relay__txn_start(s);
 		}
 		else
-			sess_requeue(s, "RSET refused");
+			relay__sess_requeue(s, "RSET refused");
 		return;
 	case C_MAIL:
 		if (cls == 2) {
 			if (!s->pipelined)
-				send_next_rcpt(s);
+				relay__send_next_rcpt(s);
 			return;
 		}
 		if (cls == 3)
 			break;
 		s->mail_failed = true;
-		apply_reply(s, rp, C_MAIL, TO_REST, 0);
+		relay__apply_reply(s, rp, C_MAIL, TO_REST, 0);
 		if (!s->pipelined)
-			txn_end(s);
+			relay__txn_end(s);
 		return;
 	case C_RCPT:
 		if (!s->mail_failed) {
@@ -277,56 +277,56 @@ handle_reply(struct rsess *s, struct smtpreply *rp)
 			} else if (cls == 3) {
 				break;
 			} else {
-				apply_reply(s, rp, C_RCPT, TO_ONE, p.idx);
+				relay__apply_reply(s, rp, C_RCPT, TO_ONE, p.idx);
 			}
 		}
 		if (!s->pipelined)
-			send_next_rcpt(s);
+			relay__send_next_rcpt(s);
 		return;
 	case C_DATA:
 		if (cls == 3) {
 			if (s->mail_failed || s->naccepted == 0)
-				sess_cmd(s, C_DOT_IGNORE, 0, ".");
+				relay__sess_cmd(s, C_DOT_IGNORE, 0, ".");
 			else
-				data_start(s);
+				relay__data_start(s);
 			return;
 		}
 		if (s->mail_failed || s->naccepted == 0) {
-			txn_end(s);
+			relay__txn_end(s);
 			return;
 		}
 		if (cls == 2)
 			break;
-		apply_reply(s, rp, C_DATA, TO_ACCEPTED, 0);
-		txn_end(s);
+		relay__apply_reply(s, rp, C_DATA, TO_ACCEPTED, 0);
+		relay__txn_end(s);
 		return;
 	case C_DOT:
 		if (cls == 3)
 			break;
-		apply_reply(s, rp, C_DOT, TO_ACCEPTED, 0);
-		txn_end(s);
+		relay__apply_reply(s, rp, C_DOT, TO_ACCEPTED, 0);
+		relay__txn_end(s);
 		return;
 	case C_DOT_IGNORE:
 	case C_RSET_END:
-		txn_end(s);
+		relay__txn_end(s);
 		return;
 	}
 	/* A 4xx/5xx before the transaction, or a reply that makes no sense. */
 	if ((cls == 4 || cls == 5) && (p.cmd == C_GREET || p.cmd == C_EHLO ||
 	    p.cmd == C_HELO)) {
 		m->host = RELAY_HOST_DOWN;
-		apply_reply(s, rp, p.cmd, TO_REST, 0);
+		relay__apply_reply(s, rp, p.cmd, TO_REST, 0);
 		s->cur = NULL;
-		msg_report(m);
-		sess_close(s);
+		relay__msg_report(m);
+		relay__sess_close(s);
 		return;
 	}
 
 	struct buf t = BUF_INIT;
 
 	smtpreply_text(rp, &t);
-	sess_fail(s, 451, "4.5.0", "relay %s protocol error: reply %s to %s",
-	    r->host_port, t.data ? t.data : "", cmd_names[p.cmd]);
+	relay__sess_fail(s, 451, "4.5.0", "relay %s protocol error: reply %s to %s",
+	    r->host_port, t.data ? t.data : "", relay__cmd_names[p.cmd]);
 	buf_free(&t);
 }
 
@@ -335,10 +335,10 @@ handle_reply(struct rsess *s, struct smtpreply *rp)
 
 /* Give an idle session the next message: RSET first. */
 void
-sess_reuse(struct rsess *s, struct rmsg *m)
+relay__sess_reuse(struct rsess *s, struct rmsg *m)
 {
 	s->cur = m;
 	m->sess = s;
 	s->st = SS_REUSE;
-	sess_cmd(s, C_RSET_REUSE, 0, "RSET");
+	relay__sess_cmd(s, C_RSET_REUSE, 0, "RSET");
 }

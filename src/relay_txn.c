@@ -31,13 +31,13 @@ xtext_ok(const char *s)
  * status's class made 4), like Postfix's smtp_skip_5xx_greeting.
  */
 void
-apply_reply(struct rsess *s, const struct smtpreply *rp, enum cmd c,
+relay__apply_reply(struct rsess *s, const struct smtpreply *rp, enum cmd c,
 	enum scope scope, size_t idx)
 {
 	struct rmsg *m = s->cur;
 	char st[RESULT_STATUS_MAX];
 	struct buf rt = BUF_INIT, t = BUF_INIT;
-	enum result_kind k = class_kind(rp->code);
+	enum result_kind k = relay__class_kind(rp->code);
 	int code = rp->code;
 	bool own = true;	/* the result carries the relay's code and
 				   status: the text need not repeat them */
@@ -56,12 +56,12 @@ apply_reply(struct rsess *s, const struct smtpreply *rp, enum cmd c,
 		smtpreply_words(rp, st, &t);
 	else
 		buf_printf(&t, " %s", rt.data ? rt.data : "");
-	buf_printf(&t, " (in reply to %s)", cmd_names[c]);
+	buf_printf(&t, " (in reply to %s)", relay__cmd_names[c]);
 	for (size_t i = 0; i < m->nrcpt; i++) {
 		if (m->done[i] || (scope == TO_ONE && i != idx) ||
 		    (scope == TO_ACCEPTED && !m->accepted[i]))
 			continue;
-		set_result(&m->res[i], k, code, st,
+		relay__set_result(&m->res[i], k, code, st,
 		    t.data ? t.data : "relay said something");
 		m->done[i] = true;
 	}
@@ -78,21 +78,21 @@ static void
 txn_settle_all(struct rsess *s, enum result_kind k, int reply,
 	const char *status, const char *text)
 {
-	msg_settle_rest(s->cur, k, reply, status, text);
+	relay__msg_settle_rest(s->cur, k, reply, status, text);
 	buf_reset(&s->txn_reply);
 	buf_printf(&s->txn_reply, "%d %s %s", reply, status, text);
 }
 
 /* Log the transaction; hand the message back; idle or QUIT. */
 void
-txn_end(struct rsess *s)
+relay__txn_end(struct rsess *s)
 {
 	struct relay *r = s->r;
 	struct rmsg *m = s->cur;
 	size_t nd = 0, nt = 0, nf = 0;
 	struct buf b = BUF_INIT;
 
-	msg_settle_rest(m, RESULT_DEFERRED, 451, "4.5.0",
+	relay__msg_settle_rest(m, RESULT_DEFERRED, 451, "4.5.0",
 	    "relay gave no final answer");
 	for (size_t i = 0; i < m->nrcpt; i++) {
 		if (m->res[i].kind == RESULT_DELIVERED)
@@ -116,24 +116,24 @@ txn_end(struct rsess *s)
 		log_kv(&b, "reply", s->txn_reply.len ? s->txn_reply.data :
 		    "no recipient accepted");
 		if (b.data)
-			rlog(r, LOG_MAJOR, "%s", b.data);
+			relay__rlog(r, LOG_MAJOR, "%s", b.data);
 		buf_free(&b);
 	}
 	s->cur = NULL;
-	msg_report(m);
+	relay__msg_report(m);
 	s->txns++;
 	if (s->phead != s->ptail) {
-		sess_close(s);
+		relay__sess_close(s);
 		return;
 	}
 	s->st = SS_IDLE;
 	if (r->closing) {
-		sess_quit(s);
+		relay__sess_quit(s);
 		return;
 	}
 	/* idle_s 0: on_kick QUITs once nothing waits; timeout_s bounds it */
-	sess_arm(s, r->s.idle_s ? r->s.idle_s : r->s.timeout_s);
-	kick(r);
+	relay__sess_arm(s, r->s.idle_s ? r->s.idle_s : r->s.timeout_s);
+	relay__kick(r);
 }
 
 /* RCPT TO line for recipient i. */
@@ -166,7 +166,7 @@ rcpt_add(struct rsess *s, struct buf *b, size_t i)
 	if (r == 0 && (s->ext & SMTPREPLY_EXT_DSN) && xtext_ok(rc->orcpt))
 		r = buf_printf(&p, " ORCPT=%s", rc->orcpt);
 	if (r == 0)
-		r = cmd_add(s, b, "RCPT TO:<%s>%s", rc->addr,
+		r = relay__cmd_add(s, b, "RCPT TO:<%s>%s", rc->addr,
 		    p.data ? p.data : "");
 	buf_free(&p);
 	return r;
@@ -174,7 +174,7 @@ rcpt_add(struct rsess *s, struct buf *b, size_t i)
 
 /* Without PIPELINING: the next RCPT, then DATA or RSET. */
 void
-send_next_rcpt(struct rsess *s)
+relay__send_next_rcpt(struct rsess *s)
 {
 	struct rmsg *m = s->cur;
 	struct buf b = BUF_INIT;
@@ -186,20 +186,20 @@ send_next_rcpt(struct rsess *s)
 		size_t i = s->next_rcpt++;
 
 		if ((r = rcpt_add(s, &b, i)) == 0)
-			r = pend_push(s, C_RCPT, i);
+			r = relay__pend_push(s, C_RCPT, i);
 	} else if (s->naccepted > 0) {
-		if ((r = cmd_add(s, &b, "DATA")) == 0)
-			r = pend_push(s, C_DATA, 0);
+		if ((r = relay__cmd_add(s, &b, "DATA")) == 0)
+			r = relay__pend_push(s, C_DATA, 0);
 	} else {
-		if ((r = cmd_add(s, &b, "RSET")) == 0)
-			r = pend_push(s, C_RSET_END, 0);
+		if ((r = relay__cmd_add(s, &b, "RSET")) == 0)
+			r = relay__pend_push(s, C_RSET_END, 0);
 	}
-	sess_send_batch(s, &b, r);
+	relay__sess_send_batch(s, &b, r);
 }
 
 /* Checks that need no command; then MAIL (+ RCPTs + DATA pipelined). */
 void
-txn_start(struct rsess *s)
+relay__txn_start(struct rsess *s)
 {
 	struct rmsg *m = s->cur;
 	struct buf b = BUF_INIT, t = BUF_INIT;
@@ -224,7 +224,7 @@ txn_start(struct rsess *s)
 		txn_settle_all(s, RESULT_DEFERRED, 451, "4.3.0",
 		    t.data ? t.data : m->scan_why);
 		buf_free(&t);
-		txn_end(s);
+		relay__txn_end(s);
 		return;
 	}
 	if (m->eightbit && !(s->ext & SMTPREPLY_EXT_8BITMIME)) {
@@ -246,14 +246,14 @@ txn_start(struct rsess *s)
 	} else if (!(s->ext & SMTPREPLY_EXT_SMTPUTF8)) {
 		for (size_t i = 0; i < m->nrcpt; i++)
 			if (!m->done[i] && m->utf8_rcpt[i]) {
-				set_result(&m->res[i], RESULT_FAILED, 553,
+				relay__set_result(&m->res[i], RESULT_FAILED, 553,
 				    "5.6.7", "non-ASCII address and the "
 				    "relay does not offer SMTPUTF8");
 				m->done[i] = true;
 			}
 	}
-	if (!msg_open(m)) {
-		txn_end(s);
+	if (!relay__msg_open(m)) {
+		relay__txn_end(s);
 		return;
 	}
 
@@ -274,17 +274,17 @@ txn_start(struct rsess *s)
 	if (e == 0 && (s->ext & SMTPREPLY_EXT_DSN) && xtext_ok(m->envid))
 		e = buf_printf(&t, " ENVID=%s", m->envid);
 	if (e == 0)
-		e = cmd_add(s, &b, "%s", t.data);
+		e = relay__cmd_add(s, &b, "%s", t.data);
 	if (e == 0)
-		e = pend_push(s, C_MAIL, 0);
+		e = relay__pend_push(s, C_MAIL, 0);
 	for (size_t i = 0; e == 0 && s->pipelined && i < m->nrcpt; i++) {
 		if (m->done[i])
 			continue;
 		if ((e = rcpt_add(s, &b, i)) == 0)
-			e = pend_push(s, C_RCPT, i);
+			e = relay__pend_push(s, C_RCPT, i);
 	}
-	if (e == 0 && s->pipelined && (e = cmd_add(s, &b, "DATA")) == 0)
-		e = pend_push(s, C_DATA, 0);
+	if (e == 0 && s->pipelined && (e = relay__cmd_add(s, &b, "DATA")) == 0)
+		e = relay__pend_push(s, C_DATA, 0);
 	buf_free(&t);
-	sess_send_batch(s, &b, e);
+	relay__sess_send_batch(s, &b, e);
 }
