@@ -237,7 +237,7 @@ job_report(struct pipe_job *j)
 		pipe_sink_pump(&j->osink);
 	if (j->has_esink)
 		pipe_sink_pump(&j->esink);
-	if (!j->fbusy)
+	if (!msgsrc_busy(&j->src))
 		pipe_file_close(j);
 	pipe_job_maybe_free(j);
 }

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "msgsrc.h"
 #include "pipe.h"
 
 /* Bytes read from the queue file (and from a pipe) at a time. */
@@ -79,9 +80,7 @@ struct pipe_job {
 	bool timer_open, in_open, err_open, out_open;
 	int in_rfd;			/* our copy of stdin's read end */
 	uv_write_t wreq;
-	uv_fs_t freq;			/* queue file: open, read, close */
-	uv_file ffd;
-	bool fbusy;
+	struct msgsrc src;		/* the message: open, read, close */
 	char *fbuf;
 	char *rbuf;			/* stderr/stdout read buffer */
 	struct sink osink, esink;
@@ -148,6 +147,8 @@ void pipe_sink_push(struct sink *k, const char *p, size_t n);
 bool pipe_sink_flushed(const struct sink *k);
 
 /* pipe_stdin.c: the message into the program's stdin. */
+/* Describe the job's message (j->input_*) for reading: after job_copy. */
+void pipe_stdin_init(struct pipe_job *j);
 /* Start feeding stdin: nothing, memory, or the queue file. */
 void pipe_stdin_start(struct pipe_job *j, bool file_tag);
 /* Close the queue file on the thread pool. */

@@ -59,6 +59,7 @@ job_copy(struct pipe_job *j, const struct pipe_request *req)
 	}
 	if (req->input_path && (j->fbuf = malloc(PIPE_CHUNK)) == NULL)
 		return -ENOMEM;
+	pipe_stdin_init(j);
 	if ((j->rbuf = malloc(PIPE_CHUNK)) == NULL)
 		return -ENOMEM;
 	return codes_copy(&j->codes, req->codes);
@@ -271,7 +272,6 @@ pipe_run(struct pipe_module *pm, const struct pipe_request *req,
 	j->cb = cb;
 	j->arg = arg;
 	j->in_rfd = -1;
-	j->ffd = -1;
 	j->file_fd = -1;
 	j->t_start = uv_hrtime();
 	if ((r = job_copy(j, req)) < 0 || (r = uv_timer_init(pm->loop,

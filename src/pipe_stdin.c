@@ -9,7 +9,6 @@
 #include "pipe_int.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,12 +35,8 @@ static void mem_write_next(struct pipe_job *j);
 
 /* The queue file was closed (after the program ended). */
 static void
-on_file_closed(uv_fs_t *req)
+on_file_closed(struct pipe_job *j)
 {
-	struct pipe_job *j = req->data;
-
-	uv_fs_req_cleanup(req);
-	j->fbusy = false;
 	j->pending--;
 	pipe_job_maybe_free(j);
 }
@@ -50,14 +45,8 @@ on_file_closed(uv_fs_t *req)
 void
 pipe_file_close(struct pipe_job *j)
 {
-	if (j->ffd < 0)
-		return;
-	j->freq.data = j;
-	if (uv_fs_close(j->pm->loop, &j->freq, j->ffd, on_file_closed) == 0) {
-		j->fbusy = true;
+	if (msgsrc_close(&j->src) == 1)
 		j->pending++;
-	}
-	j->ffd = -1;
 }
 
 /* A chunk of stdin was written (or cancelled at exit). */
@@ -74,7 +63,7 @@ on_in_written(uv_write_t *w, int status)
 			file_read_next(j);
 		else
 			mem_write_next(j);
-	} else if (j->input_path && !j->fbusy) {
+	} else if (j->input_path && !msgsrc_busy(&j->src)) {
 		pipe_file_close(j);
 	}
 	pipe_job_maybe_free(j);
@@ -82,9 +71,9 @@ on_in_written(uv_write_t *w, int status)
 
 /* Write n bytes at p to the program's stdin. */
 static void
-in_write(struct pipe_job *j, char *p, size_t n)
+in_write(struct pipe_job *j, const char *p, size_t n)
 {
-	uv_buf_t b = uv_buf_init(p, (unsigned)n);
+	uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
 	int r;
 
 	j->in_sent += n;
@@ -104,21 +93,17 @@ in_write(struct pipe_job *j, char *p, size_t n)
 static void
 mem_write_next(struct pipe_job *j)
 {
-	uint64_t left = j->input_len - j->in_sent;
+	size_t n;
+	const char *p = msgsrc_mem_at(&j->src, j->in_sent, PIPE_MEM_CHUNK,
+	    &n);
 
-	in_write(j, j->input_mem + j->in_sent, left < PIPE_MEM_CHUNK ?
-	    (size_t)left : PIPE_MEM_CHUNK);
+	in_write(j, p, n);
 }
 
 /* A chunk of the queue file was read. */
 static void
-on_file_read(uv_fs_t *req)
+on_file_read(struct pipe_job *j, ssize_t n)
 {
-	struct pipe_job *j = req->data;
-	ssize_t n = req->result;
-
-	uv_fs_req_cleanup(req);
-	j->fbusy = false;
 	j->pending--;
 	if (j->exited || j->reported) {
 		pipe_file_close(j);
@@ -140,43 +125,52 @@ on_file_read(uv_fs_t *req)
 static void
 file_read_next(struct pipe_job *j)
 {
-	uint64_t left = j->input_len - j->in_sent;
-	uv_buf_t b = uv_buf_init(j->fbuf, (unsigned)(left < PIPE_CHUNK ?
-	    left : PIPE_CHUNK));
-	int r;
+	int r = msgsrc_read(&j->src, j->in_sent, j->fbuf, PIPE_CHUNK);
 
-	j->freq.data = j;
-	r = uv_fs_read(j->pm->loop, &j->freq, j->ffd, &b, 1,
-	    (int64_t)(j->input_off + j->in_sent), on_file_read);
 	if (r < 0) {
 		pipe_job_abort(j, "cannot read the message", r);
 		pipe_file_close(j);
 		return;
 	}
-	j->fbusy = true;
 	j->pending++;
 }
 
 /* The queue file was opened. */
 static void
-on_file_open(uv_fs_t *req)
+on_file_open(struct pipe_job *j, ssize_t r)
 {
-	struct pipe_job *j = req->data;
-	ssize_t r = req->result;
-
-	uv_fs_req_cleanup(req);
-	j->fbusy = false;
 	j->pending--;
 	if (r < 0) {
 		pipe_job_abort(j, "cannot open the message", (int)r);
 	} else {
-		j->ffd = (uv_file)r;
 		if (j->exited || j->reported)
 			pipe_file_close(j);
 		else
 			file_read_next(j);
 	}
 	pipe_job_maybe_free(j);
+}
+
+/* An operation on the queue file finished. */
+static void
+on_src(struct msgsrc *ms, enum msgsrc_op op, ssize_t r)
+{
+	struct pipe_job *j = ms->data;
+
+	if (op == MSGSRC_OPEN)
+		on_file_open(j, r);
+	else if (op == MSGSRC_READ)
+		on_file_read(j, r);
+	else
+		on_file_closed(j);
+}
+
+/* Describe the job's message, copied by job_copy, for reading. */
+void
+pipe_stdin_init(struct pipe_job *j)
+{
+	msgsrc_init(&j->src, j->pm->loop, j->input_path, j->input_mem,
+	    j->input_off, j->input_len, on_src, j);
 }
 
 /* Start feeding stdin: nothing, memory, or the queue file. */
@@ -191,14 +185,11 @@ pipe_stdin_start(struct pipe_job *j, bool file_tag)
 	} else if (j->input_path == NULL) {
 		mem_write_next(j);
 	} else {
-		j->freq.data = j;
-		r = uv_fs_open(j->pm->loop, &j->freq, j->input_path,
-		    O_RDONLY | O_CLOEXEC, 0, on_file_open);
+		r = msgsrc_open(&j->src);
 		if (r < 0) {
 			pipe_job_abort(j, "cannot open the message", r);
 			return;
 		}
-		j->fbusy = true;
 		j->pending++;
 	}
 }
