@@ -52,7 +52,9 @@ struct msgsrc {
 /*
  * Describe a message: the queue file path (len bytes from off), or, with
  * path NULL, the len bytes at mem. path and mem are borrowed: they must
- * outlive ms. Opens nothing.
+ * outlive ms. Opens nothing. To reuse ms for another message, its file
+ * must be closed and no operation running (msgsrc_close, then wait for
+ * MSGSRC_CLOSE). loop and cb may be NULL for msgsrc_each alone.
  */
 void msgsrc_init(struct msgsrc *ms, uv_loop_t *loop, const char *path,
 	const char *mem, uint64_t off, uint64_t len, msgsrc_cb cb,
