@@ -139,8 +139,7 @@ add_rcpt(struct sched *sc, struct sched_msg *sm, size_t i,
 	else
 		route_outcome(&it->route, &res);
 	it->q = NULL;
-	sched__log_attempt(sc, sm, i, sched__item_module(it), NULL, &res, NULL,
-		1, it->route.address);
+	sched__log_attempt(sc, it, NULL, &res, NULL, 1);
 	sched__item_final(sc, it, &res, NULL);
 	result_clear(&res);
 	return 0;

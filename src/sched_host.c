@@ -136,9 +136,8 @@ host_expire(struct sched *sc, struct sched_queue *hq, struct sched_queue *mq)
 			"delivery time expired after %u attempts; last error: "
 			"%s", it->attempts,
 			hq->last_error ? hq->last_error : "");
-		sched__log_attempt(sc, it->sm, it->rcpt,
-			sched__item_module(it), hq->name, &fin, NULL,
-			it->attempts, it->route.address);
+		sched__log_attempt(sc, it, hq->name, &fin, NULL,
+			it->attempts);
 		TAILQ_REMOVE(&mq->items, it, link);
 		sched__item_final(sc, it, &fin, NULL);
 		result_clear(&fin);

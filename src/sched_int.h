@@ -142,10 +142,9 @@ uint64_t sched__now_ms(struct sched *sc);
 int sched__heap_push(struct sched *sc, struct sched_queue *q);
 struct sched_queue *sched__heap_pop(struct sched *sc);
 void sched__arm_timer(struct sched *sc);
-void sched__log_attempt(struct sched *sc, struct sched_msg *sm, size_t rcpt,
-	const char *module, const char *queue, const struct result *res,
-	const struct pipe_info *info, unsigned attempt, const char *routed);
-const char *sched__item_module(const struct sched_item *it);
+void sched__log_attempt(struct sched *sc, const struct sched_item *it,
+	const char *queue, const struct result *res,
+	const struct pipe_info *info, unsigned attempt);
 void sched__item_free(struct sched_item *it);
 void sched__item_final(struct sched *sc, struct sched_item *it,
 	const struct result *res, struct slot *slot);

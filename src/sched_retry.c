@@ -191,17 +191,45 @@ mark_final(struct sched *sc, struct sched_msg *sm, size_t rcpt,
 	}
 }
 
-/* Write the one log line of a delivery attempt. */
+/* The module name an item's attempts are logged under. */
+static const char *
+item_module(const struct sched_item *it)
+{
+	return it->tr ? "TRANSPORT" : route_kind_name(it->route.kind);
+}
+
+/*
+ * The log component of an item's attempts, by its route: programs (PIPE,
+ * transports) under pipe, the relay under smtp, the rest under enqueuer.
+ */
+static enum log_comp
+item_comp(const struct sched_item *it)
+{
+	if (it->tr)
+		return LOG_PIPE;
+	switch (it->route.kind) {
+	case ROUTE_PIPE:
+	case ROUTE_TRANSPORT:
+		return LOG_PIPE;
+	case ROUTE_RELAY:
+		return LOG_SMTP;
+	default:
+		return LOG_ENQUEUER;
+	}
+}
+
+/* Write the one log line of an attempt of item it (queue: its label). */
 void
-sched__log_attempt(struct sched *sc, struct sched_msg *sm, size_t rcpt,
-	const char *module, const char *queue, const struct result *res,
-	const struct pipe_info *info, unsigned attempt, const char *routed)
+sched__log_attempt(struct sched *sc, const struct sched_item *it,
+	const char *queue, const struct result *res,
+	const struct pipe_info *info, unsigned attempt)
 {
 	struct buf b = BUF_INIT;
 	char *reason = NULL;
-	enum log_comp comp = strcmp(module, "PIPE") == 0 ||
-		strcmp(module, "TRANSPORT") == 0 ? LOG_PIPE :
-		strcmp(module, "RELAY") == 0 ? LOG_SMTP : LOG_ENQUEUER;
+	const struct sched_msg *sm = it->sm;
+	size_t rcpt = it->rcpt;
+	const char *routed = it->route.address;
+	enum log_comp comp = item_comp(it);
 	enum log_level lvl = res->kind == RESULT_DELIVERED ? LOG_MAJOR :
 		LOG_FAILURES;
 
@@ -212,7 +240,7 @@ sched__log_attempt(struct sched *sc, struct sched_msg *sm, size_t rcpt,
 	buf_puts(&b, "delivery");
 	log_kv(&b, "id", sm->m->id);
 	log_kv(&b, "rcpt", sm->m->env.rcpt[rcpt].addr);
-	log_kv(&b, "module", module);
+	log_kv(&b, "module", item_module(it));
 	if (queue)
 		log_kv(&b, "queue", queue);
 	log_kv(&b, "result", result_kind_name(res->kind));
@@ -234,13 +262,6 @@ sched__log_attempt(struct sched *sc, struct sched_msg *sm, size_t rcpt,
 		log_msg(sc->d.log, comp, lvl, "%s", b.data);
 	buf_free(&b);
 	free(reason);
-}
-
-/* The module name an item's attempts are logged under. */
-const char *
-sched__item_module(const struct sched_item *it)
-{
-	return it->tr ? "TRANSPORT" : route_kind_name(it->route.kind);
 }
 
 /* Free an item (not its message reference). */
@@ -288,16 +309,14 @@ sched__settle(struct sched *sc, struct sched_item *it, struct result *res,
 	struct result fin = RESULT_INIT;
 	unsigned attempt = ++it->attempts;
 
-	sched__log_attempt(sc, it->sm, it->rcpt, sched__item_module(it),
-		sched__queue_label(it->q), res, info, attempt,
-		it->route.address);
+	sched__log_attempt(sc, it, sched__queue_label(it->q), res, info,
+		attempt);
 	if (res->kind == RESULT_DEFERRED && sched__expired(sc, it->sm)) {
 		result_set(&fin, RESULT_FAILED, 554, "5.4.7",
 			"delivery time expired after %u attempts; last error: %s",
 			attempt, res->text ? res->text : "");
-		sched__log_attempt(sc, it->sm, it->rcpt, sched__item_module(it),
-			sched__queue_label(it->q), &fin, NULL, attempt,
-			it->route.address);
+		sched__log_attempt(sc, it, sched__queue_label(it->q), &fin,
+			NULL, attempt);
 		result_move(res, &fin);
 	}
 	return res->kind;
