@@ -13,10 +13,12 @@
 #include "buf.h"
 #include "sched_int.h"
 
-/* Milliseconds on the loop clock. */
+/* Milliseconds on the scheduler's clock (the loop's unless replaced). */
 uint64_t
 sched__now_ms(struct sched *sc)
 {
+	if (sc->set.clock_ms)
+		return sc->set.clock_ms(sc->set.clock_arg);
 	return uv_now(sc->d.loop);
 }
 
