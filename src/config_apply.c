@@ -68,9 +68,12 @@ out:
 	return r;
 }
 
-/* [smtp] listen: list of host:port, empty = no listener. */
+/*
+ * [smtp] listen (host:port, each once; empty = no listener) or
+ * trusted-networks (CIDR networks; may be empty): the list replaces *dst.
+ */
 static int
-set_listen(struct pctx *p, const char *v)
+set_addr_list(struct pctx *p, const char *v, bool listen, struct strv *dst)
 {
 	struct strv items = STRV_INIT, res = STRV_INIT;
 	int r;
@@ -78,46 +81,22 @@ set_listen(struct pctx *p, const char *v)
 	if ((r = config__split_list(p, v, &items)) < 0)
 		goto out;
 	for (size_t i = 0; i < items.n; i++) {
-		char *hp;
+		char *s;
 
-		if ((r = config__get_hostport(p, items.v[i], true, &hp)) < 0)
+		r = listen ? config__get_hostport(p, items.v[i], true, &s) :
+			config__get_cidr(p, items.v[i], &s);
+		if (r < 0)
 			goto out;
-		if (strv_find(&res, hp) >= 0) {
-			r = config__why(p, "'%s' is listed twice", hp);
-			free(hp);
+		if (listen && strv_find(&res, s) >= 0) {
+			r = config__why(p, "'%s' is listed twice", s);
+			free(s);
 			goto out;
 		}
-		if ((r = strv_push_take(&res, hp)) < 0)
+		if ((r = strv_push_take(&res, s)) < 0)
 			goto out;
 	}
-	strv_free(&p->c->smtp.listen);
-	p->c->smtp.listen = res;
-	res = (struct strv)STRV_INIT;
-out:
-	strv_free(&items);
-	strv_free(&res);
-	return r;
-}
-
-/* [smtp] trusted-networks: list of CIDR networks (may be empty). */
-static int
-set_trusted(struct pctx *p, const char *v)
-{
-	struct strv items = STRV_INIT, res = STRV_INIT;
-	int r;
-
-	if ((r = config__split_list(p, v, &items)) < 0)
-		goto out;
-	for (size_t i = 0; i < items.n; i++) {
-		char *net;
-
-		if ((r = config__get_cidr(p, items.v[i], &net)) < 0)
-			goto out;
-		if ((r = strv_push_take(&res, net)) < 0)
-			goto out;
-	}
-	strv_free(&p->c->smtp.trusted_networks);
-	p->c->smtp.trusted_networks = res;
+	strv_free(dst);
+	*dst = res;
 	res = (struct strv)STRV_INIT;
 out:
 	strv_free(&items);
@@ -360,7 +339,7 @@ apply_smtp(struct pctx *p, enum key_id k, const char *v)
 
 	switch (k) {
 	case K_SMTP_LISTEN:
-		return set_listen(p, v);
+		return set_addr_list(p, v, true, &c->smtp.listen);
 	case K_SMTP_ASYNC:
 		if ((r = config__get_word(p, v, async_words, &w)) == 0)
 			c->smtp.enqueue_async = (enum enqueue_async)w;
@@ -407,7 +386,8 @@ apply_smtp(struct pctx *p, enum key_id k, const char *v)
 		return config__get_quantity(p, &config__q_duration, v, 0, 3600,
 			&c->smtp.relay_idle_timeout_s);
 	case K_SMTP_TRUSTED:
-		return set_trusted(p, v);
+		return set_addr_list(p, v, false,
+			&c->smtp.trusted_networks);
 	case K_SMTP_RELAY:
 		return set_hostport_opt(p, v, false, &c->smtp.relay_host);
 	case K_SMTP_TLS_CERT:
