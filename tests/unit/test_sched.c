@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "envelope.h"
 #include "hostq.h"
@@ -721,6 +722,64 @@ test_host_queue_delay_and_probe(void **state)
 	fx_close(&f, 3);
 }
 
+/* The whole log written to f so far. */
+static char *
+log_text(FILE *f)
+{
+	struct buf b = BUF_INIT;
+	char *out = NULL;
+
+	fflush(f);
+	assert_int_equal(lseek(fileno(f), 0, SEEK_SET), 0);
+	assert_true(buf_read_fd(&b, fileno(f), 1 << 20) >= 0);
+	assert_int_equal(buf_append(&b, "", 0), 0);
+	assert_int_equal(buf_steal(&b, &out), 0);
+	return out;
+}
+
+/*
+ * An attempt is logged under its module's component: PIPE deliveries
+ * under PIPE, relay ones under SMTP, outcomes of routing alone (an
+ * unknown user) under ENQUEUER.
+ */
+static void
+test_log_component(void **state)
+{
+	static const uint64_t r[] = { 60 };
+	struct fx f;
+	FILE *tf = tmpfile();
+	char *text;
+
+	(void)state;
+	assert_non_null(tf);
+	fx_open(&f, 10, 1, r, 1, 86400);
+	f.log.fd = fileno(tf);
+	log_set_all(&f.log, LOG_MAJOR);
+	add_one(&f, "0000000000000001", "\"app 1\"@pipe");
+	add_one(&f, "0000000000000002", "x@far.example");
+	add_one(&f, "0000000000000003", "nobody@here.example");
+	pump(&f);
+	assert_int_equal(f.nruns, 2);
+	for (size_t i = 0; i < 2; i++)
+		if (f.runs[i].pcb)
+			finish_run(&f, i, RESULT_DELIVERED);
+		else
+			finish_relay(&f, i, RESULT_DELIVERED, RELAY_HOST_UP);
+	finish_marks(&f);
+	text = log_text(tf);
+	assert_non_null(strstr(text, " PIPE major: delivery "
+		"id=0000000000000001 "));
+	assert_non_null(strstr(text, " SMTP major: delivery "
+		"id=0000000000000002 "));
+	assert_non_null(strstr(text, " ENQUEUER failures: delivery "
+		"id=0000000000000003 "));
+	assert_null(strstr(text, " PIPE major: delivery "
+		"id=0000000000000002 "));
+	free(text);
+	fx_close(&f, 3);
+	fclose(tf);
+}
+
 int
 main(void)
 {
@@ -735,6 +794,7 @@ main(void)
 		cmocka_unit_test(test_retry_timing),
 		cmocka_unit_test(test_lifetime_expiry),
 		cmocka_unit_test(test_host_queue_delay_and_probe),
+		cmocka_unit_test(test_log_component),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
