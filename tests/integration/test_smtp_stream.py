@@ -151,7 +151,9 @@ def refused_after_streaming(s, out, tail, code, status, text=None):
         assert text in lines[0], lines
     wait_for(lambda: not queue_leftovers(s.base), what="the ID.tmp removed")
     small_one_after(c, out)
-    assert len(s.deliveries()) == 1
+    # the program has written its file; its delivery line follows
+    (d,) = s.wait_deliveries(1)
+    assert d["result"] == "delivered"
 
 
 def test_bare_lf_after_streaming_started(server_factory, out):
