@@ -1,9 +1,10 @@
 /*
  * localsub: what `sendmail` and `mail` share (localsub.h,
  * docs/LOCAL-SUBMISSION.md): base directory, stdin, the .sub text, the
- * durable write into BASE/Submitted/, the Queue/ listing. Promises: the
- * setgid group is held only around that write; no environment but
- * MAILPIPE_BASE is used. Never exits, never needs the server.
+ * durable write into BASE/Submitted/, the Queue/ listing (printed from
+ * store_list). Promises: the setgid group is held only around that write;
+ * no environment but MAILPIPE_BASE is used. Never exits, never needs the
+ * server.
  */
 #include "localsub.h"
 
@@ -23,7 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <dirent.h>
 #include <gmime/gmime.h>
 
 #include "address.h"
@@ -31,6 +31,7 @@
 #include "envelope.h"
 #include "mp_build.h"
 #include "msghdr.h"
+#include "store.h"
 
 /* Header lines are folded to stay within this many columns when possible. */
 #define LOCALSUB_FOLD 78
@@ -1119,208 +1120,48 @@ localsub_write(struct localsub *ls, const char *data, size_t len,
 
 /* ---- sendmail -bp ---------------------------------------------------- */
 
-/* One message of the listing. */
-struct localsub__qent {
-	char *id;		/* file name without ".msg" */
-	char *from;		/* return-path, "" = null */
-	int64_t submitted;
-	uint64_t size;
-	struct strv rcpts;	/* pending recipients */
-};
-
-/* The messages found. */
-struct localsub__qlist {
-	const char *prog;	/* for warnings about corrupt files */
-	struct localsub__qent *v;
-	size_t n, cap;
-};
-
-/* Read the envelope at the start of fd into e. */
-static int
-localsub__envelope_read(int fd, struct envelope *e, const char **why,
-	unsigned *line)
+/* A queue file store_list left out: say so on stderr (arg: prog). */
+static void
+localsub__queue_skipped(void *arg, const char *rel, const char *why,
+	unsigned line)
 {
-	struct buf b = BUF_INIT;
-	size_t chunk;
-	ssize_t n;
-	int r;
-
-	for (;;) {
-		chunk = b.len < 16384 ? 16384 : b.len;
-		if ((r = buf_reserve(&b, chunk)) < 0)
-			break;
-		n = read(fd, b.data + b.len, chunk);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			break;
-		}
-		if (n == 0) {
-			*why = "the file ends inside the envelope";
-			*line = 0;
-			r = -EINVAL;
-			break;
-		}
-		b.len += (size_t)n;
-		envelope_free(e);
-		r = envelope_parse(b.data, b.len, e, why, line);
-		if (r != -EAGAIN)
-			break;
-	}
-	buf_free(&b);
-	return r;
+	fprintf(stderr, "%s: %s: corrupt envelope (line %u: %s)\n",
+		(const char *)arg, rel, line, why ? why : "unparsable");
 }
 
-/* Add Queue/[SUB/]NAME.msg to the list (vanished files are skipped). */
+/* Turn a store_list failure r at le into the exit status and text. */
 static int
-localsub__queue_file(int dfd, const char *sub, const char *name,
-	struct localsub__qlist *q, struct localsub_err *err)
+localsub__queue_fail(const struct localsub *ls, int r,
+	const struct store_list_err *le, struct localsub_err *err)
 {
-	struct localsub__qent *ent;
-	struct envelope e;
-	const char *why = NULL;
-	unsigned line = 0;
-	struct stat st;
-	int fd, r;
+	const char *rel = le->relpath ? le->relpath : "Queue";
+	int e = -r;
 
-	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0 && (errno == ENOENT || errno == ELOOP))
-		return 0;
-	if (fd < 0) {
-		r = errno;
-		return localsub_fail(err, r == EACCES || r == EPERM ?
-			EX_NOPERM : EX_IOERR, -r, "cannot read Queue/%s%s%s: %s",
-			sub, *sub ? "/" : "", name, strerror(r));
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return 0;
-	}
-	envelope_init(&e);
-	r = localsub__envelope_read(fd, &e, &why, &line);
-	close(fd);
-	if (r == -EINVAL) {
-		/* The server moves it to corrupt/; list the rest. */
-		fprintf(stderr, "%s: Queue/%s%s%s: corrupt envelope (line %u: "
-			"%s)\n", q->prog, sub, *sub ? "/" : "", name, line,
-			why ? why : "unparsable");
-		envelope_free(&e);
-		return 0;
-	}
-	if (r < 0) {
-		envelope_free(&e);
-		return localsub_fail(err, EX_IOERR, r, "cannot read Queue/%s%s%s: %s",
-			sub, *sub ? "/" : "", name, strerror(-r));
-	}
-	if (q->n == q->cap) {
-		size_t cap = q->cap ? q->cap * 2 : 16;
-		struct localsub__qent *v = realloc(q->v, cap * sizeof(*v));
-
-		if (v == NULL) {
-			envelope_free(&e);
-			return localsub__oserr(err, -ENOMEM, "queue listing");
-		}
-		q->v = v;
-		q->cap = cap;
-	}
-	ent = &q->v[q->n];
-	memset(ent, 0, sizeof(*ent));
-	ent->id = mp_strndup(name, strlen(name) - 4);
-	ent->from = mp_strdup(e.from ? e.from : "");
-	ent->submitted = e.submitted;
-	ent->size = e.size;
-	r = ent->id && ent->from ? 0 : -ENOMEM;
-	for (size_t i = 0; r == 0 && i < e.nrcpt; i++)
-		if (e.rcpt[i].state == RCPT_PENDING)
-			r = strv_push(&ent->rcpts, e.rcpt[i].addr);
-	q->n++;
-	envelope_free(&e);
-	return r < 0 ? localsub__oserr(err, r, "queue listing") : 0;
-}
-
-/* Does name end in ".msg" (with something before it)? */
-static bool
-localsub__is_msg(const char *name)
-{
-	size_t n = strlen(name);
-
-	return n > 4 && strcmp(name + n - 4, ".msg") == 0;
-}
-
-/* Scan one folder of Queue/ (sub "" is Queue/ itself); recurse once. */
-static int
-localsub__queue_dir(int parent, const char *path, const char *sub,
-	struct localsub__qlist *q, struct localsub_err *err)
-{
-	struct dirent *de;
-	struct stat st;
-	DIR *d;
-	int fd, r = 0;
-
-	fd = *sub ? openat(parent, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-		O_CLOEXEC) : open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 && *sub && (errno == ENOENT || errno == ENOTDIR ||
-	    errno == ELOOP))
-		return 0;
-	if (fd < 0) {
-		int e = errno;
-
-		if (e == ENOENT)
-			return localsub_fail(err, EX_UNAVAILABLE, -e,
-				"mailpipe is not set up: %s missing", path);
+	if (r == -ENOMEM || le->relpath == NULL)
+		return localsub__oserr(err, r, "queue listing");
+	switch (le->step) {
+	case STORE_LIST_OPEN_DIR:
+		if (e == ENOENT && strcmp(rel, "Queue") == 0)
+			return localsub_fail(err, EX_UNAVAILABLE, r,
+				"mailpipe is not set up: %s/Queue missing",
+				ls->base);
 		return localsub_fail(err, e == EACCES || e == EPERM ?
-			EX_NOPERM : EX_OSERR, -e, "cannot read %s%s%s: %s",
-			path, *sub ? "/" : "", sub, strerror(e));
+			EX_NOPERM : EX_OSERR, r, "cannot read %s/%s: %s",
+			ls->base, rel, strerror(e));
+	case STORE_LIST_READ_DIR:
+		return localsub_fail(err, EX_IOERR, r, "cannot read %s/%s: %s",
+			ls->base, rel, strerror(e));
+	case STORE_LIST_READ_FILE:
+	default:
+		return localsub_fail(err, e == EACCES || e == EPERM ?
+			EX_NOPERM : EX_IOERR, r, "cannot read %s: %s", rel,
+			strerror(e));
 	}
-	if ((d = fdopendir(fd)) == NULL) {
-		r = -errno;
-		close(fd);
-		return localsub__oserr(err, r, path);
-	}
-	while (r == 0) {
-		errno = 0;
-		if ((de = readdir(d)) == NULL) {
-			if (errno)
-				r = localsub_fail(err, EX_IOERR, -errno,
-					"cannot read %s: %s", path,
-					strerror(errno));
-			break;
-		}
-		if (de->d_name[0] == '.')
-			continue;
-		if (de->d_type == DT_UNKNOWN) {
-			if (fstatat(fd, de->d_name, &st,
-			    AT_SYMLINK_NOFOLLOW) < 0)
-				continue;
-			de->d_type = S_ISDIR(st.st_mode) ? DT_DIR :
-				S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
-		}
-		if (de->d_type == DT_REG && localsub__is_msg(de->d_name))
-			r = localsub__queue_file(fd, sub, de->d_name, q, err);
-		else if (de->d_type == DT_DIR && *sub == '\0' &&
-		    strcmp(de->d_name, "corrupt") != 0)
-			r = localsub__queue_dir(fd, path, de->d_name, q, err);
-	}
-	closedir(d);
-	return r;
-}
-
-/* qsort order: queue IDs, which sort in arrival order. */
-static int
-localsub__qent_cmp(const void *a, const void *b)
-{
-	const struct localsub__qent *x = a, *y = b;
-	size_t lx = strlen(x->id), ly = strlen(y->id);
-
-	if (lx != ly)
-		return lx < ly ? -1 : 1;
-	return strcmp(x->id, y->id);
 }
 
 /* Print the list, Postfix mailq style. */
 static int
-localsub__queue_print(const struct localsub__qlist *q, FILE *out)
+localsub__queue_print(const struct store_listing *q, FILE *out)
 {
 	uint64_t total = 0;
 	char when[64];
@@ -1334,53 +1175,49 @@ localsub__queue_print(const struct localsub__qlist *q, FILE *out)
 	fprintf(out, "%-16s %8s %-19s  %s\n", "-Queue ID-", "--Size--",
 		"---Arrival Time----", "-Sender/Recipient-------");
 	for (size_t i = 0; i < q->n; i++) {
-		const struct localsub__qent *m = &q->v[i];
+		const struct store_entry *m = &q->v[i];
+		const struct envelope *e = &m->env;
 
-		t = (time_t)m->submitted;
+		t = (time_t)e->submitted;
 		if (localtime_r(&t, &tm) == NULL ||
 		    strftime(when, sizeof(when), "%a %b %e %H:%M:%S", &tm) == 0)
-			snprintf(when, sizeof(when), "%" PRId64, m->submitted);
-		fprintf(out, "%-16s %8" PRIu64 " %-19s  %s\n", m->id, m->size,
-			when, *m->from ? m->from : "<>");
-		for (size_t j = 0; j < m->rcpts.n; j++)
-			fprintf(out, "%48s%s\n", "", m->rcpts.v[j]);
+			snprintf(when, sizeof(when), "%" PRId64, e->submitted);
+		fprintf(out, "%-16s %8" PRIu64 " %-19s  %s\n", m->id, e->size,
+			when, e->from && *e->from ? e->from : "<>");
+		for (size_t j = 0; j < e->nrcpt; j++)
+			if (e->rcpt[j].state == RCPT_PENDING)
+				fprintf(out, "%48s%s\n", "", e->rcpt[j].addr);
 		fputc('\n', out);
-		total += m->size;
+		total += e->size;
 	}
 	fprintf(out, "-- %" PRIu64 " Kbytes in %zu Request%s.\n",
 		(total + 1023) / 1024, q->n, q->n == 1 ? "" : "s");
 	return 0;
 }
 
-/* sendmail -bp: list the queue read directly from BASE/Queue/. */
+/* sendmail -bp: list the queue with store_list(). */
 int
 localsub_queue_list(struct localsub *ls, FILE *out, struct localsub_err *err)
 {
-	struct localsub__qlist q = { ls->prog, NULL, 0, 0 };
-	struct buf path = BUF_INIT;
+	struct store_listing q = STORE_LISTING_INIT;
+	struct store_list_err le = STORE_LIST_ERR_INIT;
 	int r;
 
 	/* Reading the queue needs nothing of the submit group. */
 	if ((r = localsub__gid_drop(ls)) < 0)
 		return localsub__oserr(err, r, "cannot drop the submit group");
-	if (buf_printf(&path, "%s/Queue", ls->base) < 0)
-		return localsub__oserr(err, -ENOMEM, "file name");
-	r = localsub__queue_dir(-1, path.data, "", &q, err);
-	if (r == 0) {
-		if (q.n > 1)
-			qsort(q.v, q.n, sizeof(*q.v), localsub__qent_cmp);
+	r = store_list(ls->base, localsub__queue_skipped, (void *)ls->prog, &q,
+		&le);
+	if (r < 0) {
+		r = localsub__queue_fail(ls, r, &le, err);
+	} else {
 		localsub__queue_print(&q, out);
 		if (fflush(out) != 0 || ferror(out))
 			r = localsub_fail(err, EX_IOERR, -EIO,
 				"cannot write the listing: %s", strerror(errno));
 	}
-	for (size_t i = 0; i < q.n; i++) {
-		free(q.v[i].id);
-		free(q.v[i].from);
-		strv_free(&q.v[i].rcpts);
-	}
-	free(q.v);
-	buf_free(&path);
+	store_listing_free(&q);
+	store_list_err_free(&le);
 	return r;
 }
 
