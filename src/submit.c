@@ -301,36 +301,6 @@ unchanged(const struct sub_job *j)
 	return subready_same(&now, &j->st);
 }
 
-/* Pool: read from the file's current end of j->data until len >= upto
-   or the end of the file (*eof). */
-static int
-read_upto(struct sub_job *j, size_t upto, bool *eof)
-{
-	ssize_t n;
-	int r;
-
-	*eof = false;
-	while (j->data.len < upto) {
-		size_t want = upto - j->data.len;
-
-		if ((r = buf_reserve(&j->data, want)) < 0)
-			return r;
-		n = pread(j->fd, j->data.data + j->data.len, want,
-			(off_t)j->data.len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0) {
-			*eof = true;
-			break;
-		}
-		j->data.len += (size_t)n;
-		j->data.data[j->data.len] = '\0';
-	}
-	return 0;
-}
-
 /*
  * Pool: after a read that ended at eof or at its limit, decide what the
  * job is: a whole small file (read completely and unchanged), a streamed
@@ -420,8 +390,13 @@ work_read(uv_work_t *w)
 		j->bad = "is larger than 1 GiB";
 		return;
 	}
-	/* one read more than the limit tells a small file from a large one */
-	if ((r = read_upto(j, SUBMIT_WHOLE_MAX + 1, &eof)) < 0) {
+	/*
+	 * one read more than the limit tells a small file from a large one;
+	 * only these reads move the offset (the store's copy uses pread), so
+	 * it stays at j->data.len
+	 */
+	if ((r = buf_read_upto(&j->data, fd, SUBMIT_WHOLE_MAX + 1,
+	    &eof)) < 0) {
 		j->err = r;
 		return;
 	}
@@ -443,7 +418,7 @@ work_header(uv_work_t *w)
 		j->more_header = false;
 		if (upto > SUBMIT_HEADER_READ)
 			upto = SUBMIT_HEADER_READ;
-		if ((r = read_upto(j, upto, &eof)) < 0) {
+		if ((r = buf_read_upto(&j->data, j->fd, upto, &eof)) < 0) {
 			j->err = r;
 			return;
 		}
