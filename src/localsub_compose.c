@@ -7,7 +7,6 @@
  * the runs that read stdin, build and hand the text to localsub_write.
  * Pure apart from GMime and those runs; never exits.
  */
-
 #include "localsub.h"
 
 #include <errno.h>

@@ -3,7 +3,6 @@
  * store_list() reads it, printed Postfix mailq style, with the submit
  * group dropped for good first. Knows nothing of the queue's layout.
  */
-
 #include "localsub.h"
 
 #include <errno.h>

@@ -5,7 +5,6 @@
  * durable. Promises: the setgid group is held only around this and dropped
  * for good at the end; a failed write leaves no file behind.
  */
-
 #include "localsub.h"
 
 #include <errno.h>

@@ -7,7 +7,6 @@
  * (unlink_after) goes only once the queue file is durable; small bodies
  * stay in memory for first deliveries. Disk work on the pool only.
  */
-
 #include "store.h"
 
 #include <errno.h>

@@ -5,7 +5,6 @@
  * it started), renames that never replace a file. Pool threads and
  * store_open; 0 or -errno.
  */
-
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>

@@ -6,7 +6,6 @@
  * into that room and makes the file durable as store_commit does. One
  * step at a time, each on the pool; no callback after an abort.
  */
-
 #include "store.h"
 
 #include <errno.h>

@@ -4,7 +4,6 @@
  * data fsynced before the rename, both directories fsynced after; a
  * corrupt file goes to Queue/corrupt/, a finished one is removed.
  */
-
 #include "store.h"
 
 #include <errno.h>

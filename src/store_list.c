@@ -6,7 +6,6 @@
  * (sendmail -bp), so that no other module knows the queue's layout.
  * Changes nothing on disk; blocks on it (main() or a pool thread).
  */
-
 #include "store.h"
 
 #include <dirent.h>

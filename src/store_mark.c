@@ -4,7 +4,6 @@
  * finished file (S3 -> S4: unlink, group-committed directory fsync). The
  * in-memory state changes at once; the caller hears when it is durable.
  */
-
 #include "store.h"
 
 #include <errno.h>

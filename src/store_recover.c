@@ -6,7 +6,6 @@
  * handed over in ID order, new IDs allocated above every ID seen. All on
  * one pool job; the log lines are written on the loop.
  */
-
 #include "store.h"
 
 #include <dirent.h>

@@ -7,7 +7,6 @@
  * or looked at again later. NAME.sub goes only once its queue file is
  * durable; one log line per outcome.
  */
-
 #include "submit.h"
 
 #include <errno.h>

@@ -8,7 +8,6 @@
  * changed while read. Pool threads only; never changes the folder but to
  * remove a file already queued before a restart.
  */
-
 #include "submit.h"
 
 #include <errno.h>
