@@ -15,7 +15,8 @@
  * store_commit.c (store_commit and the new-file steps), store_draft.c
  * (streamed commits), store_mark.c (final states, removal),
  * store_recover.c (start-up scan, corrupt files), store_import.c
- * (ForeignQueue), store_list.c (the envelope loader, store_list).
+ * (ForeignQueue), store_list.c (queue file names, the envelope loader,
+ * store_list).
  */
 #include "store.h"
 
@@ -152,25 +153,6 @@ store__close_keep(int fd)
 	if (fd >= 0)
 		close(fd);
 	errno = e;
-}
-
-/* Parse a leading 16-digit ID from a file name; 0 when there is none. */
-uint64_t
-store__name_id(const char *name, bool *exact_msg)
-{
-	uint64_t v = 0;
-	size_t i;
-
-	for (i = 0; i < STORE_ID_LEN; i++) {
-		if (name[i] < '0' || name[i] > '9')
-			return 0;
-		v = v * 10 + (uint64_t)(name[i] - '0');
-	}
-	if (name[i] != '\0' && name[i] != '.')
-		return 0;
-	if (exact_msg)
-		*exact_msg = strcmp(name + i, ".msg") == 0;
-	return v;
 }
 
 /* Does name end in suffix? */

@@ -106,8 +106,6 @@ int store__msg_set_paths(const struct store *st, struct store_msg *m,
 	const char *folder);
 /* Close fd, keeping errno. */
 void store__close_keep(int fd);
-/* Parse a leading 16-digit ID from a file name; 0 when there is none. */
-uint64_t store__name_id(const char *name, bool *exact_msg);
 /* Does name end in suffix? */
 bool store__has_suffix(const char *name, const char *suffix);
 /* May a new message be written now (-EBUSY recovering, -ENOSPC full)? */
@@ -157,6 +155,8 @@ void store__note_corrupt(struct notes *ns, const char *rel, const char *why,
 	unsigned line, int moved, const struct buf *dest);
 
 /* store_list.c */
+/* Parse a leading 16-digit ID from a file name; 0 when there is none. */
+uint64_t store__name_id(const char *name, bool *exact_msg);
 /*
  * Read and check the envelope of the open file fd: 0, -EBADMSG (with
  * why and line, 0 when not tied to a line) or -errno.

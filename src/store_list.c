@@ -1,10 +1,12 @@
 /*
- * store_list: reading queue files without changing them: the envelope
- * loader every reader of Queue/ uses (recovery, import, the listing),
- * which checks the envelope and the file size against it, and
- * store_list(), the listing of Queue/ for readers outside the daemon
- * (sendmail -bp), so that no other module knows the queue's layout.
- * Changes nothing on disk; blocks on it (main() or a pool thread).
+ * store_list: reading queue files without changing them: which names are
+ * queue files (a 16-digit ID), the envelope loader every reader of Queue/
+ * uses (recovery, import, the listing), which checks the envelope and the
+ * file size against it, and store_list(), the listing of Queue/ for
+ * readers outside the daemon (sendmail -bp), so that no other module
+ * knows the queue's layout. Changes nothing on disk; blocks on it (main()
+ * or a pool thread). Needs nothing of the rest of the store, so the
+ * setgid sendmail links only this piece of it.
  */
 #include "store.h"
 
@@ -17,6 +19,25 @@
 #include <unistd.h>
 
 #include "store_int.h"
+
+/* Parse a leading 16-digit ID from a file name; 0 when there is none. */
+uint64_t
+store__name_id(const char *name, bool *exact_msg)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	for (i = 0; i < STORE_ID_LEN; i++) {
+		if (name[i] < '0' || name[i] > '9')
+			return 0;
+		v = v * 10 + (uint64_t)(name[i] - '0');
+	}
+	if (name[i] != '\0' && name[i] != '.')
+		return 0;
+	if (exact_msg)
+		*exact_msg = strcmp(name + i, ".msg") == 0;
+	return v;
+}
 
 /*
  * Read and check the envelope of the open file fd: 0, -EBADMSG (with
