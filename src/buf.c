@@ -143,29 +143,51 @@ buf_free(struct buf *b)
 	b->len = b->cap = 0;
 }
 
+/* Append fd's bytes until b holds upto bytes or fd is at its end. */
+int
+buf_read_upto(struct buf *b, int fd, size_t upto, bool *eof)
+{
+	ssize_t n;
+	int r;
+
+	*eof = false;
+	while (b->len < upto) {
+		size_t want = upto - b->len;
+
+		if ((r = buf_reserve(b, want)) < 0)
+			return r;
+		n = read(fd, b->data + b->len, want);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0) {
+			*eof = true;
+			break;
+		}
+		b->len += (size_t)n;
+		b->data[b->len] = '\0';
+	}
+	return 0;
+}
+
 /* Append the rest of fd, refusing more than max bytes in all. */
 int
 buf_read_fd(struct buf *b, int fd, size_t max)
 {
 	enum { CHUNK = 64 * 1024 };
-	ssize_t n;
+	bool eof = false;
+	size_t had;
 	int r;
 
-	for (;;) {
-		if ((r = buf_reserve(b, CHUNK)) < 0)
+	while (!eof) {
+		had = b->len;
+		if ((r = buf_read_upto(b, fd, b->len + CHUNK, &eof)) < 0)
 			return r;
-		n = read(fd, b->data + b->len, CHUNK);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return 0;
-		b->len += (size_t)n;
-		b->data[b->len] = '\0';
-		if (b->len > max)
+		if (b->len > had && b->len > max)
 			return -EFBIG;
 	}
+	return 0;
 }
 
 /* Append s without copying it; s is freed if the vector cannot grow. */

@@ -51,6 +51,12 @@ void buf_free(struct buf *b);
  * hold more than max bytes, or -errno of read (EINTR is retried).
  */
 int buf_read_fd(struct buf *b, int fd, size_t max);
+/*
+ * Append fd's bytes (read(2) from its current offset) until b->len reaches
+ * upto or fd is at its end (*eof true); never reads past upto, so a file
+ * can be taken a piece at a time. 0 or -errno of read (EINTR is retried).
+ */
+int buf_read_upto(struct buf *b, int fd, size_t upto, bool *eof);
 
 struct strv {
 	char **v;	/* v[n] == NULL whenever v != NULL */

@@ -143,9 +143,9 @@ int localsub_mail(struct localsub *ls, const struct localsub_mail *o,
 
 /*
  * sendmail -bp / mailq: list BASE/Queue/ and its subfolders (not corrupt/)
- * read directly, one block per message (ID, size, submit time, return-path,
- * pending recipients), Postfix mailq style; "Mail queue is empty" when
- * there is none. EX_NOPERM when Queue/ is not readable.
+ * with store_list(), one block per message (ID, size, submit time,
+ * return-path, pending recipients), Postfix mailq style; "Mail queue is
+ * empty" when there is none. EX_NOPERM when Queue/ is not readable.
  */
 int localsub_queue_list(struct localsub *ls, FILE *out,
 	struct localsub_err *err);

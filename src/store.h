@@ -198,4 +198,62 @@ void store_msg_drop_body(struct store_msg *m);
 /* Free st; only when store_busy() == 0. */
 void store_close(struct store *st);
 
+/*
+ * Listing the queue for readers outside the daemon (sendmail -bp; later
+ * the control socket and the monitor): store_list() reads Queue/ and its
+ * subfolders (not corrupt/) directly, without a struct store and without
+ * changing anything, through the same envelope loader as recovery. It
+ * blocks on the disk: call it from a program's main() or a pool thread.
+ */
+
+/* One message in Queue/. */
+struct store_entry {
+	char id[STORE_ID_LEN + 1];
+	char *relpath;		/* "Queue/ID.msg" or "Queue/NN/ID.msg" */
+	struct envelope env;	/* checked envelope: from, submitted, size,
+				   every recipient with its state */
+};
+
+/* The messages found, in ID order (arrival order). */
+struct store_listing {
+	struct store_entry *v;
+	size_t n;
+};
+
+#define STORE_LISTING_INIT { NULL, 0 }
+
+/* What store_list was doing when it failed. */
+enum store_list_step {
+	STORE_LIST_OPEN_DIR,	/* opening a folder ("Queue" or "Queue/NN") */
+	STORE_LIST_READ_DIR,	/* reading a folder's names */
+	STORE_LIST_READ_FILE,	/* opening or reading a queue file */
+};
+
+/* Where store_list failed: relpath is malloc'ed ("Queue", "Queue/NN/..."). */
+struct store_list_err {
+	enum store_list_step step;
+	char *relpath;
+};
+
+#define STORE_LIST_ERR_INIT { STORE_LIST_OPEN_DIR, NULL }
+
+/* A file left out of the listing: its envelope is corrupt (why, line). */
+typedef void (*store_list_skip_cb)(void *arg, const char *relpath,
+	const char *why, unsigned line);
+
+/*
+ * List BASE/Queue into out (empty on entry). Only ID.msg files count (as
+ * at recovery); files and subfolders that vanish while listed are
+ * skipped, and so are corrupt files, each reported to skipped (may be
+ * NULL). -errno on failure, with err (may be NULL) saying where; -ENOENT
+ * at STORE_LIST_OPEN_DIR "Queue" when the queue does not exist. out is
+ * the caller's either way (store_listing_free).
+ */
+int store_list(const char *base_dir, store_list_skip_cb skipped, void *arg,
+	struct store_listing *out, struct store_list_err *err);
+/* Release what a listing holds. */
+void store_listing_free(struct store_listing *l);
+/* Release what err holds. */
+void store_list_err_free(struct store_list_err *err);
+
 #endif

@@ -138,6 +138,36 @@ test_read_fd(void **state)
 	buf_free(&b);
 }
 
+/* buf_read_upto: never past upto, then on from where it stopped; eof. */
+static void
+test_read_upto(void **state)
+{
+	struct buf b = BUF_INIT;
+	bool eof = true;
+	int fd;
+
+	(void)state;
+	assert_int_equal(buf_puts(&b, "> "), 0);
+	fd = pipe_with("hello\nworld\n");
+	assert_int_equal(buf_read_upto(&b, fd, 7, &eof), 0);
+	assert_false(eof);
+	assert_int_equal(b.len, 7);
+	assert_string_equal(b.data, "> hello");
+	/* already there: nothing read */
+	assert_int_equal(buf_read_upto(&b, fd, 5, &eof), 0);
+	assert_false(eof);
+	assert_int_equal(b.len, 7);
+	assert_int_equal(buf_read_upto(&b, fd, 100, &eof), 0);
+	assert_true(eof);
+	assert_string_equal(b.data, "> hello\nworld\n");
+	assert_int_equal(buf_read_upto(&b, fd, 100, &eof), 0);
+	assert_true(eof);
+	assert_int_equal(b.len, 14);
+	close(fd);
+	assert_int_equal(buf_read_upto(&b, -1, 100, &eof), -EBADF);
+	buf_free(&b);
+}
+
 /* An exact reservation holds no slack; appends within it do not grow. */
 static void
 test_reserve_exact(void **state)
@@ -206,6 +236,7 @@ main(void)
 		cmocka_unit_test(test_strv),
 		cmocka_unit_test(test_random_hex),
 		cmocka_unit_test(test_read_fd),
+		cmocka_unit_test(test_read_upto),
 		cmocka_unit_test(test_crlf_to_lf),
 		cmocka_unit_test(test_reserve_exact),
 	};

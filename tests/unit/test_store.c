@@ -5,7 +5,8 @@
  * finished files, ID order, IDs above every one seen), import, and the
  * group commit of directory fsyncs, and streamed commits (drafts: written
  * piece by piece or copied from a file, the envelope padded into the room
- * kept for it, aborts and failures leaving nothing). No sleeps: the loop
+ * kept for it, aborts and failures leaving nothing), and store_list (the
+ * listing for readers outside the daemon). No sleeps: the loop
  * runs until the callbacks fired.
  */
 #include <stdarg.h>
@@ -1722,6 +1723,125 @@ test_draft_limit(void **state)
 	assert_int_equal(store_busy(fx->st), 0);
 }
 
+/* What store_list reported as left out. */
+struct skips {
+	int n;
+	char *rel[4];
+	unsigned line[4];
+};
+
+/* store_list skip callback: record. */
+static void
+on_skip(void *arg, const char *rel, const char *why, unsigned line)
+{
+	struct skips *k = arg;
+
+	assert_non_null(why);
+	assert_true(k->n < 4);
+	k->rel[k->n] = strdup(rel);
+	k->line[k->n++] = line;
+}
+
+/*
+ * store_list: every live ID.msg in every folder but corrupt/, in ID order,
+ * with its envelope and recipient states; corrupt files reported and left
+ * where they are, other names ignored, nothing on disk changed.
+ */
+static void
+test_list(void **state)
+{
+	struct fx *fx = *state;
+	struct store_listing l = STORE_LISTING_INIT;
+	struct store_list_err le = STORE_LIST_ERR_INIT;
+	struct skips k = { 0 };
+	struct envelope env;
+	struct rec r1, r2;
+	struct mrec mr = { 0 };
+	size_t lt, lx;
+	char *tb = queue_text(UID, 2, "FP", NULL, BODY, &lt);
+	char *tx = queue_text(UID, 1, NULL, NULL, BODY, &lx);
+	char *bad;
+
+	/* no queue yet */
+	assert_int_equal(store_list(fx->base, on_skip, &k, &l, &le), -ENOENT);
+	assert_int_equal(le.step, STORE_LIST_OPEN_DIR);
+	assert_string_equal(le.relpath, "Queue");
+	assert_int_equal(l.n, 0);
+	store_list_err_free(&le);
+	assert_null(le.relpath);
+
+	/* two commits in folders, one recipient final */
+	open_store(fx, 10, 100);
+	make_env(&env, 1, NULL);
+	commit_wait(fx, &env, BODY, NULL, 0, &r1);
+	assert_int_equal(r1.err, 0);
+	make_env(&env, 2, NULL);
+	commit_wait(fx, &env, "x", NULL, 0, &r2);
+	assert_int_equal(r2.err, 0);
+	assert_int_equal(store_mark(fx->st, r2.m, 0, RCPT_DELIVERED, on_mark,
+		&mr), 0);
+	run_until(fx, &mr.calls, 1);
+	assert_int_equal(mr.err, 0);
+	/* written by hand in Queue/ itself, the lowest ID */
+	free(place(fx, NULL, "1700000000000001.msg", tb, lt));
+	/* not listed: corrupt/, .tmp, other names, a nested folder */
+	free(place(fx, "corrupt", "1700000000000002.msg", tb, lt));
+	free(place(fx, NULL, "1700000000000003.tmp", tb, lt));
+	free(place(fx, NULL, "notes.msg", tb, lt));
+	free(place(fx, "07", "README", "hi\n", 3));
+	free(place(fx, "07/deeper", "1700000000000004.msg", tb, lt));
+	/* corrupt: reported, listed no further, left in place */
+	memcpy(tx, "mailpipe-queue 2", 16);
+	bad = place(fx, "03", "1700000000000005.msg", tx, lx);
+	memcpy(tx, "mailpipe-queue 1", 16);
+	free(place(fx, NULL, "1700000000000006.msg", tx, lx - 1));
+
+	assert_int_equal(store_list(fx->base, on_skip, &k, &l, &le), 0);
+	assert_null(le.relpath);
+	assert_int_equal(l.n, 3);
+	assert_string_equal(l.v[0].id, "1700000000000001");
+	assert_string_equal(l.v[0].relpath, "Queue/1700000000000001.msg");
+	assert_string_equal(l.v[0].env.uid, UID);
+	assert_int_equal(l.v[0].env.nrcpt, 2);
+	assert_int_equal(l.v[0].env.rcpt[0].state, RCPT_FAILED);
+	assert_int_equal(l.v[0].env.rcpt[1].state, RCPT_PENDING);
+	assert_string_equal(l.v[1].id, r1.m->id);
+	assert_string_equal(l.v[1].relpath, r1.m->relpath);
+	assert_string_equal(l.v[1].env.uid, r1.m->env.uid);
+	assert_string_equal(l.v[1].env.from, "joe@example.com");
+	assert_int_equal(l.v[1].env.submitted, 1763892300);
+	assert_int_equal(l.v[1].env.size, strlen(BODY));
+	assert_int_equal(l.v[1].env.nrcpt, 1);
+	assert_int_equal(l.v[1].env.rcpt[0].state, RCPT_PENDING);
+	assert_string_equal(l.v[2].id, r2.m->id);
+	assert_string_equal(l.v[2].relpath, r2.m->relpath);
+	assert_int_equal(l.v[2].env.size, 1);
+	assert_int_equal(l.v[2].env.nrcpt, 2);
+	assert_int_equal(l.v[2].env.rcpt[0].state, RCPT_DELIVERED);
+	assert_string_equal(l.v[2].env.rcpt[1].addr, "r1@example.org");
+	assert_int_equal(l.v[2].env.rcpt[1].state, RCPT_PENDING);
+	/* the two corrupt files, in directory order */
+	assert_int_equal(k.n, 2);
+	for (int i = 0; i < k.n; i++) {
+		if (strcmp(k.rel[i], "Queue/03/1700000000000005.msg") == 0)
+			assert_int_equal(k.line[i], 1);
+		else
+			assert_string_equal(k.rel[i],
+				"Queue/1700000000000006.msg");
+		free(k.rel[i]);
+	}
+	assert_true(exists(bad));
+	assert_int_equal(count_suffix(fx->base, ""), 2);	/* log, Queue */
+	store_listing_free(&l);
+	assert_int_equal(l.n, 0);
+	assert_null(l.v);
+	store_msg_free(r1.m);
+	store_msg_free(r2.m);
+	free(bad);
+	free(tb);
+	free(tx);
+}
+
 int
 main(void)
 {
@@ -1746,6 +1866,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_recover_busy, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(test_import, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(test_commit_flushes, setup,

@@ -1,0 +1,205 @@
+/*
+ * store_import: a ForeignQueue file moved into Queue/ under a fresh ID
+ * (rename, same file system): envelope checked, owner and mode fixed,
+ * data fsynced before the rename, both directories fsynced after; a
+ * corrupt file goes to Queue/corrupt/, a finished one is removed.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store_int.h"
+
+/* An import in flight. */
+struct import_job {
+	uv_work_t req;
+	struct store *st;
+	struct store_msg *m;
+	char *folder;
+	char *src;
+	bool counted;		/* the file reached Queue/ */
+	store_commit_cb cb;
+	void *arg;
+	int err;
+	struct notes notes;
+};
+
+/* fsync the folder holding path. */
+static int
+fsync_parent(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir;
+	int fd, r = 0;
+
+	dir = slash == NULL ? strdup(".") : slash == path ? strdup("/") :
+		mp_strndup(path, (size_t)(slash - path));
+	if (dir == NULL)
+		return -ENOMEM;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) < 0)
+		r = -errno;
+	store__close_keep(fd);
+	free(dir);
+	return r;
+}
+
+/* Pool: ForeignQueue file -> S2/S3 under a fresh ID. */
+static void
+import_work(uv_work_t *req)
+{
+	struct import_job *j = req->data;
+	struct store *st = j->st;
+	struct store_msg *m = j->m;
+	struct buf dest = BUF_INIT, name = BUF_INIT;
+	struct sdir *d;
+	const char *why;
+	unsigned line;
+	bool fixed;
+	int fd, r;
+
+	fd = open(j->src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	r = store__load_envelope(fd, &m->env, &why, &line);
+	if (r == -EBADMSG) {
+		int q = store__quarantine(st, AT_FDCWD, j->src, &dest);
+
+		store__note_corrupt(&j->notes, j->src, why, line, q, &dest);
+		if (q == 0 && (q = fsync_parent(j->src)) < 0)
+			store__notes_add(&j->notes, LOG_FAILURES, "cannot "
+				"fsync the folder of %s: %s", j->src,
+				strerror(-q));
+		goto out;
+	}
+	if (r < 0)
+		goto out;
+	m->pending = envelope_pending(&m->env);
+	if (m->pending == 0) {
+		/* nothing left to deliver: as at recovery, it goes */
+		if (unlink(j->src) < 0 || (r = fsync_parent(j->src)) < 0) {
+			r = r < 0 ? r : -errno;
+			goto out;
+		}
+		store__notes_add(&j->notes, LOG_PROBLEMS, "%s: every "
+			"recipient is final; removed", j->src);
+		r = -EALREADY;
+		goto out;
+	}
+	m->msg_off = m->env.header_len;
+	m->msg_len = m->env.size;
+	/* queue norms before the file enters the queue; then durable bytes */
+	if ((r = store__fix_mode(fd, MODE_FILE, &fixed)) < 0)
+		goto out;
+	if (fsync(fd) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if ((r = buf_printf(&name, "%s.msg", m->id)) < 0 ||
+	    (r = store__sdir_get(st, j->folder, true, &d)) < 0)
+		goto out;
+	/* S2: the rename moves the message in; EXDEV leaves it where it is */
+	if ((r = store__rename_noreplace(AT_FDCWD, j->src, d->fd,
+	    name.data)) < 0)
+		goto out;
+	j->counted = true;
+	if ((r = store__sdir_sync(st, d)) < 0) {
+		store__notes_add(&j->notes, LOG_FAILURES, "id=%s imported "
+			"from %s but the directory fsync failed: %s "
+			"(delivered after a restart)", m->id, j->src,
+			strerror(-r));
+		goto out;
+	}
+	if ((r = fsync_parent(j->src)) < 0)
+		store__notes_add(&j->notes, LOG_PROBLEMS, "id=%s imported, "
+			"but cannot fsync the folder of %s: %s", m->id, j->src,
+			strerror(-r));
+	r = 0;
+out:
+	j->err = r;
+	if (fd >= 0)
+		close(fd);
+	buf_free(&dest);
+	buf_free(&name);
+}
+
+/* Loop: an import finished. */
+static void
+import_after(uv_work_t *req, int status)
+{
+	struct import_job *j = req->data;
+	struct store *st = j->st;
+	struct store_msg *m = j->m;
+	int err = status < 0 ? status : j->err;
+	bool last;
+
+	store__notes_flush(st, &j->notes);
+	st->inflight--;
+	if (j->counted)
+		st->live++;	/* in Queue/ even if not yet durable */
+	if (err < 0) {
+		store_msg_free(m);
+		m = NULL;
+	} else if (st->log) {
+		log_msg(st->log, LOG_QUEUE, LOG_MAJOR, "id=%s imported from %s",
+			m->id, j->src);
+	}
+	last = store__work_done(st);
+	j->cb(j->arg, err, m);
+	free(j->folder);
+	free(j->src);
+	free(j);
+	if (last)
+		store__free(st);
+}
+
+/* ForeignQueue import of the .msg at src_path. */
+int
+store_import(struct store *st, const char *src_path, store_commit_cb cb,
+	void *arg)
+{
+	struct import_job *j;
+	struct store_msg *m;
+	int r;
+
+	if (st == NULL || src_path == NULL || cb == NULL)
+		return -EINVAL;
+	if (st->recovering || st->closing)
+		return -EBUSY;
+	if (store_full(st))
+		return -ENOSPC;
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return -ENOMEM;
+	if ((r = store__msg_place(st, &j->m, &j->folder)) < 0) {
+		free(j);
+		return r;
+	}
+	m = j->m;
+	j->req.data = j;
+	j->st = st;
+	j->cb = cb;
+	j->arg = arg;
+	if ((j->src = strdup(src_path)) == NULL) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	if ((r = uv_queue_work(st->loop, &j->req, import_work,
+	    import_after)) < 0)
+		goto fail;
+	st->inflight++;
+	st->busy++;
+	return 0;
+fail:
+	store_msg_free(m);
+	free(j->folder);
+	free(j->src);
+	free(j);
+	return r;
+}
