@@ -444,24 +444,18 @@ on_hup(uv_signal_t *h, int signum)
 	s->reloading = true;
 }
 
-/* A recovered message: schedule it; remember where it came from. */
+/* A recovered message (scheduled next): remember where it came from. */
 static void
-on_recovered(void *arg, struct store_msg *m)
+on_recovered(void *arg, const struct store_msg *m)
 {
 	struct server *s = arg;
 	const char *src = m->env.source;
 	unsigned long long dev, ino;
 	char name[PATH_MAX];
-	int r;
 
 	if (src && sscanf(src, "Submitted/%4095s %llu:%llu", name, &dev,
 	    &ino) == 3)
 		submit_forget(s->submit, name, (dev_t)dev, (ino_t)ino);
-	if ((r = sched_add(s->sched, m)) < 0) {
-		log_msg(&s->log, LOG_QUEUE, LOG_FAILURES,
-			"id=%s cannot be scheduled: %s", m->id, strerror(-r));
-		store_msg_free(m);
-	}
 }
 
 /* Recovery is over: start intake. */
@@ -611,7 +605,7 @@ open_modules(struct server *s)
 	    &s->submit)) < 0)
 		return r;
 	if ((r = foreign_open(&s->loop, s->base,
-	    s->cfg.foreign.scan_interval_s, s->store, s->sched, &s->log,
+	    s->cfg.foreign.scan_interval_s, s->enq, &s->log,
 	    &s->foreign)) < 0)
 		return r;
 	return open_smtpd(s);
@@ -691,7 +685,7 @@ daemon_run(struct server *s)
 		"mailpiped %s starting on %s (pid %ld, daemon uid %lu, "
 		"master %ld)", MAILPIPE_VERSION, s->base, (long)getpid(),
 		(unsigned long)geteuid(), (long)s->master_pid);
-	if ((r = store_recover(s->store, on_recovered, on_recovery_done,
+	if ((r = enqueue_recover(s->enq, on_recovered, on_recovery_done,
 	    s)) < 0) {
 		log_msg(&s->log, LOG_SYSTEM, LOG_FAILURES,
 			"cannot recover the queue: %s", strerror(-r));

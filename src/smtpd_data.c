@@ -199,7 +199,7 @@ enqueue_part(struct session *s)
 	s->waiting = true;
 	s->ph = PH_WAIT;
 	uv_timer_stop(&s->timer);
-	r = enqueue_message(s->sd->d.eq, &env, &m, NULL, NULL, on_enqueued, s);
+	r = enqueue_judged(s->sd->d.eq, &env, &m, on_enqueued, s);
 	if (r < 0) {
 		s->waiting = false;
 		enqueue_failed(s, r);
@@ -404,7 +404,6 @@ stream_end(struct session *s)
 static void
 data_end(struct session *s)
 {
-	struct msghdr_block h = MSGHDR_INIT;
 	const char *why = NULL;
 	size_t hops;
 	int r;
@@ -444,20 +443,20 @@ data_end(struct session *s)
 		return;
 	}
 	buf_free(&s->msg);
-	r = msghdr_parse(s->full.data, s->full.len, &h, &why);
+	/* judged once here: enqueue_judged does not parse it again */
+	r = enqueue_judge(s->sd->d.eq, s->full.data, s->full.len, &hops,
+		&why);
 	if (r == -EINVAL) {
 		txn_finish(s, 554, "5.6.0", "message refused: bad header "
 			"(%s)", why ? why : "unparsable");
 		return;
 	}
-	if (r < 0) {
-		txn_finish(s, 452, "4.3.1", "insufficient system resources");
+	if (r == -ELOOP) {
+		txn_finish(s, 554, "5.4.6", "too many hops");
 		return;
 	}
-	hops = msghdr_count(s->full.data, &h, "Received");
-	msghdr_free(&h);
-	if (hops > s->sd->d.cfg->router.hop_limit) {
-		txn_finish(s, 554, "5.4.6", "too many hops");
+	if (r < 0) {
+		txn_finish(s, 452, "4.3.1", "insufficient system resources");
 		return;
 	}
 	if (s->nrcpt > s->nsync)
