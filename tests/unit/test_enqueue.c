@@ -17,7 +17,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +26,7 @@
 
 #include "enqueue.h"
 #include "store.h"
+#include "testutil.h"
 
 #define HOPS 3			/* the hop limit of every test */
 #define RCV "Received: from a ([192.0.2.1])\n\tby mx.example (mailpipe) " \
@@ -76,31 +76,6 @@ sched_add(struct sched *sc, struct store_msg *m)
 	return 0;
 }
 
-/* malloc'ed printf. */
-static __attribute__((format(printf, 1, 2))) char *
-fmt(const char *f, ...)
-{
-	struct buf b = BUF_INIT;
-	va_list ap;
-	char *s = NULL;
-
-	va_start(ap, f);
-	assert_int_equal(buf_vprintf(&b, f, ap), 0);
-	va_end(ap);
-	assert_int_equal(buf_steal(&b, &s), 0);
-	return s;
-}
-
-/* Remove one path of a tree (nftw callback). */
-static int
-rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-	(void)sb;
-	(void)flag;
-	(void)f;
-	return remove(p);
-}
-
 /* Open the store (queue limit) and the enqueuer over the fake scheduler. */
 static void
 open_all(struct fx *fx, uint64_t limit)
@@ -141,7 +116,7 @@ setup(void **state)
 	assert_non_null(fx);
 	assert_non_null(mkdtemp(tmpl));
 	fx->base = strdup(tmpl);
-	fx->logpath = fmt("%s/log", fx->base);
+	fx->logpath = tu_strdupf("%s/log", fx->base);
 	fd = open(fx->logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	assert_true(fd >= 0);
 	log_init(&fx->lg);
@@ -163,7 +138,7 @@ teardown(void **state)
 	close_all(fx);
 	assert_int_equal(uv_loop_close(&fx->loop), 0);
 	close(fx->lg.fd);
-	nftw(fx->base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	tu_rmtree(fx->base);
 	free(fx->base);
 	free(fx->logpath);
 	free(fx);
@@ -230,7 +205,7 @@ run_idle(struct fx *fx, unsigned busy)
 static size_t
 queue_files(struct fx *fx, const char *suffix)
 {
-	char *q = fmt("%s/Queue", fx->base);
+	char *q = tu_strdupf("%s/Queue", fx->base);
 	DIR *d = opendir(q);
 	struct dirent *de;
 	size_t n = 0, sl = strlen(suffix);
@@ -245,37 +220,6 @@ queue_files(struct fx *fx, const char *suffix)
 	closedir(d);
 	free(q);
 	return n;
-}
-
-/* The whole file at path (NUL-terminated). */
-static char *
-slurp(const char *path)
-{
-	struct buf b = BUF_INIT;
-	char chunk[4096];
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	char *s;
-
-	assert_true(fd >= 0);
-	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
-		assert_int_equal(buf_append(&b, chunk, (size_t)n), 0);
-	assert_true(n == 0);
-	close(fd);
-	assert_int_equal(buf_putc(&b, '\0'), 0);
-	assert_int_equal(buf_steal(&b, &s), 0);
-	return s;
-}
-
-/* Does the log hold text? */
-static bool
-log_has(struct fx *fx, const char *text)
-{
-	char *s = slurp(fx->logpath);
-	bool yes = strstr(s, text) != NULL;
-
-	free(s);
-	return yes;
 }
 
 /* Bytes in the log so far. */
@@ -384,10 +328,10 @@ test_plain(void **state)
 	assert_memory_equal(m->body, want, strlen(want));
 	assert_int_equal(strlen(m->env.uid), ENVELOPE_UID_LEN);
 	assert_true(m->env.submitted >= now && m->env.submitted <= now + 5);
-	file = slurp(m->path);
+	file = tu_slurp(m->path, NULL);
 	assert_int_equal(strcmp(file + m->msg_off, want), 0);
 	free(file);
-	assert_true(log_has(fx, "queued from=<joe@example.com> rcpts=1"));
+	assert_true(tu_file_has(fx->logpath, "queued from=<joe@example.com> rcpts=1"));
 	/* without a Received: field the message is queued as it is */
 	queue_wait(fx, BODY, NULL, &r);
 	assert_int_equal(r.err, 0);
@@ -422,7 +366,7 @@ test_hop_limit(void **state)
 	assert_int_equal(r.calls, 0);
 	assert_int_equal(queue_files(fx, ".msg"), 1);
 	assert_int_equal(queue_files(fx, ".tmp"), 0);
-	assert_true(log_has(fx, "message from <joe@example.com> refused: 4 "
+	assert_true(tu_file_has(fx->logpath, "message from <joe@example.com> refused: 4 "
 		"Received: fields, hop limit 3"));
 	/* without the field on top the same message is within the limit */
 	queue_wait(fx, over, NULL, &r);
@@ -452,7 +396,7 @@ test_bad_header(void **state)
 	rec_init(&r, fx);
 	assert_int_equal(enqueue_message(fx->eq, &env, &m, NULL, NULL,
 		on_done, &r), -EINVAL);
-	assert_true(log_has(fx, "message refused: malformed header line"));
+	assert_true(tu_file_has(fx->logpath, "message refused: malformed header line"));
 	assert_int_equal(draft_open(fx, "Subject: x\n\x01" "bad\n\n", NULL,
 		false, &ed), -EINVAL);
 	run_idle(fx, 0);
@@ -471,7 +415,7 @@ test_queue_full(void **state)
 	struct envelope env;
 	struct buf m;
 	struct rec r;
-	char *src = fmt("%s/elsewhere.msg", fx->base);
+	char *src = tu_strdupf("%s/elsewhere.msg", fx->base);
 
 	close_all(fx);
 	open_all(fx, 1);
@@ -666,7 +610,7 @@ test_sched_fails(void **state)
 	queue_wait(fx, BODY, RCV, &r);
 	assert_int_equal(r.err, 0);
 	assert_int_equal(fx->sc.n, 0);
-	assert_true(log_has(fx, "cannot be scheduled: Cannot allocate memory "
+	assert_true(tu_file_has(fx->logpath, "cannot be scheduled: Cannot allocate memory "
 		"(delivered after a restart)"));
 	assert_int_equal(queue_files(fx, ".msg"), 1);
 }
@@ -677,7 +621,7 @@ foreign_file(struct fx *fx, const char *name)
 {
 	struct envelope e;
 	struct buf b = BUF_INIT;
-	char *dir = fmt("%s/ForeignQueue", fx->base), *path;
+	char *dir = tu_strdupf("%s/ForeignQueue", fx->base), *path;
 
 	mkdir(dir, 0755);
 	make_env(&e);
@@ -686,7 +630,7 @@ foreign_file(struct fx *fx, const char *name)
 	e.size = strlen(BODY);
 	assert_int_equal(envelope_format(&e, &b), 0);
 	assert_int_equal(buf_puts(&b, BODY), 0);
-	path = fmt("%s/%s", dir, name);
+	path = tu_strdupf("%s/%s", dir, name);
 	{
 		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 			0600);
