@@ -3,7 +3,7 @@
  * sockets and every session (buffers, transaction, TLS state, timer).
  * Promises replies in command order, 250 after DATA only once the queue file
  * is durable or the sync programs succeeded, and bounded sessions. Never
- * touches the disk itself (enqueue_message does), never exits.
+ * touches the disk itself (the enqueuer does), never exits.
  *
  * This file: the listeners, accepting connections (max-connections,
  * max-connections-per-client), start and stop. The sessions are in
