@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "msghdr.h"
+#include "sched.h"
 
 struct enq_job;
 TAILQ_HEAD(enq_list, enq_job);

@@ -15,10 +15,10 @@
 #include "buf.h"
 #include "envelope.h"
 #include "log.h"
-#include "sched.h"
 #include "store.h"
 
 struct enqueue;
+struct sched;		/* sched.h: the enqueuer hands it what is durable */
 
 struct enqueue_settings {
 	const char *hostname;	/* for Received: (copied) */

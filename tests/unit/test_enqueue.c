@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "enqueue.h"
+#include "sched.h"
 #include "store.h"
 #include "testutil.h"
 

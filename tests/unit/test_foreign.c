@@ -26,6 +26,7 @@
 
 #include "enqueue.h"
 #include "foreign.h"
+#include "sched.h"
 #include "store.h"
 #include "testutil.h"
 

@@ -32,6 +32,7 @@
 #include "enqueue.h"
 #include "router.h"
 #include "smtpd.h"
+#include "sched.h"
 #include "store.h"
 #include "testutil.h"
 
