@@ -45,7 +45,7 @@
 
 /* Print a start-up error to stderr. */
 void
-say(const char *fmt, ...)
+server__say(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -78,15 +78,15 @@ lookup_user(const struct server *s, const char *key, const char *name,
 	errno = 0;
 	pw = getpwnam(name);
 	if (pw == NULL) {
-		say("%s: [server] %s '%s' does not exist%s",
+		server__say("%s: [server] %s '%s' does not exist%s",
 			s->cfg.file ? s->cfg.file : "built-in configuration",
 			key, name, strcmp(key, "daemon-user") == 0 ?
 			" (scripts/install-deps creates mailpiped)" : "");
 		return -ENOENT;
 	}
 	if (pw->pw_uid == 0) {
-		say("[server] %s '%s' is root: %s never run as root", key,
-			name, role);
+		server__say("[server] %s '%s' is root: %s never run as root",
+			key, name, role);
 		return -EPERM;
 	}
 	*uid = pw->pw_uid;
@@ -116,8 +116,9 @@ resolve_user(struct server *s)
 	    &s->daemon_gid)) < 0)
 		return r;
 	if (s->prog_uid == s->daemon_uid) {
-		say("[server] user '%s' and daemon-user '%s' are the same uid "
-			"%lu: programs must not be able to reach the server",
+		server__say("[server] user '%s' and daemon-user '%s' are the "
+			"same uid %lu: programs must not be able to reach the "
+			"server",
 			s->cfg.server.user, s->cfg.server.daemon_user,
 			(unsigned long)s->prog_uid);
 		return -EINVAL;
@@ -137,18 +138,20 @@ load_config(struct server *s)
 	r = routeinfo_load(s->base, s->config, s->hostname, &s->cfg,
 		&s->router, &s->transports, &err);
 	if (r < 0) {
-		say("%s", err ? err : strerror(-r));
+		server__say("%s", err ? err : strerror(-r));
 		free(err);
 		return r;
 	}
 	if ((r = cidr_list_parse(&s->cfg.smtp.trusted_networks, &s->trusted,
 	    &why)) < 0) {
-		say("[smtp] trusted-networks: %s", why ? why : strerror(-r));
+		server__say("[smtp] trusted-networks: %s",
+			why ? why : strerror(-r));
 		return r;
 	}
 	if (s->cfg.smtp.tls_cert && (r = tls_ctx_server(s->cfg.smtp.tls_cert,
 	    s->cfg.smtp.tls_key, &s->tls_server, &err)) < 0) {
-		say("[smtp] tls-cert/tls-key: %s", err ? err : strerror(-r));
+		server__say("[smtp] tls-cert/tls-key: %s",
+			err ? err : strerror(-r));
 		free(err);
 		return r;
 	}
@@ -184,12 +187,12 @@ lock_pidfile(struct server *s)
 	s->pidfd = open(s->pidpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
 		0644);
 	if (s->pidfd < 0) {
-		say("cannot open %s: %s", s->pidpath, strerror(errno));
+		server__say("cannot open %s: %s", s->pidpath, strerror(errno));
 		return -errno;
 	}
 	if (flock(s->pidfd, LOCK_EX | LOCK_NB) < 0) {
-		say("another mailpiped runs on %s (%s is locked)", s->base,
-			s->pidpath);
+		server__say("another mailpiped runs on %s (%s is locked)",
+			s->base, s->pidpath);
 		return -EBUSY;
 	}
 	buf_printf(&txt, "%ld\n", (long)getpid());
@@ -197,7 +200,7 @@ lock_pidfile(struct server *s)
 	    pwrite(s->pidfd, txt.data, txt.len, 0) != (ssize_t)txt.len) {
 		r = -errno;
 		buf_free(&txt);
-		say("cannot write %s: %s", s->pidpath, strerror(-r));
+		server__say("cannot write %s: %s", s->pidpath, strerror(-r));
 		return r;
 	}
 	buf_free(&txt);
@@ -231,13 +234,14 @@ prepare_layout(struct server *s)
 			"exist: only root can submit through %s/Submitted",
 			MAILPIPE_SUBMIT_GROUP, s->base);
 	if ((bfd = open(s->base, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		say("cannot open %s: %s", s->base, strerror(errno));
+		server__say("cannot open %s: %s", s->base, strerror(errno));
 		return -errno;
 	}
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]) && r == 0; i++)
 		if ((r = privsep_prepare(bfd, &dirs[i], &notes)) < 0)
-			say("cannot prepare %s/%s for the daemon user: %s",
-				s->base, dirs[i].name, strerror(-r));
+			server__say("cannot prepare %s/%s for the daemon "
+				"user: %s", s->base, dirs[i].name,
+				strerror(-r));
 	for (size_t i = 0; i < notes.n; i++)
 		log_msg(&s->log, LOG_QUEUE, LOG_PROBLEMS, "%s", notes.v[i]);
 	strv_free(&notes);
@@ -276,7 +280,7 @@ run(struct server *s)
 	memset(&ms, 0, sizeof(ms));
 	ms.spawn = &ss;
 	ms.log = &s->log;
-	ms.daemon = daemon_main;
+	ms.daemon = server__daemon_main;
 	ms.arg = s;
 	s->master_pid = getpid();
 	code = master_run(&ms);
@@ -300,8 +304,9 @@ server_main(const struct server_opts *o)
 	log_init(&s.log);
 	if (o->log_level) {
 		if (log_level_parse(o->log_level, &lvl) < 0) {
-			say("unknown log level '%s' (none, failures, major, "
-				"problems, low-level, all)", o->log_level);
+			server__say("unknown log level '%s' (none, "
+				"failures, major, problems, low-level, all)",
+				o->log_level);
 			return EX_USAGE;
 		}
 		log_set_all(&s.log, lvl);
@@ -309,7 +314,8 @@ server_main(const struct server_opts *o)
 	if (!o->check_config && mkdir(o->base_dir, 0755) == 0)
 		chmod(o->base_dir, 0755);
 	if (absolute_dir(o->base_dir, &s.base) < 0) {
-		say("base directory %s: %s", o->base_dir, strerror(errno));
+		server__say("base directory %s: %s", o->base_dir,
+			strerror(errno));
 		return o->check_config ? EX_CONFIG : EX_CANTCREAT;
 	}
 	if (o->config && (s.config = realpath(o->config, NULL)) == NULL &&

@@ -457,7 +457,7 @@ daemon_run(struct server *s)
 	setenv("UV_THREADPOOL_SIZE", "16", 0);
 	g_mime_init();
 	if ((r = uv_loop_init(&s->loop)) < 0) {
-		say("cannot start the event loop: %s", uv_strerror(r));
+		server__say("cannot start the event loop: %s", uv_strerror(r));
 		return EX_OSERR;
 	}
 	watch_signals(s);
@@ -491,7 +491,7 @@ daemon_run(struct server *s)
  * the daemon user for good, then run.
  */
 int
-daemon_main(void *arg, int ctl, int sock, pid_t helper)
+server__daemon_main(void *arg, int ctl, int sock, pid_t helper)
 {
 	struct server *s = arg;
 	int r;
@@ -505,7 +505,7 @@ daemon_main(void *arg, int ctl, int sock, pid_t helper)
 	setpgid(0, 0);
 	if (s->root && (r = privsep_drop(s->daemon_uid, s->daemon_gid,
 	    s->master_pid)) < 0) {
-		say("cannot become the daemon user %lu: %s",
+		server__say("cannot become the daemon user %lu: %s",
 			(unsigned long)s->daemon_uid, strerror(-r));
 		return EX_OSERR;
 	}

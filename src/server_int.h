@@ -2,9 +2,8 @@
  * server_int: what the two halves of the server context share (server.c:
  * the start-up as root and the check; server_daemon.c: the daemon's loop,
  * modules, signals and drain): the context itself and the functions one
- * calls in the other. Not for use outside server*.c. The shared functions
- * keep their short names; the macros give them the module's internal
- * prefix (server__) for the linker. Include this header last.
+ * calls in the other, named server__NAME. Not for use outside
+ * server*.c.
  */
 #ifndef MP_SERVER_INT_H
 #define MP_SERVER_INT_H
@@ -68,12 +67,9 @@ struct server {
 	int exit_code;
 };
 
-#define daemon_main server__daemon_main
-#define say(...) server__say(__VA_ARGS__)
-
 /* server.c: print a start-up error to stderr. */
-void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void server__say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* server_daemon.c: the daemon's start in the master's fork (master.h). */
-int daemon_main(void *arg, int ctl, int sock, pid_t helper);
+int server__daemon_main(void *arg, int ctl, int sock, pid_t helper);
 
 #endif

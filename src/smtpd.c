@@ -51,7 +51,7 @@ async_applies(const struct config *cfg, bool trusted)
 
 /* Nothing left open after smtpd_stop: tell the caller. */
 void
-maybe_stopped(struct smtpd *sd)
+smtpd__maybe_stopped(struct smtpd *sd)
 {
 	if (!sd->stopping || sd->stop_called || sd->handles > 0 ||
 	    sd->nsessions > 0)
@@ -70,7 +70,7 @@ on_reject_closed(uv_handle_t *h)
 
 	free(rj);
 	sd->handles--;
-	maybe_stopped(sd);
+	smtpd__maybe_stopped(sd);
 }
 
 /* Over max-connections: 421 and close at once. */
@@ -187,7 +187,7 @@ on_connection(uv_stream_t *server, int status)
 	TAILQ_INSERT_TAIL(&sd->sessions, s, link);
 	sd->nsessions++;
 	if (uv_accept(server, (uv_stream_t *)&s->tcp) < 0) {
-		session_kill(s, "accept failed");
+		smtpd__session_kill(s, "accept failed");
 		return;
 	}
 	peer_address(s);
@@ -196,10 +196,11 @@ on_connection(uv_stream_t *server, int status)
 		log_msg(sd->d.log, LOG_SMTPI, LOG_PROBLEMS,
 			"connection refused: client=%s has %u sessions open "
 			"(max-connections-per-client)", s->ip, open);
-		reply(s, 421, "4.7.0", "%s too many connections from your "
-			"address, try again later", host(s));
-		flush(s);
-		session_kill(s, "too many connections from this client");
+		smtpd__reply(s, 421, "4.7.0",
+			"%s too many connections from your "
+			"address, try again later", smtpd__host(s));
+		smtpd__flush(s);
+		smtpd__session_kill(s, "too many connections from this client");
 		return;
 	}
 	s->async = async_applies(sd->d.cfg, s->trusted);
@@ -208,9 +209,9 @@ on_connection(uv_stream_t *server, int status)
 		"session=%llu client=%s connected (trusted=%s, sessions=%u)",
 		(unsigned long long)s->id, s->ip, s->trusted ? "yes" : "no",
 		sd->nsessions);
-	reply(s, 220, NULL, "%s ESMTP mailpipe", host(s));
-	arm_idle(s);
-	process(s);
+	smtpd__reply(s, 220, NULL, "%s ESMTP mailpipe", smtpd__host(s));
+	smtpd__arm_idle(s);
+	smtpd__process(s);
 }
 
 /* Parse "a.b.c.d:port" or "[v6]:port" into ss. */
@@ -296,7 +297,7 @@ on_listener_closed(uv_handle_t *h)
 	struct smtpd *sd = l->sd;
 
 	sd->handles--;
-	maybe_stopped(sd);
+	smtpd__maybe_stopped(sd);
 }
 
 /* Bind every listen address (see smtpd.h). */
@@ -429,10 +430,11 @@ smtpd_stop(struct smtpd *sd, smtpd_stopped_cb cb, void *arg)
 	TAILQ_FOREACH(s, &sd->sessions, link) {
 		if (s->killed || s->ph != PH_CMD)
 			continue;
-		reply(s, 421, "4.3.2", "%s service shutting down", host(s));
-		session_end(s, "server shutting down");
+		smtpd__reply(s, 421, "4.3.2", "%s service shutting down",
+			smtpd__host(s));
+		smtpd__session_end(s, "server shutting down");
 	}
-	maybe_stopped(sd);
+	smtpd__maybe_stopped(sd);
 }
 
 /* Free the listener; only after the stopped callback. */

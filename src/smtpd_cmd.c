@@ -32,16 +32,17 @@ bad(struct session *s, int code, const char *status, const char *fmt, ...)
 	if (buf_vprintf(&t, fmt, ap) < 0)
 		s->failed = true;
 	va_end(ap);
-	reply(s, code, status, "%s", t.data ? t.data : "");
+	smtpd__reply(s, code, status, "%s", t.data ? t.data : "");
 	log_msg(s->sd->d.log, LOG_SMTPI, LOG_PROBLEMS,
 		"session=%llu client=%s bad command: %03d %s %s",
 		(unsigned long long)s->id, s->ip, code, status,
 		t.data ? t.data : "");
 	buf_free(&t);
 	if (++s->errors > s->sd->d.cfg->smtp.max_errors) {
-		reply(s, 421, "4.7.0", "%s too many errors, closing connection",
-			host(s));
-		session_end(s, "too many errors");
+		smtpd__reply(s, 421, "4.7.0",
+			"%s too many errors, closing connection",
+			smtpd__host(s));
+		smtpd__session_end(s, "too many errors");
 	}
 }
 
@@ -54,9 +55,10 @@ junk(struct session *s)
 {
 	if (++s->junk <= s->sd->d.cfg->smtp.max_junk_commands)
 		return false;
-	reply(s, 421, "4.7.0", "%s too many junk commands, closing connection",
-		host(s));
-	session_end(s, "too many junk commands");
+	smtpd__reply(s, 421, "4.7.0",
+		"%s too many junk commands, closing connection",
+		smtpd__host(s));
+	smtpd__session_end(s, "too many junk commands");
 	return true;
 }
 
@@ -84,24 +86,24 @@ cmd_helo(struct session *s, struct smtp_cmd *c)
 			smtp_verb_name(c->verb));
 		return;
 	}
-	txn_reset(s);
+	smtpd__txn_reset(s);
 	free(s->helo);
 	s->helo = c->arg;
 	c->arg = NULL;
 	s->esmtp = c->verb == SMTP_EHLO;
 	if (!s->esmtp) {
-		reply_more(s, 250, false, "%s", host(s));
+		smtpd__reply_more(s, 250, false, "%s", smtpd__host(s));
 		return;
 	}
-	reply_more(s, 250, true, "%s", host(s));
-	reply_more(s, 250, true, "SIZE %llu",
+	smtpd__reply_more(s, 250, true, "%s", smtpd__host(s));
+	smtpd__reply_more(s, 250, true, "SIZE %llu",
 		(unsigned long long)cfg->smtp.max_size);
-	reply_more(s, 250, true, "PIPELINING");
-	reply_more(s, 250, true, "8BITMIME");
-	reply_more(s, 250, true, "ENHANCEDSTATUSCODES");
-	reply_more(s, 250, starttls, "DSN");
+	smtpd__reply_more(s, 250, true, "PIPELINING");
+	smtpd__reply_more(s, 250, true, "8BITMIME");
+	smtpd__reply_more(s, 250, true, "ENHANCEDSTATUSCODES");
+	smtpd__reply_more(s, 250, starttls, "DSN");
 	if (starttls)
-		reply_more(s, 250, false, "STARTTLS");
+		smtpd__reply_more(s, 250, false, "STARTTLS");
 }
 
 /* MAIL FROM: starts a transaction. */
@@ -119,7 +121,8 @@ cmd_mail(struct session *s, struct smtp_cmd *c)
 		return;
 	}
 	if (c->has_size && c->size > cfg->smtp.max_size) {
-		reply(s, 552, "5.3.4", "message size exceeds fixed maximum "
+		smtpd__reply(s, 552, "5.3.4",
+			"message size exceeds fixed maximum "
 			"message size (%llu)",
 			(unsigned long long)cfg->smtp.max_size);
 		return;
@@ -135,7 +138,7 @@ cmd_mail(struct session *s, struct smtp_cmd *c)
 		return;
 	}
 	s->has_mail = true;
-	reply(s, 250, "2.1.0", "sender <%s> ok", s->from);
+	smtpd__reply(s, 250, "2.1.0", "sender <%s> ok", s->from);
 }
 
 /* The recipient, qualified (an unqualified RCPT TO:<postmaster>). */
@@ -148,7 +151,7 @@ qualify(const struct session *s, const char *path)
 
 	if (strchr(path, '@'))
 		return strdup(path);
-	if (buf_printf(&b, "%s@%s", path, dom ? dom : host(s)) == 0)
+	if (buf_printf(&b, "%s@%s", path, dom ? dom : smtpd__host(s)) == 0)
 		buf_steal(&b, &out);
 	buf_free(&b);
 	return out;
@@ -207,7 +210,7 @@ cmd_rcpt(struct session *s, struct smtp_cmd *c)
 		return;
 	}
 	if (s->nrcpt >= d->cfg->smtp.max_recipients) {
-		reply(s, 452, "4.5.3", "too many recipients");
+		smtpd__reply(s, 452, "4.5.3", "too many recipients");
 		return;
 	}
 	if ((addr = qualify(s, c->path ? c->path : "")) == NULL) {
@@ -216,7 +219,8 @@ cmd_rcpt(struct session *s, struct smtp_cmd *c)
 	}
 	for (size_t i = 0; i < s->nrcpt; i++) {
 		if (strcmp(s->rcpt[i].addr, addr) == 0) {
-			reply(s, 250, "2.1.5", "recipient <%s> ok (duplicate)",
+			smtpd__reply(s, 250, "2.1.5",
+				"recipient <%s> ok (duplicate)",
 				addr);
 			free(addr);
 			return;
@@ -225,7 +229,7 @@ cmd_rcpt(struct session *s, struct smtp_cmd *c)
 	rc = *d->router;
 	rc.direct_pipe_allowed = false;
 	if (router_route(&rc, addr, &rt) < 0) {
-		reply(s, 451, "4.3.0", "local error: out of memory");
+		smtpd__reply(s, 451, "4.3.0", "local error: out of memory");
 		free(addr);
 		route_free(&rt);
 		return;
@@ -279,7 +283,7 @@ cmd_rcpt(struct session *s, struct smtp_cmd *c)
 			"session=%llu client=%s rcpt <%s> refused: %d %s %s",
 			(unsigned long long)s->id, s->ip, addr, code, status,
 			text);
-		reply(s, code, status, "<%s>: %s", addr, text);
+		smtpd__reply(s, code, status, "<%s>: %s", addr, text);
 		free(addr);
 		route_free(&rt);
 		return;
@@ -287,7 +291,7 @@ cmd_rcpt(struct session *s, struct smtp_cmd *c)
 	if (add_rcpt(s, addr, c, tr, &rt) < 0)
 		s->failed = true;
 	else
-		reply(s, 250, "2.1.5", "recipient <%s> ok",
+		smtpd__reply(s, 250, "2.1.5", "recipient <%s> ok",
 			s->rcpt[s->nrcpt - 1].addr);
 	route_free(&rt);
 }
@@ -301,18 +305,18 @@ cmd_data(struct session *s)
 		return;
 	}
 	if (s->nrcpt == 0) {
-		reply(s, 554, "5.5.1", "no valid recipients");
+		smtpd__reply(s, 554, "5.5.1", "no valid recipients");
 		return;
 	}
-	reply(s, 354, NULL, "end data with <CR><LF>.<CR><LF>");
+	smtpd__reply(s, 354, NULL, "end data with <CR><LF>.<CR><LF>");
 	s->ph = PH_DATA;
 	smtpcodec_dec_init(&s->dec, s->sd->d.cfg->smtp.max_size);
 	s->nomem = false;
 	s->data_in = 0;
 	s->data_start = uv_now(s->sd->d.loop);
-	s->data_deadline = ms_after(s->data_start,
+	s->data_deadline = smtpd__ms_after(s->data_start,
 		s->sd->d.cfg->smtp.data_timeout_s);
-	arm_data(s);
+	smtpd__arm_data(s);
 }
 
 /* STARTTLS: 220, drop what was sent after it, and start over in TLS. */
@@ -340,12 +344,13 @@ cmd_starttls(struct session *s)
 		return;
 	}
 	if (tls_conn_new(s->sd->d.tls, true, NULL, &conn) < 0) {
-		reply(s, 454, "4.7.0", "TLS not available due to temporary "
+		smtpd__reply(s, 454, "4.7.0",
+			"TLS not available due to temporary "
 			"reason");
 		return;
 	}
-	reply(s, 220, "2.0.0", "ready to start TLS");
-	flush(s);
+	smtpd__reply(s, 220, "2.0.0", "ready to start TLS");
+	smtpd__flush(s);
 	if (s->killed) {
 		tls_conn_free(conn);
 		return;
@@ -357,7 +362,7 @@ cmd_starttls(struct session *s)
 			s->ip, s->in.len - s->in_off);
 	s->in_off = s->in.len;
 	s->tls = conn;
-	txn_reset(s);
+	smtpd__txn_reset(s);
 	free(s->helo);
 	s->helo = NULL;
 	s->esmtp = false;
@@ -376,7 +381,7 @@ command(struct session *s, const char *line, size_t len)
 		return;
 	}
 	if (r < 0) {
-		reply(s, 451, "4.3.0", "local error: %s", strerror(-r));
+		smtpd__reply(s, 451, "4.3.0", "local error: %s", strerror(-r));
 		return;
 	}
 	log_msg(s->sd->d.log, LOG_SMTPI, LOG_ALL, "session=%llu command %s",
@@ -401,22 +406,25 @@ command(struct session *s, const char *line, size_t len)
 		cmd_data(s);
 		break;
 	case SMTP_RSET:
-		txn_reset(s);
-		reply(s, 250, "2.0.0", "ok");
+		smtpd__txn_reset(s);
+		smtpd__reply(s, 250, "2.0.0", "ok");
 		break;
 	case SMTP_NOOP:
-		reply(s, 250, "2.0.0", "ok");
+		smtpd__reply(s, 250, "2.0.0", "ok");
 		break;
 	case SMTP_QUIT:
-		reply(s, 221, "2.0.0", "%s closing connection", host(s));
-		session_end(s, "quit");
+		smtpd__reply(s, 221, "2.0.0", "%s closing connection",
+			smtpd__host(s));
+		smtpd__session_end(s, "quit");
 		break;
 	case SMTP_VRFY:
-		reply(s, 252, "2.5.2", "cannot VRFY user, but will accept "
+		smtpd__reply(s, 252, "2.5.2",
+			"cannot VRFY user, but will accept "
 			"message and attempt delivery");
 		break;
 	case SMTP_HELP:
-		reply(s, 214, "2.0.0", "commands: HELO EHLO MAIL RCPT DATA "
+		smtpd__reply(s, 214, "2.0.0",
+			"commands: HELO EHLO MAIL RCPT DATA "
 			"RSET NOOP QUIT VRFY HELP%s; see RFC 5321",
 			s->sd->d.tls ? " STARTTLS" : "");
 		break;
@@ -468,7 +476,7 @@ next_line(struct session *s)
  * programs, output backlog); then send the replies.
  */
 void
-process(struct session *s)
+smtpd__process(struct session *s)
 {
 	if (s->processing || s->killed)
 		return;
@@ -477,13 +485,13 @@ process(struct session *s)
 	    !s->stalled && s->ph != PH_CLOSING && s->ph != PH_WAIT &&
 	    s->in_off < s->in.len) {
 		if (s->ph == PH_DATA) {
-			data_consume(s);
+			smtpd__data_consume(s);
 			continue;
 		}
 		if (!next_line(s))
 			break;
 		if (s->out.len > SMTPD_OUT_MAX / 4)
-			flush(s);
+			smtpd__flush(s);
 		if (!s->killed && s->tcp.write_queue_size > SMTPD_OUT_MAX)
 			s->paused = true;
 	}
@@ -491,15 +499,15 @@ process(struct session *s)
 		/* a command was taken: the next one has idle-timeout */
 		s->line_seen = false;
 		if (!s->killed && s->ph == PH_CMD)
-			arm_idle(s);
+			smtpd__arm_idle(s);
 	}
-	compact(s);
+	smtpd__compact(s);
 	if (s->failed && !s->killed)
-		session_kill(s, "out of memory");
-	flush(s);
+		smtpd__session_kill(s, "out of memory");
+	smtpd__flush(s);
 	if (!s->killed && s->eof && s->ph == PH_CMD && !s->paused)
-		session_end(s, "client closed the connection");
+		smtpd__session_end(s, "client closed the connection");
 	if (!s->killed)
-		update_reading(s);
+		smtpd__update_reading(s);
 	s->processing = false;
 }

@@ -23,7 +23,7 @@
 
 /* Forget the transaction (sender, recipients, message). */
 void
-txn_reset(struct session *s)
+smtpd__txn_reset(struct session *s)
 {
 	for (size_t i = 0; i < s->nrcpt; i++) {
 		free(s->rcpt[i].addr);
@@ -64,7 +64,7 @@ txn_reset(struct session *s)
 
 /* Log the transaction and send its reply; then take the next commands. */
 void __attribute__((format(printf, 4, 5)))
-txn_finish(struct session *s, int code, const char *status,
+smtpd__txn_finish(struct session *s, int code, const char *status,
 	const char *fmt, ...)
 {
 	struct smtpd *sd = s->sd;
@@ -89,36 +89,39 @@ txn_finish(struct session *s, int code, const char *status,
 	log_msg(sd->d.log, LOG_SMTPI, LOG_MAJOR, "%s", l.data ? l.data : "");
 	buf_free(&l);
 	s->waiting = false;
-	txn_reset(s);
+	smtpd__txn_reset(s);
 	if (s->killed) {
 		buf_free(&t);
-		session_maybe_free(s);
+		smtpd__session_maybe_free(s);
 		return;
 	}
-	reply(s, code, status, "%s", t.data ? t.data : "");
+	smtpd__reply(s, code, status, "%s", t.data ? t.data : "");
 	buf_free(&t);
 	s->ph = PH_CMD;
-	arm_idle(s);
+	smtpd__arm_idle(s);
 	if (sd->stopping) {
-		reply(s, 421, "4.3.2", "%s service shutting down", host(s));
-		session_end(s, "server shutting down");
+		smtpd__reply(s, 421, "4.3.2", "%s service shutting down",
+			smtpd__host(s));
+		smtpd__session_end(s, "server shutting down");
 	}
-	process(s);
+	smtpd__process(s);
 }
 
 /* Reply for an enqueue that failed (enqueue.h error codes). */
 void
-enqueue_failed(struct session *s, int err)
+smtpd__enqueue_failed(struct session *s, int err)
 {
 	if (err == -ENOSPC)
-		txn_finish(s, 452, "4.3.1",
+		smtpd__txn_finish(s, 452, "4.3.1",
 			"insufficient system storage: queue full");
 	else if (err == -ELOOP)
-		txn_finish(s, 554, "5.4.6", "too many hops");
+		smtpd__txn_finish(s, 554, "5.4.6", "too many hops");
 	else if (err == -EINVAL)
-		txn_finish(s, 554, "5.6.0", "message refused: bad header");
+		smtpd__txn_finish(s, 554, "5.6.0",
+			"message refused: bad header");
 	else
-		txn_finish(s, 451, "4.3.0", "local error: cannot queue the "
+		smtpd__txn_finish(s, 451, "4.3.0",
+			"local error: cannot queue the "
 			"message (%s)", strerror(-err));
 }
 
@@ -130,22 +133,23 @@ on_enqueued(void *arg, int err, const char *id)
 
 	s->waiting = false;
 	if (err < 0) {
-		enqueue_failed(s, err);
+		smtpd__enqueue_failed(s, err);
 		return;
 	}
 	snprintf(s->qid, sizeof(s->qid), "%s", id ? id : "");
 	if (s->nsync == 0 || s->streamed) {
 		s->messages++;
 		s->junk = 0;
-		txn_finish(s, 250, "2.0.0", "ok: queued as %s", s->qid);
+		smtpd__txn_finish(s, 250, "2.0.0", "ok: queued as %s", s->qid);
 		return;
 	}
 	if (s->killed) {
-		txn_finish(s, 451, "4.3.0", "client gone: sync recipients "
+		smtpd__txn_finish(s, 451, "4.3.0",
+			"client gone: sync recipients "
 			"not run (queued part is %s)", s->qid);
 		return;
 	}
-	sync_part(s);
+	smtpd__sync_part(s);
 }
 
 /*
@@ -189,7 +193,8 @@ enqueue_part(struct session *s)
 		envelope_free(&env);
 	if (r < 0) {
 		buf_free(&m);
-		txn_finish(s, 452, "4.3.1", "insufficient system resources");
+		smtpd__txn_finish(s, 452, "4.3.1",
+			"insufficient system resources");
 		return;
 	}
 	if (s->nsync == 0) {
@@ -202,7 +207,7 @@ enqueue_part(struct session *s)
 	r = enqueue_judged(s->sd->d.eq, &env, &m, on_enqueued, s);
 	if (r < 0) {
 		s->waiting = false;
-		enqueue_failed(s, r);
+		smtpd__enqueue_failed(s, r);
 	}
 }
 
@@ -220,7 +225,7 @@ received(struct session *s, struct buf *out)
 
 	r = buf_printf(out, "Received: from %s ([%s%s])\n\tby %s (mailpipe) "
 		"with %s", s->helo ? s->helo : "unknown", s->v6 ? "IPv6:" : "",
-		s->ip, host(s), proto);
+		s->ip, smtpd__host(s), proto);
 	if (r == 0 && s->tls)
 		r = buf_printf(out, " (%s %s)",
 			tls_version(s->tls) ? tls_version(s->tls) : "TLS",
@@ -267,7 +272,7 @@ stream_resume(struct session *s)
 
 	s->stalled = false;
 	s->data_start += d;
-	s->data_deadline = ms_after(s->data_deadline, d);
+	s->data_deadline = smtpd__ms_after(s->data_deadline, d);
 }
 
 /* Open the draft once the header is complete (-EMSGSIZE: too large). */
@@ -331,13 +336,13 @@ on_streamed(void *arg, int err, uint64_t n)
 			return;
 		}
 		s->waiting = false;
-		enqueue_failed(s, s->stream_err);
+		smtpd__enqueue_failed(s, s->stream_err);
 		return;
 	}
 	stream_pump(s);
 	if (s->stalled) {
 		stream_resume(s);
-		process(s);
+		smtpd__process(s);
 	}
 }
 
@@ -374,7 +379,7 @@ stream_pump(struct session *s)
 	}
 	if (s->ph == PH_WAIT) {
 		s->waiting = false;
-		enqueue_failed(s, s->stream_err);
+		smtpd__enqueue_failed(s, s->stream_err);
 	}
 }
 
@@ -413,23 +418,24 @@ data_end(struct session *s)
 			"session=%llu client=%s bare CR or LF in DATA (SMTP "
 			"smuggling?): message refused",
 			(unsigned long long)s->id, s->ip);
-		txn_finish(s, 554, "5.6.0", "message refused: bare CR or LF "
+		smtpd__txn_finish(s, 554, "5.6.0",
+			"message refused: bare CR or LF "
 			"in the message data (RFC 5321 section 2.3.8)");
 		return;
 	}
 	if (s->dec.too_big) {
-		txn_finish(s, 552, "5.3.4", "message size exceeds fixed "
+		smtpd__txn_finish(s, 552, "5.3.4", "message size exceeds fixed "
 			"maximum message size (%llu)", (unsigned long long)
 			s->sd->d.cfg->smtp.max_size);
 		return;
 	}
 	if (s->stream_err == -EMSGSIZE) {
-		txn_finish(s, 552, "5.3.4", "message header exceeds %u "
+		smtpd__txn_finish(s, 552, "5.3.4", "message header exceeds %u "
 			"bytes", (unsigned)SMTPD_HEADER_MAX);
 		return;
 	}
 	if (s->stream_err < 0) {
-		enqueue_failed(s, s->stream_err);
+		smtpd__enqueue_failed(s, s->stream_err);
 		return;
 	}
 	if (s->ed != NULL) {
@@ -439,7 +445,8 @@ data_end(struct session *s)
 	if (s->nomem || received(s, &s->full) < 0 ||
 	    buf_append(&s->full, s->msg.data ? s->msg.data : "",
 	    s->msg.len) < 0) {
-		txn_finish(s, 452, "4.3.1", "insufficient system resources");
+		smtpd__txn_finish(s, 452, "4.3.1",
+			"insufficient system resources");
 		return;
 	}
 	buf_free(&s->msg);
@@ -447,22 +454,24 @@ data_end(struct session *s)
 	r = enqueue_judge(s->sd->d.eq, s->full.data, s->full.len, &hops,
 		&why);
 	if (r == -EINVAL) {
-		txn_finish(s, 554, "5.6.0", "message refused: bad header "
+		smtpd__txn_finish(s, 554, "5.6.0",
+			"message refused: bad header "
 			"(%s)", why ? why : "unparsable");
 		return;
 	}
 	if (r == -ELOOP) {
-		txn_finish(s, 554, "5.4.6", "too many hops");
+		smtpd__txn_finish(s, 554, "5.4.6", "too many hops");
 		return;
 	}
 	if (r < 0) {
-		txn_finish(s, 452, "4.3.1", "insufficient system resources");
+		smtpd__txn_finish(s, 452, "4.3.1",
+			"insufficient system resources");
 		return;
 	}
 	if (s->nrcpt > s->nsync)
 		enqueue_part(s);
 	else
-		sync_part(s);
+		smtpd__sync_part(s);
 }
 
 /*
@@ -472,7 +481,7 @@ data_end(struct session *s)
  * message, else re-arm the DATA timer.
  */
 void
-data_consume(struct session *s)
+smtpd__data_consume(struct session *s)
 {
 	const char *p = s->in.data + s->in_off;
 	size_t n = s->in.len - s->in_off, used = 0;
@@ -505,5 +514,5 @@ data_consume(struct session *s)
 	if (s->dec.done)
 		data_end(s);
 	else
-		arm_data(s);
+		smtpd__arm_data(s);
 }

@@ -3,10 +3,8 @@
  * smtpd_io.c, smtpd_cmd.c, smtpd_data.c, smtpd_sync.c): the limits, the
  * listener, session and transaction objects, and the functions one piece
  * calls in another. Not for use outside smtpd*.c.
- *
- * The shared functions keep their short names in the code; the macros
- * below give them the module's internal prefix (smtpd__) for the linker,
- * so `nm -g` shows only smtpd names. Include this header last.
+ * The shared functions are named smtpd__NAME where they are defined and
+ * called, so `nm -g` shows only smtpd names.
  */
 #ifndef MP_SMTPD_INT_H
 #define MP_SMTPD_INT_H
@@ -105,7 +103,7 @@ struct session {
 	unsigned handles;		/* tcp, timer not yet closed */
 	bool killed;			/* handles closing */
 	bool shut;			/* uv_shutdown asked */
-	bool processing;		/* inside process() */
+	bool processing;		/* inside smtpd__process() */
 	bool paused;			/* output backlog: commands wait */
 	bool reading;
 	bool eof;			/* the client closed its side */
@@ -170,80 +168,60 @@ struct session {
 	char sync_uid[ENVELOPE_UID_LEN + 1];
 };
 
-#define arm_data(...) smtpd__arm_data(__VA_ARGS__)
-#define arm_idle(...) smtpd__arm_idle(__VA_ARGS__)
-#define compact(...) smtpd__compact(__VA_ARGS__)
-#define data_consume(...) smtpd__data_consume(__VA_ARGS__)
-#define enqueue_failed(...) smtpd__enqueue_failed(__VA_ARGS__)
-#define flush(...) smtpd__flush(__VA_ARGS__)
-#define host(...) smtpd__host(__VA_ARGS__)
-#define maybe_stopped(...) smtpd__maybe_stopped(__VA_ARGS__)
-#define ms_after(...) smtpd__ms_after(__VA_ARGS__)
-#define process(...) smtpd__process(__VA_ARGS__)
-#define reply(...) smtpd__reply(__VA_ARGS__)
-#define reply_more(...) smtpd__reply_more(__VA_ARGS__)
-#define session_end(...) smtpd__session_end(__VA_ARGS__)
-#define session_kill(...) smtpd__session_kill(__VA_ARGS__)
-#define session_maybe_free(...) smtpd__session_maybe_free(__VA_ARGS__)
-#define sync_part(...) smtpd__sync_part(__VA_ARGS__)
-#define txn_finish(...) smtpd__txn_finish(__VA_ARGS__)
-#define txn_reset(...) smtpd__txn_reset(__VA_ARGS__)
-#define update_reading(...) smtpd__update_reading(__VA_ARGS__)
-
 /* smtpd_io.c: output, session life and timers, input */
 
 /* Queue a one-line reply (text cleaned, at most SMTPD_TEXT_MAX). */
-void reply(struct session *s, int code, const char *status,
+void smtpd__reply(struct session *s, int code, const char *status,
 	const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Queue one line of a multi-line reply (more: not the last one). */
-void reply_more(struct session *s, int code, bool more, const char *fmt,
+void smtpd__reply_more(struct session *s, int code, bool more, const char *fmt,
 	...) __attribute__((format(printf, 4, 5)));
 /* Send the queued replies (through TLS when it is on). */
-void flush(struct session *s);
+void smtpd__flush(struct session *s);
 /* Loop time t (ms) plus sec seconds, saturating. */
-uint64_t ms_after(uint64_t t, uint64_t sec);
+uint64_t smtpd__ms_after(uint64_t t, uint64_t sec);
 /* Arm the command timer (idle-timeout for the next complete line). */
-void arm_idle(struct session *s);
+void smtpd__arm_idle(struct session *s);
 /* Arm the DATA timer (silence, DATA deadline, min-data-rate). */
-void arm_data(struct session *s);
+void smtpd__arm_data(struct session *s);
 /* Our name, for greetings and Received:. */
-const char *host(const struct session *s);
+const char *smtpd__host(const struct session *s);
 /* Free the session once its handles are closed and nothing is pending. */
-void session_maybe_free(struct session *s);
+void smtpd__session_maybe_free(struct session *s);
 /* Close the connection now (nothing more is sent). */
-void session_kill(struct session *s, const char *why);
+void smtpd__session_kill(struct session *s, const char *why);
 /* End the session gracefully (replies out, shut, close at EOF). */
-void session_end(struct session *s, const char *why);
+void smtpd__session_end(struct session *s, const char *why);
 /* Read while there is room and a reason to; stop otherwise. */
-void update_reading(struct session *s);
+void smtpd__update_reading(struct session *s);
 /* Drop the consumed part of the input buffer. */
-void compact(struct session *s);
+void smtpd__compact(struct session *s);
 
 /* smtpd_data.c: the transaction and DATA */
 
 /* Forget the transaction (sender, recipients, message). */
-void txn_reset(struct session *s);
+void smtpd__txn_reset(struct session *s);
 /* Log the transaction and send its reply; then take the next commands. */
-void txn_finish(struct session *s, int code, const char *status,
+void smtpd__txn_finish(struct session *s, int code, const char *status,
 	const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Reply for an enqueue that failed (enqueue.h error codes). */
-void enqueue_failed(struct session *s, int err);
+void smtpd__enqueue_failed(struct session *s, int err);
 /* Consume DATA bytes; at the end of the data judge the message. */
-void data_consume(struct session *s);
+void smtpd__data_consume(struct session *s);
 
 /* smtpd_sync.c: sync transport runs */
 
 /* Run the sync transports' programs on the message (Received: on top). */
-void sync_part(struct session *s);
+void smtpd__sync_part(struct session *s);
 
 /* smtpd_cmd.c: commands */
 
 /* Handle everything complete in the input, then send the replies. */
-void process(struct session *s);
+void smtpd__process(struct session *s);
 
 /* smtpd.c: listeners and connections */
 
 /* Nothing left open after smtpd_stop: tell the caller. */
-void maybe_stopped(struct smtpd *sd);
+void smtpd__maybe_stopped(struct smtpd *sd);
 
 #endif

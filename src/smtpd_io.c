@@ -67,7 +67,8 @@ reply_va(struct session *s, int code, bool more, const char *status,
 
 /* Queue a one-line reply. */
 void __attribute__((format(printf, 4, 5)))
-reply(struct session *s, int code, const char *status, const char *fmt, ...)
+smtpd__reply(struct session *s, int code, const char *status, const char *fmt,
+	...)
 {
 	va_list ap;
 
@@ -78,7 +79,7 @@ reply(struct session *s, int code, const char *status, const char *fmt, ...)
 
 /* Queue one line of a multi-line reply (more: not the last one). */
 void __attribute__((format(printf, 4, 5)))
-reply_more(struct session *s, int code, bool more, const char *fmt, ...)
+smtpd__reply_more(struct session *s, int code, bool more, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -100,17 +101,17 @@ on_write(uv_write_t *req, int status)
 	if (s->killed)
 		return;
 	if (status < 0) {
-		session_kill(s, "write failed (client gone)");
+		smtpd__session_kill(s, "write failed (client gone)");
 		return;
 	}
 	if (s->ph == PH_CLOSING) {
 		if (s->writes == 0 && !s->shut)
-			session_end(s, NULL);
+			smtpd__session_end(s, NULL);
 		return;
 	}
 	if (s->paused && s->tcp.write_queue_size < SMTPD_OUT_MAX / 2) {
 		s->paused = false;
-		process(s);
+		smtpd__process(s);
 	}
 }
 
@@ -134,7 +135,7 @@ write_buf(struct session *s, struct buf *b)
 		r = uv_try_write((uv_stream_t *)&s->tcp, &ub, 1);
 		if (r < 0 && r != UV_EAGAIN) {
 			buf_reset(b);
-			session_kill(s, "write failed (client gone)");
+			smtpd__session_kill(s, "write failed (client gone)");
 			return;
 		}
 		if (r > 0)
@@ -146,7 +147,7 @@ write_buf(struct session *s, struct buf *b)
 	}
 	if ((w = calloc(1, sizeof(*w))) == NULL) {
 		buf_free(b);
-		session_kill(s, "out of memory");
+		smtpd__session_kill(s, "out of memory");
 		return;
 	}
 	ub = uv_buf_init(b->data + done, (unsigned)(b->len - done));
@@ -158,7 +159,7 @@ write_buf(struct session *s, struct buf *b)
 	    on_write)) < 0) {
 		free(w->data);
 		free(w);
-		session_kill(s, "write failed (client gone)");
+		smtpd__session_kill(s, "write failed (client gone)");
 		return;
 	}
 	s->writes++;
@@ -166,7 +167,7 @@ write_buf(struct session *s, struct buf *b)
 
 /* Send the queued replies (through TLS when it is on). */
 void
-flush(struct session *s)
+smtpd__flush(struct session *s)
 {
 	struct buf c = BUF_INIT;
 
@@ -177,13 +178,13 @@ flush(struct session *s)
 		return;
 	}
 	if (s->out.len > 0 && tls_write(s->tls, s->out.data, s->out.len) < 0) {
-		session_kill(s, "TLS write failed");
+		smtpd__session_kill(s, "TLS write failed");
 		return;
 	}
 	buf_reset(&s->out);
 	if (tls_take(s->tls, &c) < 0) {
 		buf_free(&c);
-		session_kill(s, "TLS failed");
+		smtpd__session_kill(s, "TLS failed");
 		return;
 	}
 	write_buf(s, &c);
@@ -195,7 +196,7 @@ flush(struct session *s)
 
 /* Loop time t (ms) plus sec seconds, saturating (durations are unbounded). */
 uint64_t
-ms_after(uint64_t t, uint64_t sec)
+smtpd__ms_after(uint64_t t, uint64_t sec)
 {
 	if (sec > (UINT64_MAX - t) / 1000)
 		return UINT64_MAX;
@@ -216,9 +217,9 @@ arm(struct session *s, uint64_t ms)
  * of a line do not restart it).
  */
 void
-arm_idle(struct session *s)
+smtpd__arm_idle(struct session *s)
 {
-	arm(s, ms_after(0, s->sd->d.cfg->smtp.idle_timeout_s));
+	arm(s, smtpd__ms_after(0, s->sd->d.cfg->smtp.idle_timeout_s));
 }
 
 /*
@@ -244,18 +245,18 @@ rate_due(uint64_t start, uint64_t bytes, uint64_t rate, uint64_t grace_ms)
  * fall below min-data-rate (after its grace period).
  */
 void
-arm_data(struct session *s)
+smtpd__arm_data(struct session *s)
 {
 	const struct config *cfg = s->sd->d.cfg;
 	uint64_t now = uv_now(s->sd->d.loop), due;
 
-	due = ms_after(now, cfg->smtp.idle_timeout_s);
+	due = smtpd__ms_after(now, cfg->smtp.idle_timeout_s);
 	if (s->data_deadline < due)
 		due = s->data_deadline;
 	if (cfg->smtp.min_data_rate > 0) {
 		s->rate_deadline = rate_due(s->data_start, s->data_in,
 			cfg->smtp.min_data_rate,
-			ms_after(0, cfg->smtp.min_data_rate_grace_s));
+			smtpd__ms_after(0, cfg->smtp.min_data_rate_grace_s));
 		if (s->rate_deadline < due)
 			due = s->rate_deadline;
 	}
@@ -265,14 +266,14 @@ arm_data(struct session *s)
 
 /* Our name, for greetings and Received:. */
 const char *
-host(const struct session *s)
+smtpd__host(const struct session *s)
 {
 	return s->sd->d.cfg->server.hostname;
 }
 
 /* Free the session once its handles are closed and nothing is pending. */
 void
-session_maybe_free(struct session *s)
+smtpd__session_maybe_free(struct session *s)
 {
 	struct smtpd *sd = s->sd;
 
@@ -286,7 +287,7 @@ session_maybe_free(struct session *s)
 			s->messages, s->errors);
 	TAILQ_REMOVE(&sd->sessions, s, link);
 	sd->nsessions--;
-	txn_reset(s);
+	smtpd__txn_reset(s);
 	buf_free(&s->in);
 	buf_free(&s->out);
 	if (s->tls)
@@ -294,7 +295,7 @@ session_maybe_free(struct session *s)
 	free(s->rbuf);
 	free(s->helo);
 	free(s);
-	maybe_stopped(sd);
+	smtpd__maybe_stopped(sd);
 }
 
 /* A session handle closed. */
@@ -304,12 +305,12 @@ on_session_closed(uv_handle_t *h)
 	struct session *s = h->data;
 
 	s->handles--;
-	session_maybe_free(s);
+	smtpd__session_maybe_free(s);
 }
 
 /* Close the connection now (nothing more is sent). */
 void
-session_kill(struct session *s, const char *why)
+smtpd__session_kill(struct session *s, const char *why)
 {
 	if (s->killed)
 		return;
@@ -323,7 +324,7 @@ session_kill(struct session *s, const char *why)
 			(unsigned long long)s->id, s->ip,
 			(unsigned long long)s->dec.size);
 	if (!s->waiting)
-		txn_reset(s);
+		smtpd__txn_reset(s);
 	s->reading = false;
 	uv_read_stop((uv_stream_t *)&s->tcp);
 	uv_timer_stop(&s->timer);
@@ -340,7 +341,7 @@ on_shutdown(uv_shutdown_t *req, int status)
 	if (s->killed)
 		return;
 	if (status < 0 || s->eof)
-		session_kill(s, NULL);
+		smtpd__session_kill(s, NULL);
 }
 
 /*
@@ -350,7 +351,7 @@ on_shutdown(uv_shutdown_t *req, int status)
  * so the close is not a reset that could destroy the last reply.
  */
 void
-session_end(struct session *s, const char *why)
+smtpd__session_end(struct session *s, const char *why)
 {
 	if (s->killed)
 		return;
@@ -358,22 +359,22 @@ session_end(struct session *s, const char *why)
 		s->ph = PH_CLOSING;
 		s->why_closed = why;
 		s->in_off = s->in.len;
-		flush(s);
+		smtpd__flush(s);
 		if (!s->killed && s->tls && tls_established(s->tls)) {
 			tls_shutdown(s->tls);	/* after the last reply */
-			flush(s);
+			smtpd__flush(s);
 		}
 		if (s->killed)
 			return;
 		arm(s, SMTPD_LINGER_MS);
-		update_reading(s);
+		smtpd__update_reading(s);
 	}
 	if (s->writes > 0 || s->shut || s->killed)
 		return;
 	s->shut = true;
 	s->shreq.data = s;
 	if (uv_shutdown(&s->shreq, (uv_stream_t *)&s->tcp, on_shutdown) < 0)
-		session_kill(s, NULL);
+		smtpd__session_kill(s, NULL);
 }
 
 /* Is part of a command line (or a too long one) waiting for its end? */
@@ -398,9 +399,10 @@ data_cut(struct session *s, const char *what, const char *text,
 		(unsigned long long)s->id, s->ip, what,
 		(unsigned long long)s->data_in, (unsigned long long)ms / 1000,
 		(unsigned long long)ms % 1000);
-	txn_reset(s);
-	reply(s, 421, "4.4.2", "%s %s, closing connection", host(s), text);
-	session_end(s, why);
+	smtpd__txn_reset(s);
+	smtpd__reply(s, 421, "4.4.2", "%s %s, closing connection",
+		smtpd__host(s), text);
+	smtpd__session_end(s, why);
 }
 
 /*
@@ -418,7 +420,7 @@ on_timer(uv_timer_t *t)
 	if (s->killed)
 		return;
 	if (s->ph == PH_CLOSING) {
-		session_kill(s, NULL);
+		smtpd__session_kill(s, NULL);
 		return;
 	}
 	if (s->ph == PH_WAIT || s->stalled)
@@ -437,16 +439,16 @@ on_timer(uv_timer_t *t)
 				"idle timeout");
 		return;
 	}
-	txn_reset(s);
+	smtpd__txn_reset(s);
 	if (partial_line(s)) {
-		reply(s, 421, "4.4.2", "%s command timeout, closing "
-			"connection", host(s));
-		session_end(s, "command timeout (line incomplete)");
+		smtpd__reply(s, 421, "4.4.2", "%s command timeout, closing "
+			"connection", smtpd__host(s));
+		smtpd__session_end(s, "command timeout (line incomplete)");
 		return;
 	}
-	reply(s, 421, "4.4.2", "%s idle timeout, closing connection",
-		host(s));
-	session_end(s, "idle timeout");
+	smtpd__reply(s, 421, "4.4.2", "%s idle timeout, closing connection",
+		smtpd__host(s));
+	smtpd__session_end(s, "idle timeout");
 }
 
 /* ------------------------------------------------------------------ */
@@ -480,17 +482,18 @@ static void
 got_eof(struct session *s)
 {
 	s->eof = true;
-	update_reading(s);
+	smtpd__update_reading(s);
 	if (s->ph == PH_CLOSING) {
 		if (s->shut)
-			session_kill(s, NULL);
+			smtpd__session_kill(s, NULL);
 		return;
 	}
 	if (s->ph == PH_DATA) {
-		session_kill(s, "client closed the connection during DATA");
+		smtpd__session_kill(s,
+			"client closed the connection during DATA");
 		return;
 	}
-	process(s);
+	smtpd__process(s);
 }
 
 /* Bytes from the client. */
@@ -511,7 +514,7 @@ on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 		log_msg(s->sd->d.log, LOG_SMTPI, LOG_LOWLEVEL,
 			"session=%llu client=%s read error: %s",
 			(unsigned long long)s->id, s->ip, uv_strerror((int)n));
-		session_kill(s, n == UV_ENOBUFS ? "out of memory" :
+		smtpd__session_kill(s, n == UV_ENOBUFS ? "out of memory" :
 			"connection error");
 		return;
 	}
@@ -520,16 +523,16 @@ on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 	if (s->tls == NULL) {
 		s->in.len += (size_t)n;
 		s->in.data[s->in.len] = '\0';
-		process(s);
+		smtpd__process(s);
 		return;
 	}
 	if (tls_feed(s->tls, b->base, (size_t)n) < 0) {
-		session_kill(s, "out of memory");
+		smtpd__session_kill(s, "out of memory");
 		return;
 	}
 	r = tls_read(s->tls, &s->in, &why);
 	if (r == -ECONNRESET) {
-		flush(s);
+		smtpd__flush(s);
 		got_eof(s);
 		return;
 	}
@@ -538,16 +541,16 @@ on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 			"session=%llu client=%s TLS error: %s",
 			(unsigned long long)s->id, s->ip,
 			why ? why : strerror(-r));
-		flush(s);
-		session_kill(s, "TLS error");
+		smtpd__flush(s);
+		smtpd__session_kill(s, "TLS error");
 		return;
 	}
-	process(s);
+	smtpd__process(s);
 }
 
 /* Read while there is room and a reason to; stop otherwise. */
 void
-update_reading(struct session *s)
+smtpd__update_reading(struct session *s)
 {
 	bool want = !s->killed && !s->eof && (s->ph == PH_CLOSING ||
 		s->in.len - s->in_off < SMTPD_IN_MAX);
@@ -555,7 +558,7 @@ update_reading(struct session *s)
 	if (want && !s->reading) {
 		if (uv_read_start((uv_stream_t *)&s->tcp, on_alloc,
 		    on_read) < 0) {
-			session_kill(s, "cannot read");
+			smtpd__session_kill(s, "cannot read");
 			return;
 		}
 		s->reading = true;
@@ -567,7 +570,7 @@ update_reading(struct session *s)
 
 /* Drop the consumed part of the input buffer. */
 void
-compact(struct session *s)
+smtpd__compact(struct session *s)
 {
 	if (s->in_off == 0)
 		return;

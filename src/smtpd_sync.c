@@ -94,13 +94,14 @@ sync_finish(struct session *s)
 		s->messages++;
 		s->junk = 0;
 		if (s->qid[0])
-			txn_finish(s, 250, status, "%s; queued as %s", text,
+			smtpd__txn_finish(s, 250, status, "%s; queued as %s",
+				text,
 				s->qid);
 		else
-			txn_finish(s, 250, status, "%s", text);
+			smtpd__txn_finish(s, 250, status, "%s", text);
 		return;
 	}
-	txn_finish(s, code, status, "%s", text);
+	smtpd__txn_finish(s, code, status, "%s", text);
 }
 
 /* transport_sync_run's answer (maybe from inside the call). */
@@ -123,13 +124,14 @@ on_sync_done(void *arg, struct transport_sync_rcpt *r, size_t n,
 
 /* Run the sync transports' programs on the message (Received: on top). */
 void
-sync_part(struct session *s)
+smtpd__sync_part(struct session *s)
 {
 	size_t k = 0;
 	int r;
 
 	if ((s->sr = calloc(s->nsync, sizeof(*s->sr))) == NULL) {
-		txn_finish(s, 452, "4.3.1", "insufficient system resources");
+		smtpd__txn_finish(s, 452, "4.3.1",
+			"insufficient system resources");
 		return;
 	}
 	s->nsr = s->nsync;
@@ -143,7 +145,8 @@ sync_part(struct session *s)
 		k++;
 	}
 	if ((r = envelope_new_uid(s->sync_uid)) < 0) {
-		txn_finish(s, 451, "4.3.0", "local error: %s", strerror(-r));
+		smtpd__txn_finish(s, 451, "4.3.0", "local error: %s",
+			strerror(-r));
 		return;
 	}
 	s->waiting = true;
@@ -157,7 +160,7 @@ sync_part(struct session *s)
 	s->in_call = false;
 	if (r < 0 && s->sync_running) {
 		s->sync_running = false;
-		txn_finish(s, 451, "4.3.0", "cannot run the transport "
+		smtpd__txn_finish(s, 451, "4.3.0", "cannot run the transport "
 			"programs: %s", strerror(-r));
 		return;
 	}
