@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include "address.h"
+#include "smtpcodec.h"
 
 #define ENV_MAGIC "mailpipe-queue 1"
 #define ENV_MAGIC_PREFIX "mailpipe-queue "
@@ -145,10 +146,7 @@ env_xtext_ok(const char *s, size_t n, bool partial)
 {
 	if (!partial && n == 0)
 		return false;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
-			return false;
-	return true;
+	return smtpcodec_xtext_chars(s, n);
 }
 
 /* Free text (client, helo, source): non-empty, no control bytes. */

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 
 #include "buf.h"
 #include "smtpreply.h"
@@ -254,12 +255,15 @@ code_map_free(struct code_map *m)
 	m->n = 0;
 }
 
-/* 71 EX_OSERR, 74 EX_IOERR, 75 EX_TEMPFAIL, 79 (EX_DB in PMDF's list). */
+/* 79: EX_DB in PMDF's list, not in sysexits.h. */
+#define RESULT_EX_DB 79
+
+/* EX_OSERR, EX_IOERR, EX_TEMPFAIL (71, 74, 75) and 79 (EX_DB). */
 bool
 result_exit_is_temporary(int exit_status)
 {
-	return exit_status == 71 || exit_status == 74 || exit_status == 75 ||
-	    exit_status == 79;
+	return exit_status == EX_OSERR || exit_status == EX_IOERR ||
+	    exit_status == EX_TEMPFAIL || exit_status == RESULT_EX_DB;
 }
 
 /*

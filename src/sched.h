@@ -42,6 +42,13 @@ struct sched_settings {
 	size_t nretry;
 	uint64_t max_lifetime_s;
 	enum direct_policy direct;	/* who may write ...@pipe */
+	/*
+	 * The clock of retry delays, in milliseconds; NULL: the loop's
+	 * (uv_now). A unit test gives its own and fires the retry timer
+	 * itself (tests/unit/test_sched.c).
+	 */
+	uint64_t (*clock_ms)(void *arg);
+	void *clock_arg;
 };
 
 /* Everything the scheduler uses and does not own. */

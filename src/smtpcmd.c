@@ -16,6 +16,7 @@
 #include "address.h"
 #include "buf.h"
 #include "envelope.h"
+#include "smtpcodec.h"
 
 /* RFC 3461: ENVID at most 100 characters, ORCPT's xtext at most 500. */
 #define SMTP_ENVID_MAX 100
@@ -122,57 +123,6 @@ smtp_has_ctl(const char *s, size_t n)
 			return true;
 	}
 	return false;
-}
-
-/* Value of an upper-case hex digit, or -1. */
-static int
-smtp_hex(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Is s (len bytes) valid xtext (RFC 3461 section 4)? */
-bool
-smtp_xtext_valid(const char *s, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '+') {
-			if (len - i < 3 || smtp_hex((unsigned char)s[i + 1]) < 0 ||
-			    smtp_hex((unsigned char)s[i + 2]) < 0)
-				return false;
-			i += 2;
-		} else if (c < 33 || c > 126 || c == '=') {
-			return false;
-		}
-	}
-	return true;
-}
-
-/*
- * Is the valid xtext s (n bytes) printable once decoded? RFC 3461 wants
- * ENVID and ORCPT to be printable US-ASCII before encoding; we also refuse
- * TAB, so no decoded value ever holds a control character.
- */
-static bool
-smtp_xtext_printable(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '+') {
-			int v = smtp_hex((unsigned char)s[i + 1]) * 16 +
-				smtp_hex((unsigned char)s[i + 2]);
-
-			if (v < 0x20 || v > 0x7e)
-				return false;
-			i += 2;
-		}
-	}
-	return true;
 }
 
 /* Set *out to a malloc'ed copy of s[0..n). */
@@ -371,20 +321,12 @@ smtp_orcpt_address(const char *orcpt, size_t len, char **out)
 		return -ENOENT;
 	x = semi + 1;
 	xlen = len - (size_t)(x - orcpt);
-	if (xlen == 0 || !smtp_xtext_valid(x, xlen) ||
-	    !smtp_xtext_printable(x, xlen))
+	if (xlen == 0 || !smtpcodec_xtext_valid(x, xlen) ||
+	    !smtpcodec_xtext_printable(x, xlen))
 		return -EINVAL;
 	if ((d = malloc(xlen + 1)) == NULL)
 		return -ENOMEM;
-	for (size_t i = 0; i < xlen; i++) {
-		if (x[i] == '+') {
-			d[n++] = (char)(smtp_hex((unsigned char)x[i + 1]) * 16 +
-				smtp_hex((unsigned char)x[i + 2]));
-			i += 2;
-		} else {
-			d[n++] = x[i];
-		}
-	}
+	n = smtpcodec_xtext_decode(x, xlen, d);
 	d[n] = '\0';
 	r = address_parse(d, n, 0, &a, &why);
 	address_free(&a);
@@ -416,7 +358,8 @@ smtp_param_orcpt(const char *v, size_t n, struct smtp_cmd *c,
 	x = semi + 1;
 	xlen = n - tlen - 1;
 	if (!smtp_atom(v, tlen) || xlen == 0 || xlen > SMTP_ORCPT_MAX ||
-	    !smtp_xtext_valid(x, xlen) || !smtp_xtext_printable(x, xlen))
+	    !smtpcodec_xtext_valid(x, xlen) ||
+	    !smtpcodec_xtext_printable(x, xlen))
 		return smtp_syntax(e, "bad ORCPT value (addr-type;xtext)");
 	r = smtp_orcpt_address(v, n, &addr);
 	free(addr);
@@ -453,7 +396,8 @@ smtp_param_value(enum smtp_param id, const char *v, size_t n,
 		return smtp_syntax(e, "bad RET value (FULL or HDRS)");
 	case P_ENVID:
 		if (v == NULL || n == 0 || n > SMTP_ENVID_MAX ||
-		    !smtp_xtext_valid(v, n) || !smtp_xtext_printable(v, n))
+		    !smtpcodec_xtext_valid(v, n) ||
+		    !smtpcodec_xtext_printable(v, n))
 			return smtp_syntax(e, "bad ENVID value (xtext, at most "
 				"100 characters)");
 		return smtp_dup(v, n, &c->envid);

@@ -65,8 +65,6 @@ struct smtp_err {
 int smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *c,
 	struct smtp_err *e);
 void smtp_cmd_free(struct smtp_cmd *c);
-/* Is s (len bytes) valid xtext (RFC 3461 section 4)? */
-bool smtp_xtext_valid(const char *s, size_t len);
 /*
  * The mailbox an ORCPT value ("addr-type;xtext", len bytes) names, for a
  * program's ORIGINAL_RECIPIENT and -r: with addr-type rfc822 (any case)

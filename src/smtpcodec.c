@@ -6,7 +6,9 @@
  * does not depend on where the input is split, that only CRLF "." CRLF
  * ends the data, and that decode(encode(m)) is m for a message m with LF
  * line ends. Scans with memchr and copies runs with memcpy (no per-byte
- * calls). Never does I/O, never keeps global state, never exits.
+ * calls). Also owns xtext (RFC 3461): its syntax, decoding and encoding,
+ * with decode(encode(s)) == s. Never does I/O, never keeps global state,
+ * never exits.
  */
 #include "smtpcodec.h"
 
@@ -176,4 +178,110 @@ const char *
 smtpcodec_encode_end(const struct smtpcodec_enc *e)
 {
 	return e->bol ? ".\r\n" : "\r\n.\r\n";
+}
+
+/* ------------------------------------------------------------------ */
+/* xtext (RFC 3461 section 4).                                         */
+
+/* Value of an upper-case hex digit, or -1. */
+static int
+xtext_hex(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Is s (n bytes) valid xtext? */
+bool
+smtpcodec_xtext_valid(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '+') {
+			if (len - i < 3 ||
+			    xtext_hex((unsigned char)s[i + 1]) < 0 ||
+			    xtext_hex((unsigned char)s[i + 2]) < 0)
+				return false;
+			i += 2;
+		} else if (c < 33 || c > 126 || c == '=') {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Is the valid xtext s (n bytes) printable once decoded? */
+bool
+smtpcodec_xtext_printable(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '+') {
+			int v = xtext_hex((unsigned char)s[i + 1]) * 16 +
+				xtext_hex((unsigned char)s[i + 2]);
+
+			if (v < 0x20 || v > 0x7e)
+				return false;
+			i += 2;
+		}
+	}
+	return true;
+}
+
+/* Only the octets xtext is written with? */
+bool
+smtpcodec_xtext_chars(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+			return false;
+	return true;
+}
+
+/* Decode valid xtext into out (room for n); returns the bytes written. */
+size_t
+smtpcodec_xtext_decode(const char *x, size_t xlen, char *d)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < xlen; i++) {
+		if (x[i] == '+') {
+			d[n++] = (char)(xtext_hex((unsigned char)x[i + 1]) *
+			    16 + xtext_hex((unsigned char)x[i + 2]));
+			i += 2;
+		} else {
+			d[n++] = x[i];
+		}
+	}
+	return n;
+}
+
+/* Append the xtext of n bytes at p to out. */
+int
+smtpcodec_xtext_encode(const char *p, size_t n, struct buf *out)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t i = 0;
+	int r = 0;
+
+	while (r == 0 && i < n) {
+		size_t run = 0;
+		unsigned char c;
+
+		while (i + run < n && (c = (unsigned char)p[i + run]) >= 0x21 &&
+		    c <= 0x7e && c != '+' && c != '=')
+			run++;
+		if (run > 0) {
+			r = buf_append(out, p + i, run);
+			i += run;
+			continue;
+		}
+		c = (unsigned char)p[i++];
+		r = buf_append(out, (const char[]){ '+', hex[c >> 4],
+		    hex[c & 15] }, 3);
+	}
+	return r;
 }

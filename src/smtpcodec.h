@@ -15,6 +15,9 @@
  * The encoder is the inverse for a message with LF line ends: LF becomes
  * CRLF (a CRLF stays CRLF), a line starting with '.' gets another '.'.
  *
+ * Also xtext (RFC 3461 section 4), the encoding of the DSN parameters
+ * ENVID and ORCPT: its syntax, its decoding and its encoding.
+ *
  * No I/O, no globals, no allocation except growing the caller's buffer.
  */
 #ifndef MP_SMTPCODEC_H
@@ -86,5 +89,38 @@ size_t smtpcodec_encode(struct smtpcodec_enc *e, const char *p, size_t n,
  * no line end, else ".\r\n".
  */
 const char *smtpcodec_encode_end(const struct smtpcodec_enc *e);
+
+/*
+ * Is s (n bytes) valid xtext (RFC 3461 section 4)? Every octet is "!"
+ * to "~" but "+" and "=", or "+" and two upper-case hex digits. The empty
+ * string is valid.
+ */
+bool smtpcodec_xtext_valid(const char *s, size_t n);
+
+/*
+ * Is the valid xtext s (n bytes) printable once decoded? RFC 3461 wants
+ * ENVID and ORCPT to be printable US-ASCII before encoding; TAB is refused
+ * too, so no decoded value ever holds a control character.
+ */
+bool smtpcodec_xtext_printable(const char *s, size_t n);
+
+/*
+ * Does s (n bytes) hold only the octets xtext is written with ("!" to
+ * "~")? The escapes are not checked: this is what may go into a command
+ * or a queue file as it is.
+ */
+bool smtpcodec_xtext_chars(const char *s, size_t n);
+
+/*
+ * Decode the valid xtext s (n bytes) into out, which has room for n
+ * bytes; returns the bytes written (no NUL is added).
+ */
+size_t smtpcodec_xtext_decode(const char *s, size_t n, char *out);
+
+/*
+ * Append the xtext of n bytes at p to out ("+XX" for "+", "=" and every
+ * octet outside "!" to "~"). Returns 0 or -ENOMEM.
+ */
+int smtpcodec_xtext_encode(const char *p, size_t n, struct buf *out);
 
 #endif

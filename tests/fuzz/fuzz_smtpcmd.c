@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "smtpcmd.h"
+#include "smtpcodec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -79,7 +80,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    (c.arg == NULL || *c.arg == '\0' || strchr(c.arg, ' ') ||
 	     has_bad_byte(c.arg)))
 		__builtin_trap();
-	if (c.envid && (!smtp_xtext_valid(c.envid, strlen(c.envid)) ||
+	if (c.envid && (!smtpcodec_xtext_valid(c.envid, strlen(c.envid)) ||
 	    strlen(c.envid) > 100))
 		__builtin_trap();
 	if (c.orcpt && strchr(c.orcpt, ';') == NULL)

@@ -807,33 +807,6 @@ test_uninitialised(void **state)
 	assert_int_equal(c.verb, SMTP_DATA);
 }
 
-/* RFC 3461 xtext. */
-static void
-test_xtext(void **state)
-{
-	static const char *const good[] = {
-		"", "abc", "+2B", "a+20b", "!\"#$%&'()*,-./0123456789:;<>?@[\\]^_`{|}~",
-		"+00", "+FF", "ABCxyz",
-	};
-	static const char *const wrong[] = {
-		"a b", "+", "+2", "+2b", "+g0", "a=b", "+ab", "\x7f", "\x01",
-		"a\tb", "\x80", "x+", "+0",
-	};
-
-	(void)state;
-	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
-		if (!smtp_xtext_valid(good[i], strlen(good[i])))
-			fail_msg("'%s' refused", good[i]);
-	for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++)
-		if (smtp_xtext_valid(wrong[i], strlen(wrong[i])))
-			fail_msg("'%s' accepted", wrong[i]);
-	assert_true(smtp_xtext_valid(NULL, 0));
-	/* the length is honoured: "+2B" cut to "+2" is invalid */
-	assert_false(smtp_xtext_valid("+2B", 2));
-	assert_true(smtp_xtext_valid("ab\x01", 2));
-	assert_false(smtp_xtext_valid("a\0b", 3));
-}
-
 /* Run every test of this file. */
 int
 main(void)
@@ -862,7 +835,6 @@ main(void)
 		cmocka_unit_test(test_param_syntax),
 		cmocka_unit_test(test_all_params),
 		cmocka_unit_test(test_uninitialised),
-		cmocka_unit_test(test_xtext),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,7 +5,8 @@
  * module existed (so the smuggling defence is exactly the old one); the end
  * of the data, dot-unstuffing, bare CR/LF, max-size, the count-only mode
  * and draining the output between calls; the encoder against the old
- * relay encoder, and decode(encode(x)) == x.
+ * relay encoder, and decode(encode(x)) == x; xtext: its syntax, its
+ * character set, printable decoding, decoding and encoding.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -641,6 +642,111 @@ test_encode_examples(void **state)
 	buf_free(&b);
 }
 
+/* RFC 3461 xtext syntax (moved from test_smtpcmd.c). */
+static void
+test_xtext_valid(void **state)
+{
+	static const char *const good[] = {
+		"", "abc", "+2B", "a+20b", "!\"#$%&'()*,-./0123456789:;<>?@[\\]^_`{|}~",
+		"+00", "+FF", "ABCxyz",
+	};
+	static const char *const wrong[] = {
+		"a b", "+", "+2", "+2b", "+g0", "a=b", "+ab", "\x7f", "\x01",
+		"a\tb", "\x80", "x+", "+0",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		if (!smtpcodec_xtext_valid(good[i], strlen(good[i])))
+			fail_msg("'%s' refused", good[i]);
+	for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++)
+		if (smtpcodec_xtext_valid(wrong[i], strlen(wrong[i])))
+			fail_msg("'%s' accepted", wrong[i]);
+	assert_true(smtpcodec_xtext_valid(NULL, 0));
+	/* the length is honoured: "+2B" cut to "+2" is invalid */
+	assert_false(smtpcodec_xtext_valid("+2B", 2));
+	assert_true(smtpcodec_xtext_valid("ab\x01", 2));
+	assert_false(smtpcodec_xtext_valid("a\0b", 3));
+}
+
+/* Only the octets xtext is written with; escapes are not checked. */
+static void
+test_xtext_chars(void **state)
+{
+	(void)state;
+	assert_true(smtpcodec_xtext_chars("", 0));
+	assert_true(smtpcodec_xtext_chars("a+b=c~!", 7));
+	assert_true(smtpcodec_xtext_chars("+", 1));
+	assert_false(smtpcodec_xtext_chars("a b", 3));
+	assert_false(smtpcodec_xtext_chars("a\x7f", 2));
+	assert_false(smtpcodec_xtext_chars("\x80", 1));
+	assert_false(smtpcodec_xtext_chars("a\0b", 3));
+	/* the length is honoured */
+	assert_true(smtpcodec_xtext_chars("ab c", 2));
+}
+
+/* Decoded printable ASCII, TAB and other control characters refused. */
+static void
+test_xtext_printable(void **state)
+{
+	(void)state;
+	assert_true(smtpcodec_xtext_printable("a+20b+7E", 8));
+	assert_true(smtpcodec_xtext_printable("", 0));
+	assert_false(smtpcodec_xtext_printable("+09", 3));
+	assert_false(smtpcodec_xtext_printable("+0A", 3));
+	assert_false(smtpcodec_xtext_printable("+1F", 3));
+	assert_false(smtpcodec_xtext_printable("a+7F", 4));
+	assert_false(smtpcodec_xtext_printable("+C3+A9", 6));
+}
+
+/* Decode into a NUL-terminated copy. */
+static size_t
+xtext_decode_str(const char *x, char *out)
+{
+	size_t n = smtpcodec_xtext_decode(x, strlen(x), out);
+
+	out[n] = '\0';
+	return n;
+}
+
+/* Decoding, and decode(encode(s)) == s for every byte value. */
+static void
+test_xtext_codec(void **state)
+{
+	struct buf b = BUF_INIT;
+	char d[600], all[256];
+
+	(void)state;
+	assert_int_equal(xtext_decode_str("Joe+2BSmith@Old.Example", d), 21);
+	assert_string_equal(d, "Joe+Smith@Old.Example");
+	assert_int_equal(xtext_decode_str("+22a+20b+22@x", d), 7);
+	assert_string_equal(d, "\"a b\"@x");
+	assert_int_equal(xtext_decode_str("", d), 0);
+	assert_int_equal(xtext_decode_str("+00", d), 1);
+	assert_int_equal(d[0], '\0');
+
+	assert_int_equal(smtpcodec_xtext_encode("a+b=c d", 7, &b), 0);
+	assert_string_equal(b.data, "a+2Bb+3Dc+20d");
+	buf_reset(&b);
+	assert_int_equal(smtpcodec_xtext_encode("\t\x7f\x80\xff~!", 6, &b),
+	    0);
+	assert_string_equal(b.data, "+09+7F+80+FF~!");
+	buf_reset(&b);
+	assert_int_equal(smtpcodec_xtext_encode("", 0, &b), 0);
+	assert_int_equal(b.len, 0);
+
+	for (size_t i = 0; i < sizeof(all); i++)
+		all[i] = (char)(255 - i);
+	assert_int_equal(smtpcodec_xtext_encode(all, sizeof(all), &b), 0);
+	assert_true(smtpcodec_xtext_valid(b.data, b.len));
+	assert_true(smtpcodec_xtext_chars(b.data, b.len));
+	assert_true(b.len < sizeof(d));
+	assert_int_equal(smtpcodec_xtext_decode(b.data, b.len, d),
+	    sizeof(all));
+	assert_memory_equal(d, all, sizeof(all));
+	buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -656,6 +762,10 @@ main(void)
 		cmocka_unit_test(test_long_message),
 		cmocka_unit_test(test_encode),
 		cmocka_unit_test(test_encode_examples),
+		cmocka_unit_test(test_xtext_valid),
+		cmocka_unit_test(test_xtext_chars),
+		cmocka_unit_test(test_xtext_printable),
+		cmocka_unit_test(test_xtext_codec),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

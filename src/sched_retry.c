@@ -1,0 +1,340 @@
+/*
+ * sched_retry: what happens to a delivery's result. Records final states
+ * through the store (store_mark), writes the one log line per attempt,
+ * turns a deferral past the message's lifetime into a failure, and
+ * delays a queue by the retry schedule: the delay heap and the one timer
+ * on the loop clock. Never changes a queue file itself.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "buf.h"
+#include "sched_int.h"
+
+/* Milliseconds on the scheduler's clock (the loop's unless replaced). */
+uint64_t
+sched__now_ms(struct sched *sc)
+{
+	if (sc->set.clock_ms)
+		return sc->set.clock_ms(sc->set.clock_arg);
+	return uv_now(sc->d.loop);
+}
+
+/* Retry interval after attempt n (the last interval repeats). */
+uint64_t
+sched_retry_delay(const uint64_t *retry_s, size_t nretry, unsigned attempt)
+{
+	size_t i;
+
+	if (nretry == 0)
+		return 300;
+	i = attempt == 0 ? 0 : attempt - 1;
+	if (i >= nretry)
+		i = nretry - 1;
+	return retry_s[i];
+}
+
+/* Swap two heap slots and fix their indexes. */
+static void
+heap_swap(struct sched *sc, size_t a, size_t b)
+{
+	struct sched_queue *t = sc->heap[a];
+
+	sc->heap[a] = sc->heap[b];
+	sc->heap[b] = t;
+	sc->heap[a]->heap_idx = a;
+	sc->heap[b]->heap_idx = b;
+}
+
+/* Restore heap order upwards from i. */
+static void
+heap_up(struct sched *sc, size_t i)
+{
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+
+		if (sc->heap[p]->delayed_until_ms <= sc->heap[i]->delayed_until_ms)
+			break;
+		heap_swap(sc, p, i);
+		i = p;
+	}
+}
+
+/* Restore heap order downwards from i. */
+static void
+heap_down(struct sched *sc, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+
+		if (l < sc->nheap && sc->heap[l]->delayed_until_ms <
+		    sc->heap[m]->delayed_until_ms)
+			m = l;
+		if (r < sc->nheap && sc->heap[r]->delayed_until_ms <
+		    sc->heap[m]->delayed_until_ms)
+			m = r;
+		if (m == i)
+			break;
+		heap_swap(sc, i, m);
+		i = m;
+	}
+}
+
+/* Insert q into the delay heap. */
+int
+sched__heap_push(struct sched *sc, struct sched_queue *q)
+{
+	if (sc->nheap == sc->capheap) {
+		size_t cap = sc->capheap ? sc->capheap * 2 : 64;
+		struct sched_queue **h = realloc(sc->heap, cap * sizeof(*h));
+
+		if (h == NULL)
+			return -ENOMEM;
+		sc->heap = h;
+		sc->capheap = cap;
+	}
+	sc->heap[sc->nheap] = q;
+	q->heap_idx = sc->nheap++;
+	heap_up(sc, q->heap_idx);
+	return 0;
+}
+
+/* Remove the earliest queue from the heap. */
+struct sched_queue *
+sched__heap_pop(struct sched *sc)
+{
+	struct sched_queue *q;
+
+	if (sc->nheap == 0)
+		return NULL;
+	q = sc->heap[0];
+	heap_swap(sc, 0, --sc->nheap);
+	heap_down(sc, 0);
+	q->heap_idx = SIZE_MAX;
+	return q;
+}
+
+/* Arm the timer for the earliest delayed queue. */
+void
+sched__arm_timer(struct sched *sc)
+{
+	uint64_t now = sched__now_ms(sc), due;
+
+	if (sc->nheap == 0 || sc->stopping) {
+		uv_timer_stop(&sc->timer);
+		return;
+	}
+	due = sc->heap[0]->delayed_until_ms;
+	uv_timer_start(&sc->timer, sched__on_timer, due > now ? due - now : 0,
+		0);
+}
+
+/* The mark of one recipient reached the disk (or failed to). */
+static void
+on_marked(void *arg, int err, bool removed)
+{
+	struct mark_ctx *mc = arg;
+	struct sched_msg *sm = mc->sm;
+	struct sched *sc = sm->sc;
+
+	if (err < 0)
+		log_msg(sc->d.log, LOG_QUEUE, LOG_FAILURES,
+			"cannot record the state of %s recipient %zu: %s "
+			"(it will be retried after a restart)",
+			sm->m->id, mc->rcpt, strerror(-err));
+	else if (removed)
+		log_msg(sc->d.log, LOG_DEQUEUER, LOG_LOWLEVEL,
+			"id=%s removed: every recipient is final", sm->m->id);
+	if (mc->slot)
+		sched__slot_put(sc, mc->slot->mod, mc->slot);
+	free(mc);
+	sc->marks--;
+	sched__msg_unref(sm);
+}
+
+/*
+ * Record a final state through the store. A delivery keeps its processor
+ * (slot, one reference per mark) until its state is on disk, so at any
+ * moment at most `processors` deliveries are done but not yet recorded:
+ * those are the only ones a crash can make run again.
+ */
+static void
+mark_final(struct sched *sc, struct sched_msg *sm, size_t rcpt,
+	enum rcpt_state st, struct slot *slot)
+{
+	struct mark_ctx *mc = calloc(1, sizeof(*mc));
+	int r;
+
+	if (mc == NULL) {
+		log_msg(sc->d.log, LOG_QUEUE, LOG_FAILURES,
+			"out of memory recording %s recipient %zu", sm->m->id,
+			rcpt);
+		return;
+	}
+	mc->sm = sm;
+	mc->rcpt = rcpt;
+	mc->slot = slot;
+	if (slot)
+		slot->refs++;
+	sm->refs++;
+	sc->marks++;
+	r = store_mark(sc->d.store, sm->m, rcpt, st, on_marked, mc);
+	if (r < 0) {
+		log_msg(sc->d.log, LOG_QUEUE, LOG_FAILURES,
+			"cannot record the state of %s recipient %zu: %s",
+			sm->m->id, rcpt, strerror(-r));
+		if (slot)
+			slot->refs--;
+		free(mc);
+		sc->marks--;
+		sm->refs--;
+	}
+}
+
+/* The module name an item's attempts are logged under. */
+static const char *
+item_module(const struct sched_item *it)
+{
+	return it->tr ? "TRANSPORT" : route_kind_name(it->route.kind);
+}
+
+/*
+ * The log component of an item's attempts, by its route: programs (PIPE,
+ * transports) under pipe, the relay under smtp, the rest under enqueuer.
+ */
+static enum log_comp
+item_comp(const struct sched_item *it)
+{
+	if (it->tr)
+		return LOG_PIPE;
+	switch (it->route.kind) {
+	case ROUTE_PIPE:
+	case ROUTE_TRANSPORT:
+		return LOG_PIPE;
+	case ROUTE_RELAY:
+		return LOG_SMTP;
+	default:
+		return LOG_ENQUEUER;
+	}
+}
+
+/* Write the one log line of an attempt of item it (queue: its label). */
+void
+sched__log_attempt(struct sched *sc, const struct sched_item *it,
+	const char *queue, const struct result *res,
+	const struct pipe_info *info, unsigned attempt)
+{
+	struct buf b = BUF_INIT;
+	char *reason = NULL;
+	const struct sched_msg *sm = it->sm;
+	size_t rcpt = it->rcpt;
+	const char *routed = it->route.address;
+	enum log_comp comp = item_comp(it);
+	enum log_level lvl = res->kind == RESULT_DELIVERED ? LOG_MAJOR :
+		LOG_FAILURES;
+
+	if (!log_enabled(sc->d.log, comp, lvl))
+		return;
+	if (result_format(res, &reason) < 0)
+		reason = NULL;
+	buf_puts(&b, "delivery");
+	log_kv(&b, "id", sm->m->id);
+	log_kv(&b, "rcpt", sm->m->env.rcpt[rcpt].addr);
+	log_kv(&b, "module", item_module(it));
+	if (queue)
+		log_kv(&b, "queue", queue);
+	log_kv(&b, "result", result_kind_name(res->kind));
+	log_kv(&b, "reason", reason ? reason : res->text);
+	if (routed && strcmp(routed, sm->m->env.rcpt[rcpt].addr) != 0)
+		log_kv(&b, "routed", routed);
+	log_kvf(&b, "attempt", "%u", attempt);
+	if (info) {
+		log_kvf(&b, "pid", "%ld", (long)info->pid);
+		if (info->end == RUN_EXITED)
+			log_kvf(&b, "exit", "%d", info->code);
+		else if (info->end == RUN_SIGNALED)
+			log_kvf(&b, "signal", "%d", info->code);
+		else if (info->end == RUN_TIMED_OUT)
+			log_kv(&b, "timeout", "yes");
+		log_kvf(&b, "time", "%.3f", info->seconds);
+	}
+	if (b.data)
+		log_msg(sc->d.log, comp, lvl, "%s", b.data);
+	buf_free(&b);
+	free(reason);
+}
+
+/* Free an item (not its message reference). */
+void
+sched__item_free(struct sched_item *it)
+{
+	route_free(&it->route);
+	free(it->orig);
+	free(it->delivery_id);
+	free(it);
+}
+
+/* The final outcome of an item: record, release. */
+void
+sched__item_final(struct sched *sc, struct sched_item *it,
+	const struct result *res, struct slot *slot)
+{
+	struct sched_msg *sm = it->sm;
+
+	mark_final(sc, sm, it->rcpt, res->kind == RESULT_DELIVERED ?
+		RCPT_DELIVERED : RCPT_FAILED, slot);
+	sched__item_free(it);
+	sched__msg_unref(sm);
+}
+
+/* Is the message past its maximum lifetime? */
+bool
+sched__expired(struct sched *sc, const struct sched_msg *sm)
+{
+	uint64_t wall = (uint64_t)time(NULL);
+
+	return sm->m->env.submitted >= 0 &&
+		wall >= (uint64_t)sm->m->env.submitted &&
+		wall - (uint64_t)sm->m->env.submitted >= sc->set.max_lifetime_s;
+}
+
+/*
+ * Log an attempt's result and settle the item's fate: a deferral past the
+ * message's lifetime becomes a failure. Returns the final kind.
+ */
+enum result_kind
+sched__settle(struct sched *sc, struct sched_item *it, struct result *res,
+	const struct pipe_info *info)
+{
+	struct result fin = RESULT_INIT;
+	unsigned attempt = ++it->attempts;
+
+	sched__log_attempt(sc, it, sched__queue_label(it->q), res, info,
+		attempt);
+	if (res->kind == RESULT_DEFERRED && sched__expired(sc, it->sm)) {
+		result_set(&fin, RESULT_FAILED, 554, "5.4.7",
+			"delivery time expired after %u attempts; last error: %s",
+			attempt, res->text ? res->text : "");
+		sched__log_attempt(sc, it, sched__queue_label(it->q), &fin,
+			NULL, attempt);
+		result_move(res, &fin);
+	}
+	return res->kind;
+}
+
+/* Delay q by the retry schedule after attempt n (with its last error). */
+void
+sched__delay_queue(struct sched *sc, struct sched_queue *q, unsigned attempt,
+	const char *error)
+{
+	free(q->last_error);
+	q->last_error = error ? strdup(error) : NULL;
+	q->state = Q_DELAYED;
+	q->delayed_until_ms = sched__now_ms(sc) + 1000 *
+		sched_retry_delay(sc->retry, sc->set.nretry, attempt);
+	if (sched__heap_push(sc, q) < 0)
+		sched__make_ready(sc, q);	/* no memory: retry at once */
+	sched__arm_timer(sc);
+}
