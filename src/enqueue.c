@@ -1,9 +1,11 @@
 /*
  * enqueue: intake's door to the queue (see enqueue.h). Owns nothing after
  * a call returns: the envelope and message go to the store, the resulting
- * queue file to the scheduler. Promises that a submitter hears "accepted"
- * only after the store made the file durable, and that a refused message
- * (hop limit, queue limit, bad header) leaves nothing behind.
+ * queue file to the scheduler; imported and recovered queue files reach
+ * it here too (nothing else calls sched_add). Promises that a
+ * submitter hears "accepted" only after the store made the file durable,
+ * that a refused message (hop limit, queue limit, bad header) leaves
+ * nothing behind, and that a header is parsed once on every way in.
  */
 #include "enqueue.h"
 
@@ -14,6 +16,7 @@
 #include <time.h>
 
 #include "msghdr.h"
+#include "sched.h"
 
 struct enq_job;
 TAILQ_HEAD(enq_list, enq_job);
@@ -25,6 +28,9 @@ struct enqueue {
 	struct sched *sched;
 	struct logger *log;
 	struct enq_list jobs;		/* commits in the order they were asked */
+	enqueue_seen_cb rec_seen;	/* enqueue_recover's callbacks */
+	store_scan_cb rec_done;
+	void *rec_arg;
 };
 
 /* One enqueue waiting for the store. */
@@ -91,6 +97,25 @@ enqueue_received_local(int64_t uid, const char *hostname, int64_t now,
 	return buf_putc(out, '\n');
 }
 
+/*
+ * Hand a durable message to the scheduler; when it cannot take it, a log
+ * line (in component c, ending in tail) and the message stays on disk for
+ * the next start.
+ */
+static void
+give(struct enqueue *eq, struct store_msg *m, enum log_comp c,
+	const char *tail)
+{
+	int r;
+
+	if ((r = sched_add(eq->sched, m)) < 0) {
+		log_msg(eq->log, c, LOG_FAILURES,
+			"id=%s cannot be scheduled: %s%s", m->id,
+			strerror(-r), tail);
+		store_msg_free(m);
+	}
+}
+
 /* Tell the submitter and hand a durable message to the scheduler. */
 static void
 release(struct enq_job *j)
@@ -98,7 +123,6 @@ release(struct enq_job *j)
 	struct enqueue *eq = j->eq;
 	struct store_msg *m = j->m;
 	char id[STORE_ID_LEN + 1] = "";
-	int r;
 
 	if (j->dropped) {
 		free(j);
@@ -116,12 +140,8 @@ release(struct enq_job *j)
 	}
 	if (j->cb)
 		j->cb(j->arg, j->err, j->err == 0 ? id : NULL);
-	if (j->err == 0 && (r = sched_add(eq->sched, m)) < 0) {
-		log_msg(eq->log, LOG_ENQUEUER, LOG_FAILURES,
-			"id=%s cannot be scheduled: %s (delivered after a "
-			"restart)", id, strerror(-r));
-		store_msg_free(m);
-	}
+	if (j->err == 0)
+		give(eq, m, LOG_ENQUEUER, " (delivered after a restart)");
 	free(j);
 }
 
@@ -153,16 +173,33 @@ on_committed(void *arg, int err, struct store_msg *m)
 	release_ready(j->eq);
 }
 
+/* Parse the header and count its Received: fields (see enqueue.h). */
+int
+enqueue_judge(const struct enqueue *eq, const char *msg, size_t len,
+	size_t *hops, const char **why)
+{
+	struct msghdr_block h = MSGHDR_INIT;
+	int r;
+
+	*hops = 0;
+	if ((r = msghdr_parse(msg, len, &h, why)) == 0)
+		*hops = msghdr_count(msg, &h, "Received");
+	msghdr_free(&h);
+	if (r == 0 && *hops > eq->hop_limit)
+		r = -ELOOP;
+	return r;
+}
+
 /*
  * What every way in checks before the store: uid and time filled, the
  * queue limit, then received + message (taken) in full, whose header is
- * parsed for the hop count (-EINVAL unparsable, -ELOOP over the limit).
+ * parsed for the hop count (-EINVAL unparsable, -ELOOP over the limit)
+ * unless the caller judged it already (enqueue_judged).
  */
 static int
 enq_check(struct enqueue *eq, struct envelope *env, struct buf *message,
-	const char *received, struct buf *full)
+	const char *received, bool judged, struct buf *full)
 {
-	struct msghdr_block h = MSGHDR_INIT;
 	const char *why;
 	size_t hops;
 	int r;
@@ -180,22 +217,17 @@ enq_check(struct enqueue *eq, struct envelope *env, struct buf *message,
 	    message->len)) < 0 ||
 	    (received && (r = buf_puts(full, received)) < 0) ||
 	    (r = buf_append(full, message->data ? message->data : "",
-	    message->len)) < 0)
+	    message->len)) < 0 || judged)
 		goto out;
-	if ((r = msghdr_parse(full->data, full->len, &h, &why)) < 0) {
-		log_msg(eq->log, LOG_ENQUEUER, LOG_PROBLEMS,
-			"message refused: %s", why);
-		goto out;
-	}
-	hops = msghdr_count(full->data, &h, "Received");
-	if (hops > eq->hop_limit) {
+	r = enqueue_judge(eq, full->data, full->len, &hops, &why);
+	if (r == -ELOOP)
 		log_msg(eq->log, LOG_ENQUEUER, LOG_PROBLEMS,
 			"message from <%s> refused: %zu Received: fields, hop "
 			"limit %u", env->from, hops, eq->hop_limit);
-		r = -ELOOP;
-	}
+	else if (r < 0)
+		log_msg(eq->log, LOG_ENQUEUER, LOG_PROBLEMS,
+			"message refused: %s", why);
 out:
-	msghdr_free(&h);
 	buf_free(message);
 	return r;
 }
@@ -214,17 +246,17 @@ job_new(struct enqueue *eq, enqueue_cb cb, void *arg)
 	return j;
 }
 
-/* Count hops and hand the message to the store. */
-int
-enqueue_message(struct enqueue *eq, struct envelope *env,
-	struct buf *message, const char *received, const char *unlink_after,
+/* Check (unless judged), then hand the message to the store. */
+static int
+enq_message(struct enqueue *eq, struct envelope *env, struct buf *message,
+	const char *received, bool judged, const char *unlink_after,
 	enqueue_cb cb, void *arg)
 {
 	struct buf full = BUF_INIT;
 	struct enq_job *j = NULL;
 	int r;
 
-	if ((r = enq_check(eq, env, message, received, &full)) < 0)
+	if ((r = enq_check(eq, env, message, received, judged, &full)) < 0)
 		goto out;
 	if ((j = job_new(eq, cb, arg)) == NULL) {
 		r = -ENOMEM;
@@ -244,6 +276,24 @@ out:
 	return r;
 }
 
+/* Count hops and hand the message to the store. */
+int
+enqueue_message(struct enqueue *eq, struct envelope *env,
+	struct buf *message, const char *received, const char *unlink_after,
+	enqueue_cb cb, void *arg)
+{
+	return enq_message(eq, env, message, received, false, unlink_after,
+		cb, arg);
+}
+
+/* Hand a message enqueue_judge passed to the store (no second parse). */
+int
+enqueue_judged(struct enqueue *eq, struct envelope *env,
+	struct buf *message, enqueue_cb cb, void *arg)
+{
+	return enq_message(eq, env, message, NULL, true, NULL, cb, arg);
+}
+
 /* Begin a streamed message: checks as enqueue_message, then a draft. */
 int
 enqueue_draft_open(struct enqueue *eq, struct envelope *env,
@@ -254,7 +304,7 @@ enqueue_draft_open(struct enqueue *eq, struct envelope *env,
 	struct enqueue_draft *ed = NULL;
 	int r;
 
-	if ((r = enq_check(eq, env, header, received, &full)) < 0)
+	if ((r = enq_check(eq, env, header, received, false, &full)) < 0)
 		goto out;
 	if ((ed = calloc(1, sizeof(*ed))) == NULL ||
 	    (ed->j = job_new(eq, NULL, NULL)) == NULL) {
@@ -329,4 +379,71 @@ enqueue_draft_abort(struct enqueue_draft *ed)
 		free(ed->j);
 	}
 	free(ed);
+}
+
+/* A recovered message: let the caller look, then schedule it. */
+static void
+on_recovered(void *arg, struct store_msg *m)
+{
+	struct enqueue *eq = arg;
+
+	if (eq->rec_seen)
+		eq->rec_seen(eq->rec_arg, m);
+	give(eq, m, LOG_QUEUE, "");
+}
+
+/* The recovery scan is over. */
+static void
+on_recovery_done(void *arg, int err, size_t found, size_t corrupt)
+{
+	struct enqueue *eq = arg;
+
+	eq->rec_done(eq->rec_arg, err, found, corrupt);
+}
+
+/* Recover the queue and schedule what it holds (see enqueue.h). */
+int
+enqueue_recover(struct enqueue *eq, enqueue_seen_cb seen,
+	store_scan_cb done, void *arg)
+{
+	eq->rec_seen = seen;
+	eq->rec_done = done;
+	eq->rec_arg = arg;
+	return store_recover(eq->store, on_recovered, on_recovery_done, eq);
+}
+
+/*
+ * An import finished: the message goes to the scheduler, then the
+ * importer is told (as ForeignQueue did it: the scheduler has the message
+ * before the importer starts the next one or reports that it is done).
+ */
+static void
+on_imported(void *arg, int err, struct store_msg *m)
+{
+	struct enq_job *j = arg;
+	char id[STORE_ID_LEN + 1] = "";
+
+	if (err == 0) {
+		memcpy(id, m->id, sizeof(id));
+		give(j->eq, m, LOG_QUEUE, "");
+	}
+	j->cb(j->arg, err, err == 0 ? id : NULL);
+	free(j);
+}
+
+/* Import a queue file written elsewhere (see enqueue.h). */
+int
+enqueue_import(struct enqueue *eq, const char *path, enqueue_cb cb,
+	void *arg)
+{
+	struct enq_job *j;
+	int r;
+
+	if (store_full(eq->store))
+		return -ENOSPC;
+	if ((j = job_new(eq, cb, arg)) == NULL)
+		return -ENOMEM;
+	if ((r = store_import(eq->store, path, on_imported, j)) < 0)
+		free(j);
+	return r;
 }

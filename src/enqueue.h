@@ -1,10 +1,10 @@
 /*
  * enqueue: the one way into the queue for every intake (Submitted folder,
- * SMTP; ForeignQueue imports go through store_import). It prepends
- * the Received: field, counts hops against the hop limit, honours the queue
- * limit, and asks the store to make the message durable; only when the
- * file is durable is the submitter told it was accepted and the scheduler
- * given the message. Never delivers anything itself.
+ * SMTP, ForeignQueue imports) and for the queue recovered at start. It
+ * prepends the Received: field, counts hops against the hop limit, honours
+ * the queue limit, and asks the store to make the message durable; only
+ * when the file is durable is the submitter told it was accepted and the
+ * scheduler given the message. Never delivers anything itself.
  */
 #ifndef MP_ENQUEUE_H
 #define MP_ENQUEUE_H
@@ -15,10 +15,10 @@
 #include "buf.h"
 #include "envelope.h"
 #include "log.h"
-#include "sched.h"
 #include "store.h"
 
 struct enqueue;
+struct sched;		/* sched.h: the enqueuer hands it what is durable */
 
 struct enqueue_settings {
 	const char *hostname;	/* for Received: (copied) */
@@ -45,6 +45,24 @@ typedef void (*enqueue_cb)(void *arg, int err, const char *id);
 int enqueue_message(struct enqueue *eq, struct envelope *env,
 	struct buf *message, const char *received, const char *unlink_after,
 	enqueue_cb cb, void *arg);
+
+/*
+ * The header checks enqueue_message makes, for a caller that must answer
+ * before it queues (SMTP: its reply, and sync recipients that are never
+ * queued): parse the header of msg (len bytes, LF line ends, the
+ * Received: field on top) and count its Received: fields into *hops.
+ * -EINVAL unparsable (*why constant), -ELOOP more than the hop limit,
+ * -ENOMEM. No log line.
+ */
+int enqueue_judge(const struct enqueue *eq, const char *msg, size_t len,
+	size_t *hops, const char **why);
+/*
+ * enqueue_message for a message enqueue_judge passed (Received: already
+ * on top, no unlink_after): the same errors but the header's, which is
+ * not parsed again.
+ */
+int enqueue_judged(struct enqueue *eq, struct envelope *env,
+	struct buf *message, enqueue_cb cb, void *arg);
 
 /*
  * Streamed messages, too large to hold in memory (docs/QUEUE.md
@@ -76,6 +94,28 @@ int enqueue_draft_commit(struct enqueue_draft *ed, const char *unlink_after,
 	enqueue_cb cb, void *arg);
 /* Give up: the draft is aborted, nobody is told, ed is freed. */
 void enqueue_draft_abort(struct enqueue_draft *ed);
+
+/*
+ * Start-up recovery (store_recover): every live queue file goes to the
+ * scheduler in ID order; seen (may be NULL) looks at each one just before
+ * (e.g. the .sub it came from), done is told when the scan is over, both
+ * with arg. A message the scheduler cannot take gets a log line and waits
+ * on disk for the next start.
+ */
+typedef void (*enqueue_seen_cb)(void *arg, const struct store_msg *m);
+int enqueue_recover(struct enqueue *eq, enqueue_seen_cb seen,
+	store_scan_cb done, void *arg);
+
+/*
+ * Import a queue file written elsewhere (a ForeignQueue .msg, moved by
+ * store_import under a fresh ID) and give it to the scheduler; then cb
+ * gets err 0 and the ID, or the store's error (-EBADMSG corrupt, moved to
+ * Queue/corrupt; -EALREADY every recipient was final, removed). No hop or
+ * header check: the file is a queue file already. -ENOSPC at once, with
+ * nothing done, when the queue limit is reached.
+ */
+int enqueue_import(struct enqueue *eq, const char *path, enqueue_cb cb,
+	void *arg);
 
 /*
  * The Received: field of a local submission:

@@ -1,8 +1,9 @@
 /*
  * foreign: the ForeignQueue importer (see foreign.h). Owns nothing but its
  * timer and the list of files found by the last scan; every move into
- * Queue/ is made by store_import. Promises: only .msg files are imported
- * and only .tmp files deleted; directory walking runs on the thread pool.
+ * Queue/ is made by enqueue_import (store_import, then the scheduler).
+ * Promises: only .msg files are imported and only .tmp files deleted;
+ * directory walking runs on the thread pool.
  */
 #include "foreign.h"
 
@@ -23,8 +24,7 @@ struct foreign {
 	uv_loop_t *loop;
 	char *dir;			/* BASE/ForeignQueue */
 	uint64_t every_ms;
-	struct store *st;
-	struct sched *sc;
+	struct enqueue *eq;
 	struct logger *log;
 	uv_timer_t timer;
 	bool scanning, stopping, full_logged;
@@ -60,8 +60,7 @@ ends_with(const char *name, const char *ext)
 /* Open the importer. */
 int
 foreign_open(uv_loop_t *loop, const char *base_dir, uint64_t scan_interval_s,
-	struct store *st, struct sched *sc, struct logger *lg,
-	struct foreign **out)
+	struct enqueue *eq, struct logger *lg, struct foreign **out)
 {
 	struct foreign *f = calloc(1, sizeof(*f));
 	struct buf p = BUF_INIT;
@@ -76,8 +75,7 @@ foreign_open(uv_loop_t *loop, const char *base_dir, uint64_t scan_interval_s,
 	}
 	f->loop = loop;
 	f->every_ms = scan_interval_s * 1000;
-	f->st = st;
-	f->sc = sc;
+	f->eq = eq;
 	f->log = lg;
 	uv_timer_init(loop, &f->timer);
 	f->timer.data = f;
@@ -182,24 +180,17 @@ after_walk(uv_work_t *w, int status)
 	pump(f);
 }
 
-/* One import finished. */
+/* One import finished (the scheduler has the message). */
 static void
-on_imported(void *arg, int err, struct store_msg *m)
+on_imported(void *arg, int err, const char *id)
 {
 	struct foreign *f = arg;
-	int r;
 
 	f->inflight--;
 	if (err == 0) {
 		f->imported++;
 		log_msg(f->log, LOG_QUEUE, LOG_MAJOR,
-			"ForeignQueue: imported as id=%s", m->id);
-		if ((r = sched_add(f->sc, m)) < 0) {
-			log_msg(f->log, LOG_QUEUE, LOG_FAILURES,
-				"id=%s cannot be scheduled: %s", m->id,
-				strerror(-r));
-			store_msg_free(m);
-		}
+			"ForeignQueue: imported as id=%s", id);
 	} else if (err == -EBADMSG) {
 		f->corrupt++;
 	} else if (err == -EALREADY) {
@@ -220,9 +211,12 @@ on_imported(void *arg, int err, struct store_msg *m)
 static void
 pump(struct foreign *f)
 {
+	int r;
+
 	while (!f->stopping && f->inflight < FOREIGN_IN_FLIGHT &&
 	    f->next < f->todo.n) {
-		if (store_full(f->st)) {
+		r = enqueue_import(f->eq, f->todo.v[f->next], on_imported, f);
+		if (r == -ENOSPC) {
 			if (!f->full_logged)
 				log_msg(f->log, LOG_QUEUE, LOG_PROBLEMS,
 					"queue limit reached: ForeignQueue "
@@ -232,8 +226,8 @@ pump(struct foreign *f)
 			break;
 		}
 		f->full_logged = false;
-		if (store_import(f->st, f->todo.v[f->next++], on_imported,
-		    f) == 0)
+		f->next++;
+		if (r == 0)
 			f->inflight++;
 	}
 	if (f->inflight == 0 && f->next >= f->todo.n && f->todo.n > 0) {

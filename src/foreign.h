@@ -2,9 +2,9 @@
  * foreign: ForeignQueue import (SPEC "ForeignQueue"). At start and every
  * scan interval, if BASE/ForeignQueue exists, every .msg in it (and in its
  * subfolders) is moved into Queue/ under a fresh ID and handed to the
- * scheduler, every .tmp is deleted, other files are left alone; a log line
- * says when the folder has been emptied. The queue limit holds imports
- * back until there is room.
+ * scheduler (enqueue_import), every .tmp is deleted, other files are left
+ * alone; a log line says when the folder has been emptied. The queue
+ * limit holds imports back until there is room.
  */
 #ifndef MP_FOREIGN_H
 #define MP_FOREIGN_H
@@ -12,15 +12,14 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "enqueue.h"
 #include "log.h"
-#include "sched.h"
-#include "store.h"
 
 struct foreign;
 
 int foreign_open(uv_loop_t *loop, const char *base_dir,
-	uint64_t scan_interval_s, struct store *st, struct sched *sc,
-	struct logger *lg, struct foreign **out);
+	uint64_t scan_interval_s, struct enqueue *eq, struct logger *lg,
+	struct foreign **out);
 /* Scan now and then every interval. */
 int foreign_start(struct foreign *f);
 /* Called when no import is in flight after foreign_stop. */

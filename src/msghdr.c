@@ -752,7 +752,6 @@ msghdr_submission(const char *data, size_t len,
 		*why = "cannot make the Date: or Message-ID: field";
 		goto out;
 	}
-	out->hops = (unsigned)msghdr_count(m.data, &h, "Received");
 out:
 	if (r == -ENOMEM)
 		*why = "out of memory";
@@ -771,7 +770,6 @@ msghdr_submission_free(struct msghdr_submission *s)
 	free(s->return_path);
 	s->return_path = NULL;
 	buf_free(&s->message);
-	s->hops = 0;
 }
 
 /* Append an RFC 5322 date-time for t in local time (C locale names). */

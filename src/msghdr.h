@@ -77,10 +77,9 @@ struct msghdr_submission {
 	struct strv rcpts;	/* canonical, de-duplicated, in order */
 	char *return_path;	/* canonical; "" = null return-path */
 	struct buf message;	/* the message to store (LF line ends) */
-	unsigned hops;		/* Received: fields in the stored message */
 };
 
-#define MSGHDR_SUBMISSION_INIT { STRV_INIT, NULL, BUF_INIT, 0 }
+#define MSGHDR_SUBMISSION_INIT { STRV_INIT, NULL, BUF_INIT }
 
 /*
  * Apply the Submitted-folder rules to a .sub file's bytes (CRLF line ends

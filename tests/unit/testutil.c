@@ -11,6 +11,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,4 +105,71 @@ tu_make_cmd(struct pipe_cmd *c, unsigned tags, const char *app, ...)
 	while ((p = va_arg(ap, const char *)) != NULL)
 		assert_int_equal(strv_push(&c->params, p), 0);
 	va_end(ap);
+}
+
+/* malloc'ed printf. */
+char *
+tu_strdupf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+	int k;
+
+	va_start(ap, fmt);
+	k = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	assert_true(k >= 0);
+	return s;
+}
+
+/* Read the whole file at path. */
+char *
+tu_slurp(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t n = 0, cap = 4096;
+	char *s = malloc(cap);
+	ssize_t k;
+
+	assert_true(fd >= 0);
+	assert_non_null(s);
+	while ((k = read(fd, s + n, cap - n - 1)) > 0) {
+		n += (size_t)k;
+		if (n + 1 == cap)
+			assert_non_null(s = realloc(s, cap *= 2));
+	}
+	assert_true(k == 0);
+	close(fd);
+	s[n] = '\0';
+	if (len)
+		*len = n;
+	return s;
+}
+
+/* Does the file hold text? */
+bool
+tu_file_has(const char *path, const char *text)
+{
+	char *s = tu_slurp(path, NULL);
+	bool yes = strstr(s, text) != NULL;
+
+	free(s);
+	return yes;
+}
+
+/* Remove one path of a tree (nftw callback). */
+static int
+rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
+{
+	(void)sb;
+	(void)flag;
+	(void)f;
+	return remove(p);
+}
+
+/* Remove dir and what it holds (depth first, no symlink followed). */
+void
+tu_rmtree(const char *dir)
+{
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
