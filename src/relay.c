@@ -461,11 +461,7 @@ relay_send(struct relay *r, const struct relay_msg *mm, relay_done_cb cb,
 			m->scan_pending = true;
 		}
 	} else {
-		struct scan sc = { 0 };
-
-		relay__scan_bytes(&sc, m->input_mem, (size_t)m->input_len);
-		m->eightbit = sc.eightbit;
-		m->wire_size = relay__scan_size(&sc, m->input_len);
+		relay__scan_msg(m, NULL);	/* memory: nothing blocks */
 	}
 	if (!relay__msg_open(m))
 		relay__msg_report(m);
