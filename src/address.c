@@ -51,17 +51,11 @@ addr_dot_string(const char *s, size_t len)
 	return true;
 }
 
-/* Any byte < 0x20 or == 0x7f in the first len bytes? */
+/* Any byte < 0x20 or == 0x7f in the first len bytes? (buf.h's rule) */
 bool
 address_has_ctl(const char *s, size_t len)
 {
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c < 0x20 || c == 0x7f)
-			return true;
-	}
-	return false;
+	return mp_has_ctl(s, len, false);
 }
 
 /* Lower-case ASCII letters of s in place. */
@@ -227,7 +221,7 @@ address_parse(const char *s, size_t len, unsigned flags,
 		}
 		return (a->local = mp_strdup("")) ? 0 : -ENOMEM;
 	}
-	if (address_has_ctl(s, len)) {
+	if (mp_has_ctl(s, len, false)) {
 		*why = "control character in address";
 		return -EINVAL;
 	}
@@ -303,8 +297,7 @@ address_join(const char *local, const char *domain, char **out)
 		return -EINVAL;
 	if (*local == '\0' && domain == NULL)
 		return (*out = mp_strdup("")) ? 0 : -ENOMEM;
-	if (*local == '\0' || address_has_ctl(local, strlen(local)) ||
-	    (domain && address_has_ctl(domain, strlen(domain))))
+	if (*local == '\0' || mp_str_has_ctl(local) || mp_str_has_ctl(domain))
 		return -EINVAL;
 	if (address_local_needs_quotes(local)) {
 		r = buf_putc(&b, '"');

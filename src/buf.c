@@ -281,6 +281,26 @@ mp_strndup(const char *s, size_t n)
 	return p;
 }
 
+/* Any control character (TAB too unless tab_ok) in s[0..n)? */
+bool
+mp_has_ctl(const char *s, size_t n, bool tab_ok)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (mp_is_ctl(c) && !(tab_ok && c == '\t'))
+			return true;
+	}
+	return false;
+}
+
+/* Any control character in the string s (NULL holds none)? */
+bool
+mp_str_has_ctl(const char *s)
+{
+	return s != NULL && mp_has_ctl(s, strlen(s), false);
+}
+
 /* Copy in to out turning CR LF into LF, a CR carried between pieces. */
 size_t
 mp_crlf_to_lf(const char *in, size_t n, char *out, bool *cr)

@@ -93,6 +93,21 @@ int mp_random_hex(char *out, size_t n);
  */
 size_t mp_crlf_to_lf(const char *in, size_t n, char *out, bool *cr);
 
+/*
+ * Control characters: 0x00-0x1f and 0x7f (TAB, CR and LF included); an
+ * octet >= 0x80 is never one. The one rule behind every "is this text
+ * free of control characters" check.
+ */
+static inline bool
+mp_is_ctl(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f;
+}
+/* Any control character in s[0..n)? With tab_ok, TAB does not count. */
+bool mp_has_ctl(const char *s, size_t n, bool tab_ok);
+/* Any control character in the string s (NULL holds none)? */
+bool mp_str_has_ctl(const char *s);
+
 /* strdup that returns NULL only on allocation failure and accepts NULL. */
 char *mp_strdup(const char *s);
 /* Copy of n bytes at s, NUL-terminated. */

@@ -58,23 +58,6 @@ struct env_parse {
 	const char *why;
 };
 
-/* Does the byte count as a control character (0x00-0x1f, 0x7f)? */
-static bool
-env_is_ctl(unsigned char c)
-{
-	return c < 0x20 || c == 0x7f;
-}
-
-/* Are the n bytes at s free of control characters? */
-static bool
-env_no_ctl(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (env_is_ctl((unsigned char)s[i]))
-			return false;
-	return true;
-}
-
 /* Is s[0..n) a prefix of word (partial) or equal to it (complete)? */
 static bool
 env_word_ok(const char *s, size_t n, const char *word, bool partial)
@@ -153,7 +136,7 @@ env_xtext_ok(const char *s, size_t n, bool partial)
 static bool
 env_text_ok(const char *s, size_t n, bool partial)
 {
-	return (partial || n > 0) && env_no_ctl(s, n);
+	return (partial || n > 0) && !mp_has_ctl(s, n, false);
 }
 
 /* Padding: one or more '-' (any prefix of that when partial). */
@@ -198,7 +181,7 @@ env_addr_text_ok(const char *s, size_t n, bool allow_null)
 static bool
 env_bracket_ok(const char *s, size_t n, bool allow_null, bool partial)
 {
-	if (!env_no_ctl(s, n))
+	if (mp_has_ctl(s, n, false))
 		return false;
 	if (partial)
 		return n == 0 || s[0] == '<';
@@ -426,7 +409,7 @@ env_record(struct env_parse *p, const char *s, size_t n, size_t off,
 	size_t klen = sp ? (size_t)(sp - s) : n;
 	int k, r;
 
-	if (!env_no_ctl(s, n)) {
+	if (mp_has_ctl(s, n, false)) {
 		p->why = "control character (CR, NUL, ...) in the envelope";
 		return -EINVAL;
 	}
@@ -557,7 +540,7 @@ env_format_ok(const struct envelope *e)
 	if (!env_uid_ok(e->uid, strnlen(e->uid, sizeof(e->uid)), false) ||
 	    e->tag == NULL || !env_tag_ok(e->tag, strlen(e->tag), false) ||
 	    e->submitted < 0 || e->user < -1 || e->from == NULL ||
-	    !env_no_ctl(e->from, strlen(e->from)) ||
+	    mp_str_has_ctl(e->from) ||
 	    !env_addr_text_ok(e->from, strlen(e->from), true) ||
 	    !env_opt_text_ok(e->client) || !env_opt_text_ok(e->helo) ||
 	    !env_opt_text_ok(e->source) ||
@@ -571,7 +554,7 @@ env_format_ok(const struct envelope *e)
 		const struct env_rcpt *rc = &e->rcpt[i];
 
 		if (rc->addr == NULL || rc->addr[0] == '\0' ||
-		    !env_no_ctl(rc->addr, strlen(rc->addr)) ||
+		    mp_str_has_ctl(rc->addr) ||
 		    !env_addr_text_ok(rc->addr, strlen(rc->addr), false) ||
 		    !env_notify_ok(rc->notify) ||
 		    (rc->state != RCPT_PENDING && rc->state != RCPT_DELIVERED &&

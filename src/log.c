@@ -151,7 +151,7 @@ log_escape(struct buf *b, const char *s, size_t n)
 		char esc[4];
 		size_t elen;
 
-		if (ch >= 0x20 && ch != 0x7f)
+		if (!mp_is_ctl(ch))
 			continue;
 		if ((r = buf_append(b, s + start, i - start)) < 0)
 			return r;
@@ -288,7 +288,7 @@ log_kv(struct buf *b, const char *key, const char *value)
 		char esc[4] = { '\\', (char)ch, 0, 0 };
 		size_t elen = 2;
 
-		if (ch < 0x20 || ch == 0x7f) {
+		if (mp_is_ctl(ch)) {
 			esc[1] = 'x';
 			esc[2] = hex[ch >> 4];
 			esc[3] = hex[ch & 0xf];

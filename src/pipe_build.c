@@ -13,16 +13,6 @@
 
 #include "buf.h"
 
-/* True when s holds a control character. */
-static bool
-unsafe(const char *s)
-{
-	for (; s && *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return true;
-	return false;
-}
-
 /* Push "NAME=value" unless value is NULL. */
 static int
 push_env(struct strv *e, const char *name, const char *value)
@@ -64,12 +54,12 @@ check_values(const struct pipe_request *req, const struct pipe_settings *s,
 	};
 
 	for (size_t i = 0; i < c->params.n; i++)
-		if (unsafe(c->params.v[i])) {
+		if (mp_str_has_ctl(c->params.v[i])) {
 			*why = "unsafe value in a parameter";
 			return -EINVAL;
 		}
 	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++)
-		if (unsafe(vals[i].v)) {
+		if (mp_str_has_ctl(vals[i].v)) {
 			*why = vals[i].why;
 			return -EINVAL;
 		}

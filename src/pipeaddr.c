@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "address.h"
-
 /* Why texts shared with the router (SPEC "Routing"). */
 #define WHY_DASH "text substituted for '*' begins with '-'"
 #define WHY_CTL "text substituted for '*' holds a control character"
@@ -67,7 +65,7 @@ pipe_app_check(const char *app, const char **why)
 		*why = "application name holds '\\'";
 		return -EINVAL;
 	}
-	if (address_has_ctl(app, strlen(app))) {
+	if (mp_str_has_ctl(app)) {
 		*why = "control character in application name";
 		return -EINVAL;
 	}
@@ -278,11 +276,9 @@ pa_parse(const char *s, size_t len, bool tmpl, struct pipe_tmpl *t,
 	int r = 0;
 
 	*t = (struct pipe_tmpl)PIPE_TMPL_INIT;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] != '\t' && address_has_ctl(s + i, 1)) {
-			*why = "control character in pipe address";
-			return -EINVAL;
-		}
+	if (mp_has_ctl(s, len, true)) {
+		*why = "control character in pipe address";
+		return -EINVAL;
 	}
 	while (r == 0) {
 		while (pos < len && pa_space(s[pos]))
@@ -405,7 +401,7 @@ pipe_tmpl_expand(const struct pipe_tmpl *t, const char *text,
 	}
 	if (!t->has_star || text == NULL)
 		text = "";
-	if (address_has_ctl(text, strlen(text))) {
+	if (mp_str_has_ctl(text)) {
 		*why = WHY_CTL;
 		return -EPERM;
 	}
@@ -467,8 +463,7 @@ pipe_cmd_format(const struct pipe_cmd *c, char **out)
 	    (c->queue && !pipe_queue_name_ok(c->queue, strlen(c->queue))))
 		return -EINVAL;
 	for (size_t i = 0; i < c->params.n; i++)
-		if (c->params.v[i][0] == '\0' ||
-		    address_has_ctl(c->params.v[i], strlen(c->params.v[i])))
+		if (c->params.v[i][0] == '\0' || mp_str_has_ctl(c->params.v[i]))
 			return -EINVAL;
 	if (c->queue)
 		r = buf_printf(&b, "queue[%s] ", c->queue);

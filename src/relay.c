@@ -39,16 +39,6 @@ relay__rlog(const struct relay *r, enum log_level l, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* True when s holds a control character (CR, LF, ...). */
-static bool
-has_ctl(const char *s)
-{
-	for (; s && *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return true;
-	return false;
-}
-
 /* True when s holds an octet >= 0x80. */
 static bool
 has_8bit(const char *s)
@@ -317,7 +307,7 @@ relay_open(uv_loop_t *loop, const struct relay_settings *s,
 
 	*out = NULL;
 	if (s == NULL || s->host_port == NULL || s->host_port[0] == '\0' ||
-	    has_ctl(s->host_port) || has_ctl(s->helo))
+	    mp_str_has_ctl(s->host_port) || mp_str_has_ctl(s->helo))
 		return -EINVAL;
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return -ENOMEM;
@@ -435,7 +425,7 @@ relay_send(struct relay *r, const struct relay_msg *mm, relay_done_cb cb,
 	r->active++;
 
 	/* Values that cannot go into a command fail at once. */
-	if (has_ctl(m->from))
+	if (mp_str_has_ctl(m->from))
 		relay__msg_settle_rest(m, RESULT_FAILED, 553, "5.1.7",
 		    "the return-path holds a control character");
 	m->utf8_from = has_8bit(m->from);
@@ -443,7 +433,7 @@ relay_send(struct relay *r, const struct relay_msg *mm, relay_done_cb cb,
 		const char *a = m->rcpts[i].addr;
 
 		m->utf8_rcpt[i] = has_8bit(a);
-		if (!m->done[i] && (a[0] == '\0' || has_ctl(a))) {
+		if (!m->done[i] && (a[0] == '\0' || mp_str_has_ctl(a))) {
 			relay__set_result(&m->res[i], RESULT_FAILED, 553, "5.1.3",
 			    "the recipient address is empty or holds a "
 			    "control character");
@@ -461,11 +451,7 @@ relay_send(struct relay *r, const struct relay_msg *mm, relay_done_cb cb,
 			m->scan_pending = true;
 		}
 	} else {
-		struct scan sc = { 0 };
-
-		relay__scan_bytes(&sc, m->input_mem, (size_t)m->input_len);
-		m->eightbit = sc.eightbit;
-		m->wire_size = relay__scan_size(&sc, m->input_len);
+		relay__scan_msg(m, NULL);	/* memory: nothing blocks */
 	}
 	if (!relay__msg_open(m))
 		relay__msg_report(m);

@@ -408,7 +408,7 @@ relay__sess_new(struct relay *r, struct rmsg *m)
 	}
 	s->r = r;
 	s->id = ++r->next_sid;
-	s->fd = -1;
+	relay__data_init(s);
 	LIST_INSERT_HEAD(&r->sessions, s, link);
 	r->nsess++;
 	s->live = true;

@@ -1,18 +1,16 @@
 /*
  * relay_data: the relay's message bytes. Owns the scan of a message
  * (8-bit octets, its size on the wire; on the thread pool for a queue
- * file) and the DATA stream: reading the stored message (the queue file
- * at an offset, or memory) in chunks, encoding it through smtpcodec
- * (LF -> CRLF, dot-stuffing) and the final dot. The reader duplicates
- * pipe.c's stdin feeder (issue 12 point 3 merges them). Promises: file
+ * file) and the DATA stream: the stored message (the queue file at an
+ * offset, or memory), read through msgsrc in chunks, encoded through
+ * smtpcodec (LF -> CRLF, dot-stuffing), and the final dot. Promises: file
  * reads and closes run on the thread pool; at most one read in flight and
- * none while the socket's write queue is long. Part of relay
- * (relay_int.h).
+ * none while the socket's write queue is long; a session's msgsrc is
+ * described anew only once the last message's file is closed. Part of
+ * relay (relay_int.h).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include "buf.h"
 #include "relay_int.h"
@@ -21,8 +19,8 @@
 /* The scan: 8-bit octets and the size on the wire.                    */
 
 /* Scan n bytes at p. */
-void
-relay__scan_bytes(struct scan *sc, const char *p, size_t n)
+static void
+scan_bytes(struct scan *sc, const char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)p[i];
@@ -38,10 +36,39 @@ relay__scan_bytes(struct scan *sc, const char *p, size_t n)
 }
 
 /* The size on the wire (RFC 1870: CRLF line ends, no dot-stuffing). */
-uint64_t
-relay__scan_size(const struct scan *sc, uint64_t len)
+static uint64_t
+scan_size(const struct scan *sc, uint64_t len)
 {
 	return len + sc->lf_added + (len > 0 && !sc->last_lf ? 2 : 0);
+}
+
+/* Scan one chunk (msgsrc_each's callback). */
+static int
+scan_chunk(void *arg, const char *p, size_t n)
+{
+	scan_bytes(arg, p, n);
+	return 0;
+}
+
+/* Scan the message: 8-bit octets, size on the wire, scan_err/why. */
+void
+relay__scan_msg(struct rmsg *m, char *buf)
+{
+	struct msgsrc ms;
+	struct scan sc = { 0 };
+	const char *why;
+	int r;
+
+	/* An empty message is not opened. */
+	msgsrc_init(&ms, NULL, m->input_len > 0 ? m->input_path : NULL,
+	    m->input_mem, m->input_off, m->input_len, NULL, NULL);
+	if ((r = msgsrc_each(&ms, buf, RELAY_CHUNK, scan_chunk, &sc,
+	    &why)) < 0) {
+		m->scan_err = r;
+		m->scan_why = why;
+	}
+	m->eightbit = sc.eightbit;
+	m->wire_size = scan_size(&sc, m->input_len);
 }
 
 /* Thread pool: read the message once, without keeping it. */
@@ -49,46 +76,15 @@ void
 relay__scan_work(uv_work_t *w)
 {
 	struct rmsg *m = w->data;
-	struct scan sc = { 0 };
-	uint64_t done = 0;
 	char *b = malloc(RELAY_CHUNK);
-	int fd;
 
 	if (b == NULL) {
 		m->scan_err = -ENOMEM;
 		m->scan_why = "out of memory";
 		return;
 	}
-	if ((fd = open(m->input_path, O_RDONLY | O_CLOEXEC)) < 0) {
-		m->scan_err = -errno;
-		m->scan_why = "cannot open the message";
-		free(b);
-		return;
-	}
-	while (done < m->input_len) {
-		uint64_t left = m->input_len - done;
-		ssize_t n = pread(fd, b, left < RELAY_CHUNK ? (size_t)left :
-		    RELAY_CHUNK, (off_t)(m->input_off + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			m->scan_err = -errno;
-			m->scan_why = "cannot read the message";
-			break;
-		}
-		if (n == 0) {
-			m->scan_err = -EIO;
-			m->scan_why = "message file shorter than recorded";
-			break;
-		}
-		relay__scan_bytes(&sc, b, (size_t)n);
-		done += (uint64_t)n;
-	}
-	close(fd);
+	relay__scan_msg(m, b);
 	free(b);
-	m->eightbit = sc.eightbit;
-	m->wire_size = relay__scan_size(&sc, m->input_len);
 }
 
 /* Loop: the scan finished. */
@@ -121,15 +117,18 @@ relay__after_scan(uv_work_t *w, int status)
 /* ------------------------------------------------------------------ */
 /* The message stream: LF -> CRLF, dot-stuffing, final dot.            */
 
-/* The queue file was closed. */
-static void
-on_file_closed(uv_fs_t *req)
-{
-	struct rsess *s = req->data;
+/* Describe the next message, open its file or stream it (below). */
+static void data_begin(struct rsess *s);
 
-	uv_fs_req_cleanup(req);
-	free(req);
+/* The queue file was closed: a DATA waiting for it may begin. */
+static void
+on_file_closed(struct rsess *s)
+{
 	s->pending--;
+	if (s->src_wait && s->st == SS_DATA) {
+		s->src_wait = false;
+		data_begin(s);
+	}
 	relay__sess_maybe_free(s);
 }
 
@@ -137,23 +136,8 @@ on_file_closed(uv_fs_t *req)
 void
 relay__file_close(struct rsess *s)
 {
-	uv_fs_t *req;
-
-	if (s->fd < 0 || s->fs_busy)
-		return;
-	if ((req = malloc(sizeof(*req))) == NULL) {
-		close(s->fd);	/* no memory: close(2) of a read-only file */
-		s->fd = -1;
-		return;
-	}
-	req->data = s;
-	if (uv_fs_close(s->r->loop, req, s->fd, on_file_closed) < 0) {
-		free(req);
-		close(s->fd);
-	} else {
+	if (msgsrc_close(&s->src) == 1)
 		s->pending++;
-	}
-	s->fd = -1;
 }
 
 
@@ -205,14 +189,10 @@ data_finish(struct rsess *s)
 
 /* A chunk of the queue file was read. */
 static void
-on_fs_read(uv_fs_t *req)
+on_fs_read(struct rsess *s, ssize_t n)
 {
-	struct rsess *s = req->data;
-	ssize_t n = req->result;
 	int r;
 
-	uv_fs_req_cleanup(req);
-	s->fs_busy = false;
 	s->pending--;
 	if (s->st != SS_DATA) {
 		relay__file_close(s);
@@ -239,9 +219,9 @@ relay__data_pump(struct rsess *s)
 	uv_stream_t *st = (uv_stream_t *)&s->conn->tcp;
 	int r;
 
-	while (s->st == SS_DATA && !s->fs_busy) {
+	while (s->st == SS_DATA && !msgsrc_busy(&s->src)) {
 		uint64_t left = m->input_len - s->data_off;
-		size_t n = left < RELAY_CHUNK ? (size_t)left : RELAY_CHUNK;
+		size_t n;
 
 		if (left == 0) {
 			data_finish(s);
@@ -249,9 +229,11 @@ relay__data_pump(struct rsess *s)
 		}
 		if (uv_stream_get_write_queue_size(st) >= RELAY_WQ_HIGH)
 			return;
-		if (m->input_path == NULL) {
-			if ((r = data_chunk(s, m->input_mem + s->data_off,
-			    n)) < 0) {
+		if (!msgsrc_is_file(&s->src)) {
+			const char *p = msgsrc_mem_at(&s->src, s->data_off,
+			    RELAY_CHUNK, &n);
+
+			if ((r = data_chunk(s, p, n)) < 0) {
 				relay__sess_fail(s, 451, "4.4.2", "cannot send to "
 				    "relay %s: %s", s->r->host_port,
 				    uv_strerror(r));
@@ -259,17 +241,12 @@ relay__data_pump(struct rsess *s)
 			}
 			continue;
 		}
-		uv_buf_t b = uv_buf_init(s->fbuf, (unsigned)n);
-
-		s->freq.data = s;
-		if ((r = uv_fs_read(s->r->loop, &s->freq, s->fd, &b, 1,
-		    (int64_t)(m->input_off + s->data_off),
-		    on_fs_read)) < 0) {
+		if ((r = msgsrc_read(&s->src, s->data_off, s->fbuf,
+		    RELAY_CHUNK)) < 0) {
 			relay__sess_fail(s, 451, "4.3.0", "cannot read the message: "
 			    "%s", uv_strerror(r));
 			return;
 		}
-		s->fs_busy = true;
 		s->pending++;
 		return;
 	}
@@ -277,16 +254,9 @@ relay__data_pump(struct rsess *s)
 
 /* The queue file was opened for the DATA phase. */
 static void
-on_fs_open(uv_fs_t *req)
+on_fs_open(struct rsess *s, ssize_t r)
 {
-	struct rsess *s = req->data;
-	ssize_t r = req->result;
-
-	uv_fs_req_cleanup(req);
-	s->fs_busy = false;
 	s->pending--;
-	if (r >= 0)
-		s->fd = (uv_file)r;
 	if (s->st != SS_DATA)
 		relay__file_close(s);
 	else if (r < 0)
@@ -297,17 +267,36 @@ on_fs_open(uv_fs_t *req)
 	relay__sess_maybe_free(s);
 }
 
-/* 354: stream the message. */
+/* An operation on the queue file finished. */
+static void
+on_src(struct msgsrc *ms, enum msgsrc_op op, ssize_t r)
+{
+	struct rsess *s = ms->data;
+
+	if (op == MSGSRC_OPEN)
+		on_fs_open(s, r);
+	else if (op == MSGSRC_READ)
+		on_fs_read(s, r);
+	else
+		on_file_closed(s);
+}
+
+/* A new session reads no message yet. */
 void
-relay__data_start(struct rsess *s)
+relay__data_init(struct rsess *s)
+{
+	msgsrc_init(&s->src, s->r->loop, NULL, NULL, 0, 0, on_src, s);
+}
+
+/* Describe the current message, then open its file or stream it. */
+static void
+data_begin(struct rsess *s)
 {
 	struct rmsg *m = s->cur;
 	int r;
 
-	s->st = SS_DATA;
-	s->enc = (struct smtpcodec_enc)SMTPCODEC_ENC_INIT;
-	s->data_off = 0;
-	relay__sess_arm(s, s->r->s.timeout_s);
+	msgsrc_init(&s->src, s->r->loop, m->input_path, m->input_mem,
+	    m->input_off, m->input_len, on_src, s);
 	if (m->input_path == NULL || m->input_len == 0) {
 		relay__data_pump(s);
 		return;
@@ -316,13 +305,26 @@ relay__data_start(struct rsess *s)
 		relay__sess_fail(s, 451, "4.3.0", "out of memory");
 		return;
 	}
-	s->freq.data = s;
-	if ((r = uv_fs_open(s->r->loop, &s->freq, m->input_path,
-	    O_RDONLY | O_CLOEXEC, 0, on_fs_open)) < 0) {
+	if ((r = msgsrc_open(&s->src)) < 0) {
 		relay__sess_fail(s, 451, "4.3.0", "cannot open the message: %s",
 		    uv_strerror(r));
 		return;
 	}
-	s->fs_busy = true;
 	s->pending++;
+}
+
+/* 354: stream the message. */
+void
+relay__data_start(struct rsess *s)
+{
+	s->st = SS_DATA;
+	s->enc = (struct smtpcodec_enc)SMTPCODEC_ENC_INIT;
+	s->data_off = 0;
+	relay__sess_arm(s, s->r->s.timeout_s);
+	/* The last message's file may still be closing (msgsrc.h). */
+	if (msgsrc_busy(&s->src)) {
+		s->src_wait = true;
+		return;
+	}
+	data_begin(s);
 }

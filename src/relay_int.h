@@ -21,6 +21,7 @@
 #include "buf.h"
 #include "envelope.h"
 #include "log.h"
+#include "msgsrc.h"
 #include "relay.h"
 #include "result.h"
 #include "smtpcodec.h"
@@ -158,9 +159,8 @@ struct rsess {
 	/* The message stream. */
 	struct smtpcodec_enc enc;	/* LF -> CRLF, dot-stuffing */
 	uint64_t data_off;
-	uv_fs_t freq;
-	uv_file fd;
-	bool fs_busy;
+	struct msgsrc src;	/* the message: open, read, close */
+	bool src_wait;		/* DATA waits for the last file's close */
 	char *fbuf;
 	uv_shutdown_t sreq;
 };
@@ -186,7 +186,7 @@ struct relay {
 	void *carg;
 };
 
-/* Count 8-bit octets and line ends (for SIZE) of a piece of message. */
+/* Count 8-bit octets and line ends (for SIZE) of a message. */
 struct scan {
 	bool eightbit;
 	bool prev_cr;
@@ -216,10 +216,12 @@ void relay__msg_settle_rest(struct rmsg *m, enum result_kind kind, int reply,
 bool relay__msg_open(const struct rmsg *m);
 
 /* relay_data.c */
-/* Scan n bytes at p. */
-void relay__scan_bytes(struct scan *sc, const char *p, size_t n);
-/* The size on the wire (RFC 1870: CRLF line ends, no dot-stuffing). */
-uint64_t relay__scan_size(const struct scan *sc, uint64_t len);
+/*
+ * Scan the message through msgsrc (blocking for a queue file: thread pool
+ * only; buf holds RELAY_CHUNK bytes, unused in memory): sets eightbit,
+ * wire_size and, when reading fails, scan_err and scan_why.
+ */
+void relay__scan_msg(struct rmsg *m, char *buf);
 /* Thread pool: read the message once, without keeping it. */
 void relay__scan_work(uv_work_t *w);
 /* Loop: the scan finished. */
@@ -230,6 +232,8 @@ void relay__file_close(struct rsess *s);
 void relay__data_pump(struct rsess *s);
 /* 354: stream the message. */
 void relay__data_start(struct rsess *s);
+/* A new session: no message to read yet. */
+void relay__data_init(struct rsess *s);
 
 /* relay_connect.c */
 /* Free the session once it is closed and libuv holds nothing of it. */

@@ -226,6 +226,29 @@ test_crlf_to_lf(void **state)
 	assert_memory_equal(out, "\rx", 2);
 }
 
+/* Control characters: 0x00-0x1f and 0x7f; TAB only when not allowed. */
+static void
+test_has_ctl(void **state)
+{
+	(void)state;
+	for (unsigned c = 0; c < 256; c++)
+		assert_int_equal(mp_is_ctl((unsigned char)c),
+		    c < 0x20 || c == 0x7f);
+	assert_false(mp_has_ctl("", 0, false));
+	assert_false(mp_has_ctl("a b~\xc3\xa9\x80\xff", 8, false));
+	assert_true(mp_has_ctl("a\tb", 3, false));
+	assert_false(mp_has_ctl("a\tb", 3, true));
+	assert_true(mp_has_ctl("a\t\rb", 4, true));
+	assert_true(mp_has_ctl("\x7f", 1, true));
+	assert_true(mp_has_ctl("a\0b", 3, false));	/* NUL counts */
+	assert_false(mp_has_ctl("a\nb", 1, false));	/* only n bytes */
+	assert_false(mp_str_has_ctl(NULL));
+	assert_false(mp_str_has_ctl(""));
+	assert_false(mp_str_has_ctl("x@example.org \xc3\xa9"));
+	assert_true(mp_str_has_ctl("a\r\nRCPT TO:<x>"));
+	assert_true(mp_str_has_ctl("\t"));
+}
+
 int
 main(void)
 {
@@ -238,6 +261,7 @@ main(void)
 		cmocka_unit_test(test_read_fd),
 		cmocka_unit_test(test_read_upto),
 		cmocka_unit_test(test_crlf_to_lf),
+		cmocka_unit_test(test_has_ctl),
 		cmocka_unit_test(test_reserve_exact),
 	};
 
