@@ -339,6 +339,23 @@ smtp_orcpt_address(const char *orcpt, size_t len, char **out)
 }
 
 /*
+ * ORIGINAL_RECIPIENT: an rfc822 ORCPT decoded when it names a valid
+ * mailbox (smtp_orcpt_address), else the address as received: no ORCPT,
+ * another addr-type, or one that is unusable (a queue file from elsewhere).
+ */
+int
+smtp_original_recipient(const char *addr, const char *orcpt, char **out)
+{
+	int r = orcpt ? smtp_orcpt_address(orcpt, strlen(orcpt), out) :
+		-ENOENT;
+
+	if (r == 0 || r == -ENOMEM)
+		return r;
+	*out = strdup(addr);
+	return *out ? 0 : -ENOMEM;
+}
+
+/*
  * ORCPT=addr-type;xtext with the xtext at most 500 characters; an rfc822
  * one must name a mailbox (smtp_orcpt_address), as it may reach a program.
  */

@@ -72,15 +72,6 @@ sched_add(struct sched *sc, struct store_msg *m)
 	return 0;
 }
 
-/* ORIGINAL_RECIPIENT (only sync recipients need it: none here). */
-int
-sched_original_recipient(const char *addr, const char *orcpt, char **out)
-{
-	(void)orcpt;
-	*out = strdup(addr);
-	return *out ? 0 : -ENOMEM;
-}
-
 /* A listening loopback socket on a free port; its port in *port. */
 static int
 listen_any(unsigned *port)
