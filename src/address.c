@@ -51,13 +51,6 @@ addr_dot_string(const char *s, size_t len)
 	return true;
 }
 
-/* Any byte < 0x20 or == 0x7f in the first len bytes? (buf.h's rule) */
-bool
-address_has_ctl(const char *s, size_t len)
-{
-	return mp_has_ctl(s, len, false);
-}
-
 /* Lower-case ASCII letters of s in place. */
 void
 address_lower(char *s)

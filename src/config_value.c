@@ -173,16 +173,6 @@ config__name_valid(const char *s, size_t n)
 	return true;
 }
 
-/* Does s hold a control character? */
-bool
-config__has_control(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return true;
-	return false;
-}
-
 /* Lower-cased copy of s, or NULL. */
 char *
 config__lower_dup(const char *s)
@@ -374,7 +364,7 @@ config__get_path(struct pctx *p, const char *v, char **out)
 	char *s = NULL;
 	int r;
 
-	if (config__has_control(v))
+	if (mp_str_has_ctl(v))
 		return config__why(p, "path holds a control character");
 	if (*v && (r = config__path_join(p->c->base_dir, v, &s)) < 0)
 		return r;

@@ -112,18 +112,6 @@ smtp_alnum(unsigned char c)
 		(c >= '0' && c <= '9');
 }
 
-/* Any control byte (0x00-0x1f, 0x7f; TAB included) in s[0..n)? */
-static bool
-smtp_has_ctl(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c < 0x20 || c == 0x7f)
-			return true;
-	}
-	return false;
-}
 
 /* Set *out to a malloc'ed copy of s[0..n). */
 static int
@@ -631,7 +619,7 @@ smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *c,
 	case SMTP_HELP:
 		if (alen == 0 && c->verb == SMTP_VRFY)
 			r = smtp_syntax(e, "VRFY requires an argument");
-		else if (smtp_has_ctl(arg, alen))
+		else if (mp_has_ctl(arg, alen, false))
 			r = smtp_syntax(e, "control character in argument");
 		else
 			r = alen ? smtp_dup(arg, alen, &c->arg) : 0;
