@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "text.h"
 
 /* Is c an ASCII letter or digit? (locale-independent) */
 static bool

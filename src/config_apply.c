@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "config_int.h"
+#include "strv.h"
+#include "text.h"
 
 static const char *const async_words[] = {
 	[ASYNC_ANYBODY] = "anybody", [ASYNC_NOBODY] = "nobody",

@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "config_int.h"
+#include "strv.h"
+#include "text.h"
 
 static const char *const sect_names[NSECT] = {
 	"server", "queue", "router", "pipe", "submitted", "foreign-queue",

@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "config.h"
 #include "log.h"
+#include "strv.h"
 
 enum sect {
 	S_SERVER, S_QUEUE, S_ROUTER, S_PIPE, S_SUBMITTED, S_FOREIGN, S_SMTP,

@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "config_int.h"
+#include "strv.h"
+#include "text.h"
 
 /* Largest duration accepted: 36500 days (fits an unsigned int too). */
 #define DURATION_MAX (36500ULL * 86400ULL)

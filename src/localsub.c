@@ -33,6 +33,8 @@
 #include "config.h"
 #include "localsub_int.h"
 #include "mp_build.h"
+#include "strv.h"
+#include "text.h"
 
 /* ---- errors ---------------------------------------------------------- */
 

@@ -23,6 +23,8 @@
 #include "buf.h"
 #include "localsub_int.h"
 #include "msghdr.h"
+#include "strv.h"
+#include "text.h"
 
 /* Header lines are folded to stay within this many columns when possible. */
 #define LOCALSUB_FOLD 78

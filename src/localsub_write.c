@@ -23,6 +23,7 @@
 #include "fdwrite.h"
 #include "localsub_int.h"
 #include "mp_build.h"
+#include "random.h"
 
 /*
  * A pending file is mode 0404 with the submit group: the daemon user (in

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "fdwrite.h"
+#include "text.h"
 
 static const char *const comp_names[LOG_NCOMP] = {
 	"SYSTEM", "PIPE", "ENQUEUER", "DEQUEUER", "SMTPI", "SMTP", "SUBMIT",

@@ -17,6 +17,7 @@
 
 #include "buf.h"
 #include "smtpreply.h"
+#include "text.h"
 
 /* stderr text used for a report is cut (at a character boundary) here, so
    that "NNN X.Y.Z text" stays within an SMTP reply line (RFC 5321: 512). */

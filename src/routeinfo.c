@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "pipeaddr.h"
+#include "strv.h"
 
 #define ROUTER_FILE_MAX ((size_t)16 << 20)
 

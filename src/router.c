@@ -16,6 +16,8 @@
 
 #include "address.h"
 #include "buf.h"
+#include "strv.h"
+#include "text.h"
 
 /*
  * Longest address a rewrite may produce (RFC 5321 allows a 256-octet path;

@@ -14,9 +14,9 @@
 #include <string.h>
 
 #include "address.h"
-#include "buf.h"
 #include "envelope.h"
 #include "smtpcodec.h"
+#include "text.h"
 
 /* RFC 3461: ENVID at most 100 characters, ORCPT's xtext at most 500. */
 #define SMTP_ENVID_MAX 100

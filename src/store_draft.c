@@ -17,6 +17,7 @@
 
 #include "fdwrite.h"
 #include "store_int.h"
+#include "text.h"
 
 #define DRAFT_SLICE (8 * 1024 * 1024)	/* copied per pool job, at most */
 

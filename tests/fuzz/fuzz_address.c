@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "address.h"
-#include "buf.h"
+#include "text.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

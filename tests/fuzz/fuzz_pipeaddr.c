@@ -13,6 +13,7 @@
 #include "address.h"
 #include "buf.h"
 #include "pipeaddr.h"
+#include "text.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

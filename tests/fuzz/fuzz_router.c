@@ -11,8 +11,9 @@
 #include <string.h>
 
 #include "address.h"
-#include "buf.h"
 #include "router.h"
+#include "strv.h"
+#include "text.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "address.h"
-#include "buf.h"
+#include "text.h"
 
 /* Parse s (C string) with flags; returns the result code. */
 static int

@@ -26,6 +26,7 @@
 #include "sched.h"
 #include "sched_int.h"
 #include "store.h"
+#include "strv.h"
 #include "transport.h"
 
 /* The n-th retry uses the n-th interval; the last one repeats. */

@@ -31,9 +31,10 @@
 #include "config.h"
 #include "enqueue.h"
 #include "router.h"
-#include "smtpd.h"
 #include "sched.h"
+#include "smtpd.h"
 #include "store.h"
+#include "strv.h"
 #include "testutil.h"
 
 #define TURNS 2000		/* loop turns (of at most 10 ms idle) */
