@@ -225,13 +225,10 @@ module_of(enum route_kind k)
 {
 	switch (k) {
 	case ROUTE_PIPE:
-		return "PIPE";
 	case ROUTE_TRANSPORT:
-		return "TRANSPORT";
 	case ROUTE_RELAY:
-		return "RELAY";
 	case ROUTE_NULL:
-		return "NULL";
+		return route_kind_name(k);
 	default:
 		return "none";
 	}
