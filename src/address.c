@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "text.h"
 
 /* Is c an ASCII letter or digit? (locale-independent) */
 static bool
@@ -49,13 +50,6 @@ addr_dot_string(const char *s, size_t len)
 		}
 	}
 	return true;
-}
-
-/* Any byte < 0x20 or == 0x7f in the first len bytes? (buf.h's rule) */
-bool
-address_has_ctl(const char *s, size_t len)
-{
-	return mp_has_ctl(s, len, false);
 }
 
 /* Lower-case ASCII letters of s in place. */

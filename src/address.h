@@ -44,9 +44,6 @@ int address_join(const char *local, const char *domain, char **out);
 bool address_local_needs_quotes(const char *local);
 /* Release the parts. */
 void address_free(struct address *a);
-/* Any byte < 0x20 or == 0x7f in the first len bytes? The same as
-   mp_has_ctl(s, len, false) (buf.h), which new code should call. */
-bool address_has_ctl(const char *s, size_t len);
 /* ASCII case-insensitive domain equality (NULL equals only NULL). */
 bool address_domain_eq(const char *a, const char *b);
 /* Lower-case ASCII letters of s in place. */

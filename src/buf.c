@@ -1,5 +1,6 @@
 /*
- * buf: growable byte buffers and string vectors used by every module.
+ * buf: growable byte buffers used by every module (string vectors are
+ * strv.c's, the text helpers text.c's, random bytes random.c's).
  * Owns only the memory it is given; promises that a failed call leaves the
  * object as it was and returns -ENOMEM, never aborts, never truncates.
  */
@@ -9,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 /* Grow b so that len + extra + 1 bytes fit: doubling, or to just that. */
@@ -187,177 +187,5 @@ buf_read_fd(struct buf *b, int fd, size_t max)
 		if (b->len > had && b->len > max)
 			return -EFBIG;
 	}
-	return 0;
-}
-
-/* Append s without copying it; s is freed if the vector cannot grow. */
-int
-strv_push_take(struct strv *sv, char *s)
-{
-	char **v;
-	size_t cap;
-
-	if (s == NULL)
-		return -ENOMEM;
-	if (sv->n + 2 > sv->cap) {
-		cap = sv->cap ? sv->cap * 2 : 8;
-		v = realloc(sv->v, cap * sizeof(*v));
-		if (v == NULL) {
-			free(s);
-			return -ENOMEM;
-		}
-		sv->v = v;
-		sv->cap = cap;
-	}
-	sv->v[sv->n++] = s;
-	sv->v[sv->n] = NULL;
-	return 0;
-}
-
-/* Append a copy of s. */
-int
-strv_push(struct strv *sv, const char *s)
-{
-	return strv_push_take(sv, mp_strdup(s));
-}
-
-/* Append a copy of n bytes. */
-int
-strv_pushn(struct strv *sv, const char *s, size_t n)
-{
-	return strv_push_take(sv, mp_strndup(s, n));
-}
-
-/* Append copies of all of src. */
-int
-strv_extend(struct strv *sv, const struct strv *src)
-{
-	int r;
-
-	for (size_t i = 0; i < src->n; i++)
-		if ((r = strv_push(sv, src->v[i])) < 0)
-			return r;
-	return 0;
-}
-
-/* Find s; -1 when absent. */
-long
-strv_find(const struct strv *sv, const char *s)
-{
-	for (size_t i = 0; i < sv->n; i++)
-		if (strcmp(sv->v[i], s) == 0)
-			return (long)i;
-	return -1;
-}
-
-/* Free all strings. */
-void
-strv_free(struct strv *sv)
-{
-	for (size_t i = 0; i < sv->n; i++)
-		free(sv->v[i]);
-	free(sv->v);
-	sv->v = NULL;
-	sv->n = sv->cap = 0;
-}
-
-/* strdup accepting NULL. */
-char *
-mp_strdup(const char *s)
-{
-	return s ? strdup(s) : NULL;
-}
-
-/* Copy n bytes into a new string. */
-char *
-mp_strndup(const char *s, size_t n)
-{
-	char *p = malloc(n + 1);
-
-	if (p == NULL)
-		return NULL;
-	memcpy(p, s, n);
-	p[n] = '\0';
-	return p;
-}
-
-/* Any control character (TAB too unless tab_ok) in s[0..n)? */
-bool
-mp_has_ctl(const char *s, size_t n, bool tab_ok)
-{
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (mp_is_ctl(c) && !(tab_ok && c == '\t'))
-			return true;
-	}
-	return false;
-}
-
-/* Any control character in the string s (NULL holds none)? */
-bool
-mp_str_has_ctl(const char *s)
-{
-	return s != NULL && mp_has_ctl(s, strlen(s), false);
-}
-
-/* Copy in to out turning CR LF into LF, a CR carried between pieces. */
-size_t
-mp_crlf_to_lf(const char *in, size_t n, char *out, bool *cr)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		char c = in[i];
-
-		if (*cr && c != '\n')
-			out[o++] = '\r';	/* the held CR was a lone one */
-		*cr = c == '\r';
-		if (!*cr)
-			out[o++] = c;
-	}
-	return o;
-}
-
-/* n random bytes; getrandom blocks only before the pool is seeded. */
-int
-mp_random(void *p, size_t n)
-{
-	size_t got = 0;
-
-	while (got < n) {
-		ssize_t r = getrandom((char *)p + got, n - got, 0);
-
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		got += (size_t)r;
-	}
-	return 0;
-}
-
-/* 2 * n random hex digits. */
-int
-mp_random_hex(char *out, size_t n)
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char raw[64];
-	size_t done = 0;
-	int r;
-
-	while (done < n) {
-		size_t k = n - done < sizeof(raw) ? n - done : sizeof(raw);
-
-		if ((r = mp_random(raw, k)) < 0)
-			return r;
-		for (size_t i = 0; i < k; i++) {
-			out[2 * (done + i)] = hex[raw[i] >> 4];
-			out[2 * (done + i) + 1] = hex[raw[i] & 0xf];
-		}
-		done += k;
-	}
-	out[2 * n] = '\0';
 	return 0;
 }

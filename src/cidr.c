@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "strv.h"
+#include "text.h"
+
 /* The IPv4-mapped IPv6 prefix ::ffff:0:0/96. */
 static const uint8_t cidr_mapped[12] = {
 	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff,

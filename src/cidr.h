@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "buf.h"
+#include "strv.h"
 
 struct cidr {
 	int family;		/* AF_INET or AF_INET6 */

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "config_int.h"
+#include "strv.h"
 
 /* Largest configuration file read. */
 #define CONFIG_FILE_MAX (1024 * 1024)

@@ -13,9 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
 #include "log.h"
 #include "result.h"
+#include "strv.h"
 
 #define FOLDERING_AUTO (-1)
 

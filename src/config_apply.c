@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "config_int.h"
+#include "strv.h"
+#include "text.h"
 
 static const char *const async_words[] = {
 	[ASYNC_ANYBODY] = "anybody", [ASYNC_NOBODY] = "nobody",
@@ -163,7 +165,7 @@ config__apply_transport(struct pctx *p, enum key_id k, const char *v)
 	case K_T_COMMAND:
 		if (*v == '\0')
 			return config__why(p, "the command must not be empty");
-		if (config__has_control(v))
+		if (mp_str_has_ctl(v))
 			return config__why(p,
 				"the command holds a control character");
 		t->command_line = p->line;
@@ -303,7 +305,7 @@ apply_pipe(struct pctx *p, enum key_id k, const char *v)
 	case K_PIPE_PATH:
 		if (*v == '\0')
 			return config__why(p, "PATH must not be empty");
-		if (config__has_control(v))
+		if (mp_str_has_ctl(v))
 			return config__why(p, "PATH holds a control character");
 		return config__set_str(&c->pipe.path_env, v);
 	default:

@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "config_int.h"
+#include "strv.h"
+#include "text.h"
 
 static const char *const sect_names[NSECT] = {
 	"server", "queue", "router", "pipe", "submitted", "foreign-queue",
@@ -391,7 +393,7 @@ parse_line(struct pctx *p, const char *s, size_t n)
 
 		if (ch == 0)
 			return perr_at(p, p->line, "NUL byte in the line");
-		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+		if (mp_is_ctl(ch) && ch != '\t')
 			return perr_at(p, p->line, "control character 0x%02x "
 				"in the line", ch);
 	}

@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "config.h"
 #include "log.h"
+#include "strv.h"
 
 enum sect {
 	S_SERVER, S_QUEUE, S_ROUTER, S_PIPE, S_SUBMITTED, S_FOREIGN, S_SMTP,
@@ -78,7 +79,6 @@ bool config__ascii_eq(const char *a, const char *b);
 int config__parse_u64(const char *s, uint64_t *out, const char **end);
 bool config__domain_valid(const char *s);
 bool config__name_valid(const char *s, size_t n);
-bool config__has_control(const char *s);
 char *config__lower_dup(const char *s);
 int config__set_str(char **dst, const char *s);
 int config__path_join(const char *base, const char *rel, char **out);

@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "config_int.h"
+#include "strv.h"
+#include "text.h"
 
 /* Largest duration accepted: 36500 days (fits an unsigned int too). */
 #define DURATION_MAX (36500ULL * 86400ULL)
@@ -171,16 +173,6 @@ config__name_valid(const char *s, size_t n)
 			return false;
 	}
 	return true;
-}
-
-/* Does s hold a control character? */
-bool
-config__has_control(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return true;
-	return false;
 }
 
 /* Lower-cased copy of s, or NULL. */
@@ -374,7 +366,7 @@ config__get_path(struct pctx *p, const char *v, char **out)
 	char *s = NULL;
 	int r;
 
-	if (config__has_control(v))
+	if (mp_str_has_ctl(v))
 		return config__why(p, "path holds a control character");
 	if (*v && (r = config__path_join(p->c->base_dir, v, &s)) < 0)
 		return r;

@@ -14,7 +14,9 @@
 #include <sys/types.h>
 
 #include "address.h"
+#include "random.h"
 #include "smtpcodec.h"
+#include "text.h"
 
 #define ENV_MAGIC "mailpipe-queue 1"
 #define ENV_MAGIC_PREFIX "mailpipe-queue "

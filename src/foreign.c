@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "strv.h"
 
 #define FOREIGN_IN_FLIGHT 4
 #define FOREIGN_MAX_DEPTH 8

@@ -29,9 +29,12 @@
 #include <gmime/gmime.h>
 
 #include "address.h"
+#include "buf.h"
 #include "config.h"
 #include "localsub_int.h"
 #include "mp_build.h"
+#include "strv.h"
+#include "text.h"
 
 /* ---- errors ---------------------------------------------------------- */
 
@@ -225,7 +228,7 @@ localsub__gecos(const char *gecos, const char *login, char **out)
 		return r;
 	}
 	/* An unusable name is left out rather than written raw. */
-	if (b.len == 0 || address_has_ctl(b.data, b.len) ||
+	if (b.len == 0 || mp_has_ctl(b.data, b.len, false) ||
 	    !g_utf8_validate(b.data, (gssize)b.len, NULL)) {
 		buf_free(&b);
 		return 0;

@@ -29,6 +29,7 @@
 #include <sys/types.h>
 
 #include "buf.h"
+#include "strv.h"
 
 /* Largest input accepted on stdin (EX_DATAERR above it). */
 #define LOCALSUB_MAX_INPUT ((size_t)1 << 30)

@@ -20,8 +20,11 @@
 #include <gmime/gmime.h>
 
 #include "address.h"
+#include "buf.h"
 #include "localsub_int.h"
 #include "msghdr.h"
+#include "strv.h"
+#include "text.h"
 
 /* Header lines are folded to stay within this many columns when possible. */
 #define LOCALSUB_FOLD 78
@@ -153,9 +156,8 @@ localsub__hdr_from(struct buf *b, const char *name, const char *addr)
 static bool
 localsub__text_ok(const char *s)
 {
-	for (const char *p = s; *p; p++)
-		if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
-			return false;
+	if (mp_has_ctl(s, strlen(s), true))
+		return false;
 	return g_utf8_validate(s, -1, NULL);
 }
 
@@ -185,7 +187,7 @@ localsub__rcpt_arg(const char *arg, const char *domain, struct strv *out,
 	const char *why = NULL;
 	int r;
 
-	if (address_has_ctl(arg, strlen(arg)))
+	if (mp_str_has_ctl(arg))
 		return localsub_fail(err, EX_USAGE, -EINVAL,
 			"a recipient argument holds a control character");
 	if (arg[0] == '-')
@@ -279,7 +281,7 @@ localsub__return_path(const struct localsub *ls, const char *from,
 		return *out ? 0 : localsub__oserr(err, -ENOMEM, "return-path");
 	}
 	n = strlen(s);
-	if (address_has_ctl(s, n))
+	if (mp_has_ctl(s, n, false))
 		return localsub_fail(err, EX_USAGE, -EINVAL,
 			"the -f address holds a control character");
 	if (n >= 2 && s[0] == '<' && s[n - 1] == '>') {

@@ -20,8 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fdwrite.h"
 #include "localsub_int.h"
 #include "mp_build.h"
+#include "random.h"
 
 /*
  * A pending file is mode 0404 with the submit group: the daemon user (in
@@ -62,27 +64,6 @@ localsub__name(struct buf *b)
 		return r;
 	return buf_printf(b, "%lld.%ld.%016" PRIx64, (long long)time(NULL),
 		(long)getpid(), rnd);
-}
-
-/* Write all of data to fd (partial writes, EINTR). */
-static int
-localsub__write_all(int fd, const char *data, size_t len)
-{
-	size_t off = 0, n;
-	ssize_t w;
-
-	while (off < len) {
-		n = len - off > ((size_t)1 << 30) ? (size_t)1 << 30 : len - off;
-		w = write(fd, data + off, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		if (w == 0)
-			return -EIO;
-		off += (size_t)w;
-	}
-	return 0;
 }
 
 /* The exit status for a failed open of Submitted/ or of the .tmp file. */
@@ -132,7 +113,7 @@ localsub__commit(struct localsub *ls, const char *dir, const char *name,
 			"cannot create %s/%s: %s", dir, tmp.data, strerror(e));
 		goto out;
 	}
-	if ((r = localsub__write_all(fd, data, len)) < 0 ||
+	if ((r = fdwrite_all(fd, data, len)) < 0 ||
 	    (fsync(fd) < 0 && (r = -errno) < 0)) {
 		r = localsub_fail(err, EX_IOERR, r, "cannot write %s/%s: %s",
 			dir, tmp.data, strerror(-r));

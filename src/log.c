@@ -8,13 +8,15 @@
 #include "log.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "fdwrite.h"
+#include "text.h"
 
 static const char *const comp_names[LOG_NCOMP] = {
 	"SYSTEM", "PIPE", "ENQUEUER", "DEQUEUER", "SMTPI", "SMTP", "SUBMIT",
@@ -173,34 +175,6 @@ log_escape(struct buf *b, const char *s, size_t n)
 	return buf_append(b, s + start, n - start);
 }
 
-/* Write all iov bytes to fd with as few write calls as the kernel allows. */
-static void
-log_write_all(int fd, struct iovec *iov, int iovcnt)
-{
-	while (iovcnt > 0) {
-		ssize_t n = writev(fd, iov, iovcnt);
-
-		if (n < 0) {
-			struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN && poll(&pfd, 1, 1000) > 0)
-				continue;
-			return;
-		}
-		while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
-			n -= (ssize_t)iov->iov_len;
-			iov++;
-			iovcnt--;
-		}
-		if (iovcnt > 0) {
-			iov->iov_base = (char *)iov->iov_base + n;
-			iov->iov_len -= (size_t)n;
-		}
-	}
-}
-
 /* Write one record built from fmt; dropped only when memory runs out. */
 void
 log_vmsg(const struct logger *lg, enum log_comp c, enum log_level l,
@@ -220,7 +194,7 @@ log_vmsg(const struct logger *lg, enum log_comp c, enum log_level l,
 	    buf_putc(&line, '\n') == 0) {
 		struct iovec iov = { line.data, line.len };
 
-		log_write_all(lg->fd, &iov, 1);
+		(void)fdwrite_iov(lg->fd, &iov, 1);
 	} else {
 		/* Out of memory: still say so, in one record, without
 		   allocating. */
@@ -233,7 +207,7 @@ log_vmsg(const struct logger *lg, enum log_comp c, enum log_level l,
 			{ (char *)lost, sizeof(lost) - 1 },
 		};
 
-		log_write_all(lg->fd, iov, 6);
+		(void)fdwrite_iov(lg->fd, iov, 6);
 	}
 	buf_free(&text);
 	buf_free(&line);

@@ -17,6 +17,9 @@
 #include <time.h>
 
 #include "address.h"
+#include "random.h"
+#include "strv.h"
+#include "text.h"
 
 #define MSGHDR_MID_RANDOM 8	/* random bytes in a generated Message-ID */
 

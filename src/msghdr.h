@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "strv.h"
 
 /* The largest header block (blank line included) msghdr_submission takes. */
 #define MSGHDR_MAX_HEADER ((size_t)1024 * 1024)

@@ -9,6 +9,7 @@
  * changes queue state.
  */
 #include "pipe_int.h"
+#include "text.h"
 
 #include <errno.h>
 #include <fcntl.h>

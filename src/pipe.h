@@ -19,11 +19,11 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "buf.h"
 #include "log.h"
 #include "pipeaddr.h"
 #include "result.h"
 #include "spawn.h"
+#include "strv.h"
 
 #define PIPE_DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
 /* What [FILE] puts after -f: the program's private copy of its queue

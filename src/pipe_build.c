@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "buf.h"
+#include "strv.h"
+#include "text.h"
 
 /* Push "NAME=value" unless value is NULL. */
 static int

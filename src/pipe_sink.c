@@ -38,6 +38,19 @@ sink_fail(struct sink *k, int err)
 	sink_resume(k);
 }
 
+/* After an open or a write: go on with the sink and its job. */
+static void
+sink_done(struct sink *k, uv_fs_t *req)
+{
+	struct pipe_job *j = k->job;
+
+	uv_fs_req_cleanup(req);
+	sink_resume(k);
+	pipe_sink_pump(k);
+	pipe_job_check(j);
+	pipe_job_maybe_free(j);
+}
+
 /* The file was opened. */
 static void
 on_sink_open(uv_fs_t *req)
@@ -51,11 +64,7 @@ on_sink_open(uv_fs_t *req)
 		sink_fail(k, (int)req->result);
 	else
 		k->fd = (uv_file)req->result;
-	uv_fs_req_cleanup(req);
-	sink_resume(k);
-	pipe_sink_pump(k);
-	pipe_job_check(j);
-	pipe_job_maybe_free(j);
+	sink_done(k, req);
 }
 
 /* A write finished (possibly partly). */
@@ -81,11 +90,7 @@ on_sink_write(uv_fs_t *req)
 			free(c);
 		}
 	}
-	uv_fs_req_cleanup(req);
-	sink_resume(k);
-	pipe_sink_pump(k);
-	pipe_job_check(j);
-	pipe_job_maybe_free(j);
+	sink_done(k, req);
 }
 
 /* The file was closed. */

@@ -12,6 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
+#include "strv.h"
+#include "text.h"
+
 /* Why texts shared with the router (SPEC "Routing"). */
 #define WHY_DASH "text substituted for '*' begins with '-'"
 #define WHY_CTL "text substituted for '*' holds a control character"

@@ -19,7 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "buf.h"
+#include "strv.h"
 
 enum pipe_tag {
 	PIPE_TAG_FILE = 1,

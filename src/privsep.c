@@ -22,6 +22,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "buf.h"
+#include "strv.h"
+
 /* Deepest folder below a prepared directory that is walked. */
 #define PRIVSEP_DEPTH 4
 

@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#include "buf.h"
+#include "strv.h"
 
 /* How a directory of the base directory is prepared. */
 struct privsep_dir {

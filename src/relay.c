@@ -20,8 +20,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "buf.h"
 #include "relay_int.h"
+#include "text.h"
 
 /* ------------------------------------------------------------------ */
 /* Small helpers.                                                      */

@@ -17,24 +17,18 @@
 
 #include "buf.h"
 #include "smtpreply.h"
+#include "text.h"
 
 /* stderr text used for a report is cut (at a character boundary) here, so
    that "NNN X.Y.Z text" stays within an SMTP reply line (RFC 5321: 512). */
 #define RESULT_ERR_TEXT_MAX 400
-
-/* True for a byte that may not appear in a result text. */
-static bool
-is_ctl(unsigned char c)
-{
-	return c < 0x20 || c == 0x7f;
-}
 
 /* Replace every control character of s with a space. */
 static void
 ctl_to_space(char *s)
 {
 	for (; *s; s++)
-		if (is_ctl((unsigned char)*s))
+		if (mp_is_ctl((unsigned char)*s))
 			*s = ' ';
 }
 
@@ -164,7 +158,7 @@ code_reply_parse(const char *s, int *reply, char status[RESULT_STATUS_MAX],
 	}
 	code = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
 	for (const char *q = s; *q; q++)
-		if (is_ctl((unsigned char)*q)) {
+		if (mp_is_ctl((unsigned char)*q)) {
 			*why = "reply holds a control character";
 			return -EINVAL;
 		}
@@ -280,7 +274,7 @@ err_line(const char *s, struct buf *out)
 	for (; s && *s; s++) {
 		unsigned char c = (unsigned char)*s;
 
-		if (is_ctl(c) || c == ' ') {
+		if (mp_is_ctl(c) || c == ' ') {
 			space = out->len > 0;
 			continue;
 		}

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "pipeaddr.h"
+#include "strv.h"
 
 #define ROUTER_FILE_MAX ((size_t)16 << 20)
 
@@ -224,13 +225,10 @@ module_of(enum route_kind k)
 {
 	switch (k) {
 	case ROUTE_PIPE:
-		return "PIPE";
 	case ROUTE_TRANSPORT:
-		return "TRANSPORT";
 	case ROUTE_RELAY:
-		return "RELAY";
 	case ROUTE_NULL:
-		return "NULL";
+		return route_kind_name(k);
 	default:
 		return "none";
 	}

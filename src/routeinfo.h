@@ -12,10 +12,10 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "buf.h"
 #include "config.h"
 #include "pipe.h"
 #include "router.h"
+#include "strv.h"
 #include "transport.h"
 
 /* The system's host name (gethostname), malloc'ed. */

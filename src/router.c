@@ -15,6 +15,9 @@
 #include <string.h>
 
 #include "address.h"
+#include "buf.h"
+#include "strv.h"
+#include "text.h"
 
 /*
  * Longest address a rewrite may produce (RFC 5321 allows a 256-octet path;
@@ -428,9 +431,8 @@ router_table_parse(const char *text, size_t len, const char *filename,
 			r = rt_err(err, filename, lineno, "NUL byte");
 			break;
 		}
-		for (size_t i = 0; i < n && !why; i++)
-			if (line[i] != '\t' && address_has_ctl(line + i, 1))
-				why = "control character";
+		if (mp_has_ctl(line, n, true))
+			why = "control character";
 		while (!why && n > 0 && rt_space(*line)) {
 			line++;
 			n--;
@@ -554,7 +556,7 @@ rt_fail(struct route *r, enum route_kind k, int reply, const char *status,
 static int
 rt_text_check(const char *text, const char **why)
 {
-	if (address_has_ctl(text, strlen(text))) {
+	if (mp_str_has_ctl(text)) {
 		*why = WHY_CTL;
 		return -EPERM;
 	}

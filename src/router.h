@@ -19,8 +19,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "buf.h"
 #include "pipeaddr.h"
+#include "strv.h"
 
 enum router_target_kind {
 	TARGET_ADDRESS,		/* rewrite to another address, route again */

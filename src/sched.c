@@ -22,23 +22,6 @@
 #include "sched_int.h"
 #include "smtpcmd.h"
 
-/*
- * ORIGINAL_RECIPIENT: an rfc822 ORCPT decoded when it names a valid
- * mailbox (smtp_orcpt_address), else the address as received: no ORCPT,
- * another addr-type, or one that is unusable (a queue file from elsewhere).
- */
-int
-sched_original_recipient(const char *addr, const char *orcpt, char **out)
-{
-	int r = orcpt ? smtp_orcpt_address(orcpt, strlen(orcpt), out) :
-		-ENOENT;
-
-	if (r == 0 || r == -ENOMEM)
-		return r;
-	*out = strdup(addr);
-	return *out ? 0 : -ENOMEM;
-}
-
 /* Drop one reference to sm; free it with its store_msg at zero. */
 void
 sched__msg_unref(struct sched_msg *sm)
@@ -109,7 +92,7 @@ add_rcpt(struct sched *sc, struct sched_msg *sm, size_t i,
 	ctx.direct_pipe_allowed = sc->set.direct == DIRECT_LOCAL &&
 		m->env.tag && strcmp(m->env.tag, "PIPE") == 0;
 	if ((r = router_route(&ctx, rc->addr, &it->route)) < 0 ||
-	    (r = sched_original_recipient(rc->addr, rc->orcpt, &it->orig)) < 0 ||
+	    (r = smtp_original_recipient(rc->addr, rc->orcpt, &it->orig)) < 0 ||
 	    (r = buf_printf(&did, "%s.%zu", m->env.uid, i)) < 0 ||
 	    (r = buf_steal(&did, &it->delivery_id)) < 0) {
 		buf_free(&did);

@@ -98,11 +98,5 @@ void sched_close(struct sched *sc);
 /* Retry interval after the n-th failed attempt (n >= 1). */
 uint64_t sched_retry_delay(const uint64_t *retry_s, size_t nretry,
 	unsigned attempt);
-/*
- * ORIGINAL_RECIPIENT for a recipient: the ORCPT value when given as
- * "rfc822;xtext" and, decoded, a valid mailbox (smtp_orcpt_address), else
- * the address as received.
- */
-int sched_original_recipient(const char *addr, const char *orcpt, char **out);
 
 #endif

@@ -29,19 +29,20 @@
 #include <sysexits.h>
 #include <unistd.h>
 
-#include "mp_build.h"
 #include "cidr.h"
 #include "config.h"
 #include "log.h"
 #include "master.h"
+#include "mp_build.h"
 #include "privsep.h"
 #include "routeinfo.h"
 #include "router.h"
+#include "server_int.h"
 #include "smtpd.h"
 #include "spawn.h"
+#include "strv.h"
 #include "tls.h"
 #include "transport.h"
-#include "server_int.h"
 
 /* Print a start-up error to stderr. */
 void

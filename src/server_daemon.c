@@ -22,24 +22,25 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "mp_build.h"
 #include "config.h"
 #include "enqueue.h"
 #include "foreign.h"
 #include "log.h"
 #include "master.h"
+#include "mp_build.h"
 #include "pipe.h"
 #include "privsep.h"
 #include "relay.h"
 #include "routeinfo.h"
 #include "router.h"
 #include "sched.h"
+#include "server_int.h"
 #include "smtpd.h"
 #include "spawn.h"
 #include "store.h"
+#include "strv.h"
 #include "submit.h"
 #include "tls.h"
-#include "server_int.h"
 
 /* Everything has stopped: close the modules' handles. */
 static void

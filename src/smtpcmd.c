@@ -14,9 +14,9 @@
 #include <string.h>
 
 #include "address.h"
-#include "buf.h"
 #include "envelope.h"
 #include "smtpcodec.h"
+#include "text.h"
 
 /* RFC 3461: ENVID at most 100 characters, ORCPT's xtext at most 500. */
 #define SMTP_ENVID_MAX 100
@@ -112,18 +112,6 @@ smtp_alnum(unsigned char c)
 		(c >= '0' && c <= '9');
 }
 
-/* Any control byte (0x00-0x1f, 0x7f; TAB included) in s[0..n)? */
-static bool
-smtp_has_ctl(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c < 0x20 || c == 0x7f)
-			return true;
-	}
-	return false;
-}
 
 /* Set *out to a malloc'ed copy of s[0..n). */
 static int
@@ -336,6 +324,23 @@ smtp_orcpt_address(const char *orcpt, size_t len, char **out)
 	}
 	*out = d;
 	return 0;
+}
+
+/*
+ * ORIGINAL_RECIPIENT: an rfc822 ORCPT decoded when it names a valid
+ * mailbox (smtp_orcpt_address), else the address as received: no ORCPT,
+ * another addr-type, or one that is unusable (a queue file from elsewhere).
+ */
+int
+smtp_original_recipient(const char *addr, const char *orcpt, char **out)
+{
+	int r = orcpt ? smtp_orcpt_address(orcpt, strlen(orcpt), out) :
+		-ENOENT;
+
+	if (r == 0 || r == -ENOMEM)
+		return r;
+	*out = strdup(addr);
+	return *out ? 0 : -ENOMEM;
 }
 
 /*
@@ -614,7 +619,7 @@ smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *c,
 	case SMTP_HELP:
 		if (alen == 0 && c->verb == SMTP_VRFY)
 			r = smtp_syntax(e, "VRFY requires an argument");
-		else if (smtp_has_ctl(arg, alen))
+		else if (mp_has_ctl(arg, alen, false))
 			r = smtp_syntax(e, "control character in argument");
 		else
 			r = alen ? smtp_dup(arg, alen, &c->arg) : 0;

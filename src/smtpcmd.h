@@ -75,6 +75,13 @@ void smtp_cmd_free(struct smtp_cmd *c);
  * -ENOMEM.
  */
 int smtp_orcpt_address(const char *orcpt, size_t len, char **out);
+/*
+ * ORIGINAL_RECIPIENT for a recipient: the ORCPT value when given as
+ * "rfc822;xtext" and, decoded, a valid mailbox (smtp_orcpt_address), else
+ * the address as received.
+ */
+int smtp_original_recipient(const char *addr, const char *orcpt,
+	char **out);
 /* The verb's name in upper case, for logs. */
 const char *smtp_verb_name(enum smtp_verb v);
 

@@ -25,6 +25,8 @@
 
 #include "log.h"
 #include "smtpd_int.h"
+#include "strv.h"
+#include "text.h"
 
 /* ------------------------------------------------------------------ */
 /* Listeners and connections */

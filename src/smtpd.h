@@ -25,6 +25,7 @@
 #include "pipe.h"
 #include "router.h"
 #include "store.h"
+#include "strv.h"
 #include "tls.h"
 #include "transport.h"
 

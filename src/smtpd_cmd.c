@@ -14,7 +14,6 @@
 
 #include "log.h"
 #include "router.h"
-#include "sched.h"
 #include "smtpcmd.h"
 #include "smtpd_int.h"
 
@@ -189,7 +188,7 @@ add_rcpt(struct session *s, char *addr, struct smtp_cmd *c,
 	s->nsync++;
 	if ((x->routed = strdup(rt->address ? rt->address : addr)) == NULL)
 		return -ENOMEM;
-	r = sched_original_recipient(addr, x->orcpt, &x->orig);
+	r = smtp_original_recipient(addr, x->orcpt, &x->orig);
 	return r;
 }
 

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "strv.h"
+
 /* Free the lines and reset. */
 void
 smtpreply_free(struct smtpreply *rp)

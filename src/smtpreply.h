@@ -15,6 +15,7 @@
 
 #include "buf.h"
 #include "result.h"
+#include "strv.h"
 
 /*
  * Longest reply (all its lines, CRLFs counted) and longest unfinished line

@@ -17,6 +17,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "fdwrite.h"
 #include "store_int.h"
 
 /* A commit in flight. */
@@ -33,33 +34,6 @@ struct commit_job {
 	int err;
 	struct notes notes;
 };
-
-/* Write all iov bytes, looping on partial writes. */
-static int
-write_all(int fd, struct iovec *iov, int n)
-{
-	while (n > 0) {
-		ssize_t w = writev(fd, iov, n);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (w == 0)
-			return -EIO;	/* no progress: never spin */
-		while (n > 0 && (size_t)w >= iov->iov_len) {
-			w -= (ssize_t)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n > 0) {
-			iov->iov_base = (char *)iov->iov_base + w;
-			iov->iov_len -= (size_t)w;
-		}
-	}
-	return 0;
-}
 
 /* S0 -> S1: create folder/ID.tmp (O_EXCL) with the queue's mode. */
 int
@@ -185,7 +159,7 @@ commit_work(uv_work_t *req)
 	iov[0].iov_len = hdr.len;
 	iov[1].iov_base = j->data;
 	iov[1].iov_len = j->len;
-	if ((r = write_all(tf.fd, iov, j->len ? 2 : 1)) < 0 ||
+	if ((r = fdwrite_iov(tf.fd, iov, j->len ? 2 : 1)) < 0 ||
 	    (r = store__tf_publish(st, &tf)) < 0)
 		goto fail;
 	store__unlink_source(j->unlink_after, m->id, &j->notes);

@@ -15,7 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fdwrite.h"
 #include "store_int.h"
+#include "text.h"
 
 #define DRAFT_SLICE (8 * 1024 * 1024)	/* copied per pool job, at most */
 
@@ -53,26 +55,6 @@ struct store_draft {
 
 static void draft_after(uv_work_t *req, int status);
 
-/* pwrite all n bytes at off (EINTR and partial writes handled). */
-static int
-pwrite_all(int fd, const char *p, size_t n, uint64_t off)
-{
-	while (n > 0) {
-		ssize_t w = pwrite(fd, p, n, (off_t)off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		if (w == 0)
-			return -EIO;	/* no progress: never spin */
-		p += w;
-		n -= (size_t)w;
-		off += (uint64_t)w;
-	}
-	return 0;
-}
-
 /* Append n message bytes after the reserved room; start their writeback. */
 static int
 draft_append(struct store_draft *d, const char *p, size_t n)
@@ -82,7 +64,7 @@ draft_append(struct store_draft *d, const char *p, size_t n)
 
 	if (n == 0)
 		return 0;
-	if ((r = pwrite_all(d->tf.fd, p, n, off)) < 0)
+	if ((r = fdwrite_at(d->tf.fd, p, n, off)) < 0)
 		return r;
 	d->written += n;
 	/* a head start for the commit's fsync; a hint, so errors are moot */
@@ -177,7 +159,7 @@ draft_commit_work(struct store_draft *d)
 	m->msg_off = m->env.header_len;
 	m->msg_len = m->env.size;
 	m->pending = envelope_pending(&m->env);
-	if ((r = pwrite_all(d->tf.fd, env.data, env.len, 0)) < 0 ||
+	if ((r = fdwrite_at(d->tf.fd, env.data, env.len, 0)) < 0 ||
 	    (r = store__tf_publish(d->st, &d->tf)) < 0)
 		goto out;
 	store__unlink_source(d->unlink_after, m->id, &d->notes);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "store_int.h"
+#include "text.h"
 
 /* An import in flight. */
 struct import_job {

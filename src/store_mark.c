@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "store_int.h"
+#include "text.h"
 
 /* A mark in flight. */
 struct mark_job {

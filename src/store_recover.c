@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "store_int.h"
+#include "strv.h"
 
 /* The recovery scan. */
 struct recover_job {

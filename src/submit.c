@@ -33,6 +33,7 @@
 #include "buf.h"
 #include "envelope.h"
 #include "msghdr.h"
+#include "strv.h"
 #include "submit_int.h"
 #include "subready.h"
 

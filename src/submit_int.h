@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "msghdr.h"
+#include "strv.h"
 #include "submit.h"
 #include "subready.h"
 

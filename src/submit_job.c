@@ -19,6 +19,7 @@
 
 #include "envelope.h"
 #include "msghdr.h"
+#include "strv.h"
 #include "submit_int.h"
 #include "subready.h"
 

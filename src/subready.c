@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "strv.h"
+
 /* One tracked name. */
 struct sr_entry {
 	char *name;

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
+#include "strv.h"
 
 /* A notification about one name. */
 enum subready_hint {

@@ -19,6 +19,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "text.h"
+
 /* Plaintext read from SSL_read and written to SSL_write per call. */
 #define TLS_CHUNK 16384
 #define TLS_WRITE_MAX (1024 * 1024)

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "strv.h"
+
 /* Why a parsed command cannot be a sync transport's, or NULL. */
 const char *
 transport_sync_refusal(const struct pipe_cmd *cmd)

@@ -15,11 +15,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
 #include "config.h"
 #include "pipe.h"
 #include "procslots.h"
 #include "result.h"
+#include "strv.h"
 
 #define TRANSPORT_SYNC_TIME_LIMIT 60	/* seconds, SPEC default in sync mode */
 

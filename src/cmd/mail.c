@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "localsub.h"
+#include "strv.h"
 
 /* Print the usage line and give EX_USAGE. */
 static int

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "localsub.h"
+#include "strv.h"
 
 enum sendmail_mode { MODE_DELIVER, MODE_LIST, MODE_NOOP };
 

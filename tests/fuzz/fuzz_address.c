@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "address.h"
+#include "text.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -42,8 +43,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			__builtin_trap();
 		return 0;
 	}
-	if (address_has_ctl(a.local, strlen(a.local)) ||
-	    (a.domain && address_has_ctl(a.domain, strlen(a.domain))))
+	if (mp_str_has_ctl(a.local) ||
+	    (a.domain && mp_str_has_ctl(a.domain)))
 		__builtin_trap();
 	if (address_format(&a, &out) != 0)
 		__builtin_trap();

@@ -16,6 +16,8 @@
 
 #include "address.h"
 #include "msghdr.h"
+#include "strv.h"
+#include "text.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -13,6 +13,7 @@
 #include "address.h"
 #include "buf.h"
 #include "pipeaddr.h"
+#include "text.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -51,7 +52,7 @@ check_cmd(const struct pipe_cmd *c)
 		__builtin_trap();
 	for (size_t i = 0; i < c->params.n; i++)
 		if (!*c->params.v[i] ||
-		    address_has_ctl(c->params.v[i], strlen(c->params.v[i])))
+		    mp_str_has_ctl(c->params.v[i]))
 			__builtin_trap();
 	if ((r = pipe_cmd_format(c, &out)) == -ENOMEM)
 		return;
@@ -103,7 +104,7 @@ check_tmpl(const char *s, size_t len)
 	if (text == NULL)
 		goto out;
 	unsafe = t.has_star && (text[0] == '-' ||
-		address_has_ctl(text, strlen(text)));
+		mp_str_has_ctl(text));
 	r = pipe_tmpl_expand(&t, text, &c, &why);
 	if (unsafe && r != -EPERM)
 		__builtin_trap();

@@ -13,6 +13,9 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "random.h"
+#include "strv.h"
+#include "text.h"
 
 /* Appends grow the buffer and keep it NUL-terminated. */
 static void

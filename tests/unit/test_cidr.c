@@ -16,8 +16,8 @@
 #include <string.h>
 #include <sys/un.h>
 
-#include "buf.h"
 #include "cidr.h"
+#include "strv.h"
 
 /* Parse the networks given as NULL-terminated strings; must succeed. */
 static void

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "strv.h"
 
 #define HOST "Mail.Example.COM"
 

@@ -17,6 +17,8 @@
 #include <time.h>
 
 #include "msghdr.h"
+#include "strv.h"
+#include "text.h"
 
 #define NOW 1795428300		/* Mon, 23 Nov 2026 10:05:00 UTC */
 #define QID "1795428300000001"

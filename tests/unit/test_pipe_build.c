@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "pipe.h"
+#include "strv.h"
 #include "testutil.h"
 
 static const struct pipe_settings settings = {

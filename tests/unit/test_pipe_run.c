@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "pipe.h"
+#include "strv.h"
 #include "testutil.h"
 
 #define NOBODY 65534

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "pipeaddr.h"
+#include "strv.h"
 
 /* Parse s; returns the result code. */
 static int

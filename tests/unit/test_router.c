@@ -16,6 +16,7 @@
 
 #include "address.h"
 #include "router.h"
+#include "strv.h"
 
 static const char table_text[] =
 	"# mailpipe router table\n"					/* 1 */

@@ -26,6 +26,7 @@
 #include "sched.h"
 #include "sched_int.h"
 #include "store.h"
+#include "strv.h"
 #include "transport.h"
 
 /* The n-th retry uses the n-th interval; the last one repeats. */
@@ -67,63 +68,6 @@ test_host_delay_grows_and_resets(void **state)
 	t = hostq_start(&h);
 	assert_int_equal(hostq_done(&h, t, HOSTQ_FAILED), HOSTQ_EV_DELAY);
 	assert_int_equal(sched_retry_delay(r, 4, h.failures), 300);
-}
-
-/* Without ORCPT the address as received is the original recipient. */
-static void
-test_orig_without_orcpt(void **state)
-{
-	char *o = NULL;
-
-	assert_int_equal(sched_original_recipient("a@b.example", NULL, &o), 0);
-	assert_string_equal(o, "a@b.example");
-	free(o);
-}
-
-/* An rfc822 ORCPT is xtext-decoded. */
-static void
-test_orig_from_orcpt(void **state)
-{
-	char *o = NULL;
-
-	assert_int_equal(sched_original_recipient("list@x.example",
-		"rfc822;Joe+2BSmith@old.example", &o), 0);
-	assert_string_equal(o, "Joe+Smith@old.example");
-	free(o);
-	assert_int_equal(sched_original_recipient("a@x.example",
-		"RFC822;a+3Db@y.example", &o), 0);
-	assert_string_equal(o, "a=b@y.example");
-	free(o);
-}
-
-/* Other address types and unusable values fall back to the address. */
-static void
-test_orig_fallbacks(void **state)
-{
-	char *o = NULL;
-
-	assert_int_equal(sched_original_recipient("a@x.example",
-		"utf-8;a@y.example", &o), 0);
-	assert_string_equal(o, "a@x.example");
-	free(o);
-	/* a decoded control character never becomes the value */
-	assert_int_equal(sched_original_recipient("a@x.example",
-		"rfc822;a+0Ab@y.example", &o), 0);
-	assert_string_equal(o, "a@x.example");
-	free(o);
-	assert_int_equal(sched_original_recipient("a@x.example", "rfc822;",
-		&o), 0);
-	assert_string_equal(o, "a@x.example");
-	free(o);
-	/* decoded, but not a mailbox: never given to a program */
-	assert_int_equal(sched_original_recipient("a@x.example",
-		"rfc822;joe+20-f", &o), 0);
-	assert_string_equal(o, "a@x.example");
-	free(o);
-	assert_int_equal(sched_original_recipient("a@x.example",
-		"rfc822;joe", &o), 0);
-	assert_string_equal(o, "a@x.example");
-	free(o);
 }
 
 /* ------------------------------------------------------------------ */
@@ -786,9 +730,6 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_retry_schedule),
 		cmocka_unit_test(test_host_delay_grows_and_resets),
-		cmocka_unit_test(test_orig_without_orcpt),
-		cmocka_unit_test(test_orig_from_orcpt),
-		cmocka_unit_test(test_orig_fallbacks),
 		cmocka_unit_test(test_processor_cap),
 		cmocka_unit_test(test_named_queue_order),
 		cmocka_unit_test(test_retry_timing),

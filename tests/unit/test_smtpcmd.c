@@ -714,6 +714,63 @@ test_orcpt_address(void **state)
 	assert_null(o);
 }
 
+/* Without ORCPT the address as received is the original recipient. */
+static void
+test_orig_without_orcpt(void **state)
+{
+	char *o = NULL;
+
+	assert_int_equal(smtp_original_recipient("a@b.example", NULL, &o), 0);
+	assert_string_equal(o, "a@b.example");
+	free(o);
+}
+
+/* An rfc822 ORCPT is xtext-decoded. */
+static void
+test_orig_from_orcpt(void **state)
+{
+	char *o = NULL;
+
+	assert_int_equal(smtp_original_recipient("list@x.example",
+		"rfc822;Joe+2BSmith@old.example", &o), 0);
+	assert_string_equal(o, "Joe+Smith@old.example");
+	free(o);
+	assert_int_equal(smtp_original_recipient("a@x.example",
+		"RFC822;a+3Db@y.example", &o), 0);
+	assert_string_equal(o, "a=b@y.example");
+	free(o);
+}
+
+/* Other address types and unusable values fall back to the address. */
+static void
+test_orig_fallbacks(void **state)
+{
+	char *o = NULL;
+
+	assert_int_equal(smtp_original_recipient("a@x.example",
+		"utf-8;a@y.example", &o), 0);
+	assert_string_equal(o, "a@x.example");
+	free(o);
+	/* a decoded control character never becomes the value */
+	assert_int_equal(smtp_original_recipient("a@x.example",
+		"rfc822;a+0Ab@y.example", &o), 0);
+	assert_string_equal(o, "a@x.example");
+	free(o);
+	assert_int_equal(smtp_original_recipient("a@x.example", "rfc822;",
+		&o), 0);
+	assert_string_equal(o, "a@x.example");
+	free(o);
+	/* decoded, but not a mailbox: never given to a program */
+	assert_int_equal(smtp_original_recipient("a@x.example",
+		"rfc822;joe+20-f", &o), 0);
+	assert_string_equal(o, "a@x.example");
+	free(o);
+	assert_int_equal(smtp_original_recipient("a@x.example",
+		"rfc822;joe", &o), 0);
+	assert_string_equal(o, "a@x.example");
+	free(o);
+}
+
 /* Unknown parameters and the other command's parameters: 555 5.5.4. */
 static void
 test_param_unknown(void **state)
@@ -831,6 +888,9 @@ main(void)
 		cmocka_unit_test(test_param_notify),
 		cmocka_unit_test(test_param_orcpt),
 		cmocka_unit_test(test_orcpt_address),
+		cmocka_unit_test(test_orig_without_orcpt),
+		cmocka_unit_test(test_orig_from_orcpt),
+		cmocka_unit_test(test_orig_fallbacks),
 		cmocka_unit_test(test_param_unknown),
 		cmocka_unit_test(test_param_syntax),
 		cmocka_unit_test(test_all_params),

@@ -31,9 +31,10 @@
 #include "config.h"
 #include "enqueue.h"
 #include "router.h"
-#include "smtpd.h"
 #include "sched.h"
+#include "smtpd.h"
 #include "store.h"
+#include "strv.h"
 #include "testutil.h"
 
 #define TURNS 2000		/* loop turns (of at most 10 ms idle) */
@@ -70,15 +71,6 @@ sched_add(struct sched *sc, struct store_msg *m)
 	assert_true(sc->n < 8);
 	sc->m[sc->n++] = m;
 	return 0;
-}
-
-/* ORIGINAL_RECIPIENT (only sync recipients need it: none here). */
-int
-sched_original_recipient(const char *addr, const char *orcpt, char **out)
-{
-	(void)orcpt;
-	*out = strdup(addr);
-	return *out ? 0 : -ENOMEM;
 }
 
 /* A listening loopback socket on a free port; its port in *port. */

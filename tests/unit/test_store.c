@@ -32,6 +32,7 @@
 #include "config.h"
 #include "mountinfo.h"
 #include "store.h"
+#include "text.h"
 
 #define POOL_THREADS 16
 #define BODY "Subject: test\n\nhello\n"

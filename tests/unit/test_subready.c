@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "strv.h"
 #include "subready.h"
 
 #define SEC_NS 1000000000LL

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "strv.h"
 #include "testutil.h"
 
 /* snprintf that fails the test instead of truncating. */

@@ -1,0 +1,26 @@
+/*
+ * fdwrite: writing all of a buffer to a file descriptor. Every function
+ * loops over partial writes and EINTR, returns 0 once every byte is
+ * written, -errno on failure and -EIO when the kernel makes no progress
+ * (never spins).
+ */
+#ifndef MP_FDWRITE_H
+#define MP_FDWRITE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+/* Write all of data[0..len) to fd (in pieces of at most 1 GiB). */
+int fdwrite_all(int fd, const char *data, size_t len);
+/*
+ * Write all n iov bytes to fd with as few writev calls as the kernel
+ * allows; iov is consumed (its entries are advanced). EAGAIN (a
+ * non-blocking fd, e.g. a shared stderr) waits up to a second for POLLOUT
+ * and tries again.
+ */
+int fdwrite_iov(int fd, struct iovec *iov, int n);
+/* pwrite all n bytes of p at off. */
+int fdwrite_at(int fd, const char *p, size_t n, uint64_t off);
+
+#endif
