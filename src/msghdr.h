@@ -51,9 +51,11 @@ void msghdr_free(struct msghdr_block *h);
 bool msghdr_is(const char *msg, const struct msghdr_field *f,
 	const char *name);
 /* Number of fields named name. */
-size_t msghdr_count(const char *msg, const struct msghdr_block *h, const char *name);
+size_t msghdr_count(const char *msg, const struct msghdr_block *h,
+	const char *name);
 /* Index of the first field named name, or -1. */
-long msghdr_find(const char *msg, const struct msghdr_block *h, const char *name);
+long msghdr_find(const char *msg, const struct msghdr_block *h,
+	const char *name);
 /* Unfolded value (CR/LF of folds removed, leading white space trimmed). */
 int msghdr_value(const char *msg, const struct msghdr_field *f, char **out);
 /*

@@ -92,7 +92,8 @@ struct route {
 	unsigned hops;		/* address rewrites followed */
 };
 
-#define ROUTE_INIT { ROUTE_UNKNOWN, NULL, PIPE_CMD_INIT, NULL, 0, "", NULL, 0, 0 }
+#define ROUTE_INIT \
+	{ ROUTE_UNKNOWN, NULL, PIPE_CMD_INIT, NULL, 0, "", NULL, 0, 0 }
 
 #define ROUTER_MAX_REWRITES 10
 

@@ -367,8 +367,9 @@ test_hop_limit(void **state)
 	assert_int_equal(r.calls, 0);
 	assert_int_equal(queue_files(fx, ".msg"), 1);
 	assert_int_equal(queue_files(fx, ".tmp"), 0);
-	assert_true(tu_file_has(fx->logpath, "message from <joe@example.com> refused: 4 "
-		"Received: fields, hop limit 3"));
+	assert_true(tu_file_has(fx->logpath,
+	    "message from <joe@example.com> refused: 4 "
+	    "Received: fields, hop limit 3"));
 	/* without the field on top the same message is within the limit */
 	queue_wait(fx, over, NULL, &r);
 	assert_int_equal(r.err, 0);
@@ -397,7 +398,8 @@ test_bad_header(void **state)
 	rec_init(&r, fx);
 	assert_int_equal(enqueue_message(fx->eq, &env, &m, NULL, NULL,
 		on_done, &r), -EINVAL);
-	assert_true(tu_file_has(fx->logpath, "message refused: malformed header line"));
+	assert_true(tu_file_has(fx->logpath,
+	    "message refused: malformed header line"));
 	assert_int_equal(draft_open(fx, "Subject: x\n\x01" "bad\n\n", NULL,
 		false, &ed), -EINVAL);
 	run_idle(fx, 0);
@@ -611,8 +613,9 @@ test_sched_fails(void **state)
 	queue_wait(fx, BODY, RCV, &r);
 	assert_int_equal(r.err, 0);
 	assert_int_equal(fx->sc.n, 0);
-	assert_true(tu_file_has(fx->logpath, "cannot be scheduled: Cannot allocate memory "
-		"(delivered after a restart)"));
+	assert_true(tu_file_has(fx->logpath,
+	    "cannot be scheduled: Cannot allocate memory "
+	    "(delivered after a restart)"));
 	assert_int_equal(queue_files(fx, ".msg"), 1);
 }
 
