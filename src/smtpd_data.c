@@ -264,6 +264,13 @@ stream_drop(struct session *s, int err)
 		s->stream_err = err;
 }
 
+/* The most message held in memory: more is streamed. */
+static size_t
+stream_hold(const struct session *s)
+{
+	return s->nsync > 0 ? SMTPD_SYNC_HOLD : SMTPD_STREAM_AT;
+}
+
 /* The DATA clocks restart after a stall, shifted by its length. */
 static void
 stream_resume(struct session *s)
@@ -312,7 +319,7 @@ stream_open(struct session *s)
 	log_msg(s->sd->d.log, LOG_SMTPI, LOG_LOWLEVEL,
 		"session=%llu client=%s message over %u bytes: streamed to "
 		"queue file %s%s", (unsigned long long)s->id, s->ip,
-		(unsigned)(s->nsync > 0 ? SMTPD_SYNC_HOLD : SMTPD_STREAM_AT),
+		(unsigned)stream_hold(s),
 		store_draft_id(enqueue_draft_store(s->ed)), s->nsync > 0 ?
 		" (its sync recipients are delivered from the queue)" : "");
 }
@@ -387,10 +394,8 @@ stream_pump(struct session *s)
 static void
 stream_check(struct session *s)
 {
-	size_t hold = s->nsync > 0 ? SMTPD_SYNC_HOLD : SMTPD_STREAM_AT;
-
 	if (s->ed == NULL && !s->dec.done && !s->nomem && s->stream_err == 0 &&
-	    s->msg.len >= hold)
+	    s->msg.len >= stream_hold(s))
 		stream_open(s);
 	stream_pump(s);
 }
