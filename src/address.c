@@ -111,7 +111,7 @@ addr_literal_check(const char *d, size_t len, const char **why)
 		in += 5;
 		n -= 5;
 	}
-	if ((copy = mp_strndup(in, n)) == NULL)
+	if ((copy = text_strndup(in, n)) == NULL)
 		return -ENOMEM;
 	ok = inet_pton(af, copy, bin);
 	free(copy);
@@ -213,9 +213,9 @@ address_parse(const char *s, size_t len, unsigned flags,
 			*why = "empty address";
 			return -EINVAL;
 		}
-		return (a->local = mp_strdup("")) ? 0 : -ENOMEM;
+		return (a->local = text_strdup("")) ? 0 : -ENOMEM;
 	}
-	if (mp_has_ctl(s, len, false)) {
+	if (text_has_ctl(s, len, false)) {
 		*why = "control character in address";
 		return -EINVAL;
 	}
@@ -259,7 +259,7 @@ address_parse(const char *s, size_t len, unsigned flags,
 	}
 	if (dom && (r = addr_domain_check(dom, dlen, why)) < 0)
 		goto fail;
-	if (dom && (a->domain = mp_strndup(dom, dlen)) == NULL) {
+	if (dom && (a->domain = text_strndup(dom, dlen)) == NULL) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -290,8 +290,8 @@ address_join(const char *local, const char *domain, char **out)
 	if (local == NULL)
 		return -EINVAL;
 	if (*local == '\0' && domain == NULL)
-		return (*out = mp_strdup("")) ? 0 : -ENOMEM;
-	if (*local == '\0' || mp_str_has_ctl(local) || mp_str_has_ctl(domain))
+		return (*out = text_strdup("")) ? 0 : -ENOMEM;
+	if (*local == '\0' || text_str_has_ctl(local) || text_str_has_ctl(domain))
 		return -EINVAL;
 	if (address_local_needs_quotes(local)) {
 		r = buf_putc(&b, '"');

@@ -80,7 +80,7 @@ cidr_parse_one(const char *s, struct cidr *n, const char **why)
 	int ok;
 
 	memset(n, 0, sizeof(*n));
-	if ((a = mp_strndup(s, alen)) == NULL)
+	if ((a = text_strndup(s, alen)) == NULL)
 		return -ENOMEM;
 	n->family = memchr(s, ':', alen) ? AF_INET6 : AF_INET;
 	ok = inet_pton(n->family, a, n->addr);

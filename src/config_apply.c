@@ -165,7 +165,7 @@ config__apply_transport(struct pctx *p, enum key_id k, const char *v)
 	case K_T_COMMAND:
 		if (*v == '\0')
 			return config__why(p, "the command must not be empty");
-		if (mp_str_has_ctl(v))
+		if (text_str_has_ctl(v))
 			return config__why(p,
 				"the command holds a control character");
 		t->command_line = p->line;
@@ -305,7 +305,7 @@ apply_pipe(struct pctx *p, enum key_id k, const char *v)
 	case K_PIPE_PATH:
 		if (*v == '\0')
 			return config__why(p, "PATH must not be empty");
-		if (mp_str_has_ctl(v))
+		if (text_str_has_ctl(v))
 			return config__why(p, "PATH holds a control character");
 		return config__set_str(&c->pipe.path_env, v);
 	default:

@@ -162,7 +162,7 @@ transport_start(struct pctx *p, const char *name, size_t n)
 	t->codes = (struct code_map)CODE_MAP_INIT;
 	t->mode = TRANSPORT_QUEUE;
 	t->line = p->line;
-	if ((t->name = mp_strndup(name, n)) == NULL)
+	if ((t->name = text_strndup(name, n)) == NULL)
 		return -ENOMEM;
 	p->tidx = c->ntransports++;
 	p->sect = S_TRANSPORT;
@@ -393,7 +393,7 @@ parse_line(struct pctx *p, const char *s, size_t n)
 
 		if (ch == 0)
 			return perr_at(p, p->line, "NUL byte in the line");
-		if (mp_is_ctl(ch) && ch != '\t')
+		if (text_is_ctl(ch) && ch != '\t')
 			return perr_at(p, p->line, "control character 0x%02x "
 				"in the line", ch);
 	}

@@ -179,7 +179,7 @@ config__name_valid(const char *s, size_t n)
 char *
 config__lower_dup(const char *s)
 {
-	char *d = mp_strdup(s);
+	char *d = text_strdup(s);
 
 	for (char *p = d; p && *p; p++)
 		*p = lower(*p);
@@ -366,7 +366,7 @@ config__get_path(struct pctx *p, const char *v, char **out)
 	char *s = NULL;
 	int r;
 
-	if (mp_str_has_ctl(v))
+	if (text_str_has_ctl(v))
 		return config__why(p, "path holds a control character");
 	if (*v && (r = config__path_join(p->c->base_dir, v, &s)) < 0)
 		return r;
@@ -442,7 +442,7 @@ config__get_hostport(struct pctx *p, const char *v, bool need_port, char **out)
 	}
 	if (hend == host)
 		return config__why(p, "'%s': missing host", v);
-	if ((h = mp_strndup(host, (size_t)(hend - host))) == NULL)
+	if ((h = text_strndup(host, (size_t)(hend - host))) == NULL)
 		return -ENOMEM;
 	if (*v == '[') {
 		if (inet_pton(AF_INET6, h, addr) != 1)
@@ -485,7 +485,7 @@ config__get_cidr(struct pctx *p, const char *v, char **out)
 	char *a;
 	int af, r;
 
-	if ((a = mp_strndup(v, alen)) == NULL)
+	if ((a = text_strndup(v, alen)) == NULL)
 		return -ENOMEM;
 	af = strchr(a, ':') ? AF_INET6 : AF_INET;
 	r = inet_pton(af, a, addr);

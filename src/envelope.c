@@ -138,7 +138,7 @@ env_xtext_ok(const char *s, size_t n, bool partial)
 static bool
 env_text_ok(const char *s, size_t n, bool partial)
 {
-	return (partial || n > 0) && !mp_has_ctl(s, n, false);
+	return (partial || n > 0) && !text_has_ctl(s, n, false);
 }
 
 /* Padding: one or more '-' (any prefix of that when partial). */
@@ -183,7 +183,7 @@ env_addr_text_ok(const char *s, size_t n, bool allow_null)
 static bool
 env_bracket_ok(const char *s, size_t n, bool allow_null, bool partial)
 {
-	if (mp_has_ctl(s, n, false))
+	if (text_has_ctl(s, n, false))
 		return false;
 	if (partial)
 		return n == 0 || s[0] == '<';
@@ -196,7 +196,7 @@ env_bracket_ok(const char *s, size_t n, bool allow_null, bool partial)
 static int
 env_set(char **dst, const char *s, size_t n)
 {
-	*dst = mp_strndup(s, n);
+	*dst = text_strndup(s, n);
 	return *dst ? 0 : -ENOMEM;
 }
 
@@ -411,7 +411,7 @@ env_record(struct env_parse *p, const char *s, size_t n, size_t off,
 	size_t klen = sp ? (size_t)(sp - s) : n;
 	int k, r;
 
-	if (mp_has_ctl(s, n, false)) {
+	if (text_has_ctl(s, n, false)) {
 		p->why = "control character (CR, NUL, ...) in the envelope";
 		return -EINVAL;
 	}
@@ -503,9 +503,9 @@ envelope_add_rcpt(struct envelope *e, const char *addr, const char *orcpt,
 
 	if (addr == NULL)
 		return -EINVAL;
-	if ((a = mp_strdup(addr)) == NULL)
+	if ((a = text_strdup(addr)) == NULL)
 		return -ENOMEM;
-	if (orcpt != NULL && (o = mp_strdup(orcpt)) == NULL) {
+	if (orcpt != NULL && (o = text_strdup(orcpt)) == NULL) {
 		free(a);
 		return -ENOMEM;
 	}
@@ -542,7 +542,7 @@ env_format_ok(const struct envelope *e)
 	if (!env_uid_ok(e->uid, strnlen(e->uid, sizeof(e->uid)), false) ||
 	    e->tag == NULL || !env_tag_ok(e->tag, strlen(e->tag), false) ||
 	    e->submitted < 0 || e->user < -1 || e->from == NULL ||
-	    mp_str_has_ctl(e->from) ||
+	    text_str_has_ctl(e->from) ||
 	    !env_addr_text_ok(e->from, strlen(e->from), true) ||
 	    !env_opt_text_ok(e->client) || !env_opt_text_ok(e->helo) ||
 	    !env_opt_text_ok(e->source) ||
@@ -556,7 +556,7 @@ env_format_ok(const struct envelope *e)
 		const struct env_rcpt *rc = &e->rcpt[i];
 
 		if (rc->addr == NULL || rc->addr[0] == '\0' ||
-		    mp_str_has_ctl(rc->addr) ||
+		    text_str_has_ctl(rc->addr) ||
 		    !env_addr_text_ok(rc->addr, strlen(rc->addr), false) ||
 		    !env_notify_ok(rc->notify) ||
 		    (rc->state != RCPT_PENDING && rc->state != RCPT_DELIVERED &&
@@ -805,5 +805,5 @@ envelope_notify_parse(const char *s, unsigned *bits)
 int
 envelope_new_uid(char uid[ENVELOPE_UID_LEN + 1])
 {
-	return mp_random_hex(uid, ENVELOPE_UID_LEN / 2);
+	return random_hex(uid, ENVELOPE_UID_LEN / 2);
 }

@@ -151,7 +151,7 @@ localsub_init(struct localsub *ls, const char *prog, struct localsub_err *err)
 		ls->setgid = true;
 	}
 	env = getenv("MAILPIPE_BASE");
-	base = mp_strdup(env && *env ? env : MAILPIPE_DEFAULT_BASE);
+	base = text_strdup(env && *env ? env : MAILPIPE_DEFAULT_BASE);
 	if (base == NULL)
 		return localsub__oserr(err, -ENOMEM, "base directory");
 	/* Nothing else from the environment is used, whoever runs us. */
@@ -228,7 +228,7 @@ localsub__gecos(const char *gecos, const char *login, char **out)
 		return r;
 	}
 	/* An unusable name is left out rather than written raw. */
-	if (b.len == 0 || mp_has_ctl(b.data, b.len, false) ||
+	if (b.len == 0 || text_has_ctl(b.data, b.len, false) ||
 	    !g_utf8_validate(b.data, (gssize)b.len, NULL)) {
 		buf_free(&b);
 		return 0;
@@ -255,12 +255,12 @@ localsub__hostname(const char *base, char **host, char **domain)
 	memset(&c, 0, sizeof(c));
 	r = config_load(&c, base, NULL, u.nodename, &cerr);
 	if (r == 0 && c.server.hostname && *c.server.hostname) {
-		*host = mp_strdup(c.server.hostname);
-		*domain = mp_strdup(c.router.local_domains.n > 0 ?
+		*host = text_strdup(c.server.hostname);
+		*domain = text_strdup(c.router.local_domains.n > 0 ?
 			c.router.local_domains.v[0] : c.server.hostname);
 	} else {
-		*host = mp_strdup(u.nodename);
-		*domain = mp_strdup(u.nodename);
+		*host = text_strdup(u.nodename);
+		*domain = text_strdup(u.nodename);
 	}
 	free(cerr);
 	config_free(&c);
@@ -282,7 +282,7 @@ localsub_identity(struct localsub *ls, struct localsub_err *err)
 	if (pw == NULL || pw->pw_name == NULL || pw->pw_name[0] == '\0')
 		return localsub_fail(err, EX_NOUSER, errno ? -errno : -ENOENT,
 			"no login name for user id %u", (unsigned)uid);
-	if ((ls->login = mp_strdup(pw->pw_name)) == NULL ||
+	if ((ls->login = text_strdup(pw->pw_name)) == NULL ||
 	    (r = localsub__gecos(pw->pw_gecos, pw->pw_name, &ls->fullname)) < 0)
 		return localsub__oserr(err, -ENOMEM, "passwd entry");
 	if ((r = localsub__hostname(ls->base, &ls->hostname, &ls->domain)) < 0)
@@ -407,4 +407,14 @@ localsub_free(struct localsub *ls)
 	if (ls->gmime)
 		g_mime_shutdown();
 	memset(ls, 0, sizeof(*ls));
+}
+
+/* The option getopt refused; see localsub.h. */
+const char *
+localsub_bad_option(char opt[3], char **argv)
+{
+	opt[0] = '-';
+	opt[1] = (char)optopt;
+	opt[2] = '\0';
+	return optopt > 0x20 && optopt < 0x7f ? opt : argv[optind - 1];
 }

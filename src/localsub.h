@@ -154,6 +154,11 @@ int localsub_queue_list(struct localsub *ls, FILE *out,
 /* Set *err and return r (a negative errno). */
 int localsub_fail(struct localsub_err *err, int ex, int r, const char *fmt,
 	...) __attribute__((format(printf, 4, 5)));
+/*
+ * The option getopt just refused, for a usage line: "-x" written into
+ * opt[3], or the whole argument when it was a long option.
+ */
+const char *localsub_bad_option(char opt[3], char **argv);
 /* Print "PROG: text" on stderr; returns err->ex (EX_SOFTWARE if unset). */
 int localsub_report(const struct localsub *ls, const struct localsub_err *err);
 /* Release what err holds. */

@@ -156,7 +156,7 @@ localsub__hdr_from(struct buf *b, const char *name, const char *addr)
 static bool
 localsub__text_ok(const char *s)
 {
-	if (mp_has_ctl(s, strlen(s), true))
+	if (text_has_ctl(s, strlen(s), true))
 		return false;
 	return g_utf8_validate(s, -1, NULL);
 }
@@ -187,7 +187,7 @@ localsub__rcpt_arg(const char *arg, const char *domain, struct strv *out,
 	const char *why = NULL;
 	int r;
 
-	if (mp_str_has_ctl(arg))
+	if (text_str_has_ctl(arg))
 		return localsub_fail(err, EX_USAGE, -EINVAL,
 			"a recipient argument holds a control character");
 	if (arg[0] == '-')
@@ -277,11 +277,11 @@ localsub__return_path(const struct localsub *ls, const char *from,
 	int r;
 
 	if (from == NULL) {
-		*out = mp_strdup(ls->address);
+		*out = text_strdup(ls->address);
 		return *out ? 0 : localsub__oserr(err, -ENOMEM, "return-path");
 	}
 	n = strlen(s);
-	if (mp_has_ctl(s, n, false))
+	if (text_has_ctl(s, n, false))
 		return localsub_fail(err, EX_USAGE, -EINVAL,
 			"the -f address holds a control character");
 	if (n >= 2 && s[0] == '<' && s[n - 1] == '>') {

@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fdwrite.h"
+#include "fdio.h"
 #include "localsub_int.h"
 #include "mp_build.h"
 #include "random.h"
@@ -60,7 +60,7 @@ localsub__name(struct buf *b)
 	uint64_t rnd;
 	int r;
 
-	if ((r = mp_random(&rnd, sizeof(rnd))) < 0)
+	if ((r = random_bytes(&rnd, sizeof(rnd))) < 0)
 		return r;
 	return buf_printf(b, "%lld.%ld.%016" PRIx64, (long long)time(NULL),
 		(long)getpid(), rnd);
@@ -113,7 +113,7 @@ localsub__commit(struct localsub *ls, const char *dir, const char *name,
 			"cannot create %s/%s: %s", dir, tmp.data, strerror(e));
 		goto out;
 	}
-	if ((r = fdwrite_all(fd, data, len)) < 0 ||
+	if ((r = fdio_write_all(fd, data, len)) < 0 ||
 	    (fsync(fd) < 0 && (r = -errno) < 0)) {
 		r = localsub_fail(err, EX_IOERR, r, "cannot write %s/%s: %s",
 			dir, tmp.data, strerror(-r));

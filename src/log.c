@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fdwrite.h"
+#include "fdio.h"
 #include "text.h"
 
 static const char *const comp_names[LOG_NCOMP] = {
@@ -153,7 +153,7 @@ log_escape(struct buf *b, const char *s, size_t n)
 		char esc[4];
 		size_t elen;
 
-		if (!mp_is_ctl(ch))
+		if (!text_is_ctl(ch))
 			continue;
 		if ((r = buf_append(b, s + start, i - start)) < 0)
 			return r;
@@ -194,7 +194,7 @@ log_vmsg(const struct logger *lg, enum log_comp c, enum log_level l,
 	    buf_putc(&line, '\n') == 0) {
 		struct iovec iov = { line.data, line.len };
 
-		(void)fdwrite_iov(lg->fd, &iov, 1);
+		(void)fdio_writev(lg->fd, &iov, 1);
 	} else {
 		/* Out of memory: still say so, in one record, without
 		   allocating. */
@@ -207,7 +207,7 @@ log_vmsg(const struct logger *lg, enum log_comp c, enum log_level l,
 			{ (char *)lost, sizeof(lost) - 1 },
 		};
 
-		(void)fdwrite_iov(lg->fd, iov, 6);
+		(void)fdio_writev(lg->fd, iov, 6);
 	}
 	buf_free(&text);
 	buf_free(&line);
@@ -262,7 +262,7 @@ log_kv(struct buf *b, const char *key, const char *value)
 		char esc[4] = { '\\', (char)ch, 0, 0 };
 		size_t elen = 2;
 
-		if (mp_is_ctl(ch)) {
+		if (text_is_ctl(ch)) {
 			esc[1] = 'x';
 			esc[2] = hex[ch >> 4];
 			esc[3] = hex[ch & 0xf];

@@ -249,7 +249,7 @@ msghdr_add_addr(const char *spec, const char *default_domain,
 		return r;
 	}
 	if (a.domain == NULL && default_domain != NULL &&
-	    (a.domain = mp_strdup(default_domain)) == NULL) {
+	    (a.domain = text_strdup(default_domain)) == NULL) {
 		address_free(&a);
 		return -ENOMEM;
 	}
@@ -362,7 +362,7 @@ struct msghdr_key {
 static char *
 msghdr_addr_key(const char *addr)
 {
-	char *k = mp_strdup(addr);
+	char *k = text_strdup(addr);
 	char *at = k ? strrchr(k, '@') : NULL;
 
 	if (at != NULL)
@@ -586,7 +586,7 @@ msghdr_return_path(const char *msg, const struct msghdr_block *h,
 			return r;
 		if (msghdr_is_null_path(value)) {
 			free(value);
-			*out = mp_strdup("");
+			*out = text_strdup("");
 			return *out ? 0 : -ENOMEM;
 		}
 		free(value);
@@ -617,7 +617,7 @@ msghdr_crlf_to_lf(const char *data, size_t len, struct buf *out)
 
 	if ((r = buf_reserve(out, len + 1)) < 0)
 		return r;
-	out->len += mp_crlf_to_lf(data, len, out->data + out->len, &cr);
+	out->len += text_crlf_to_lf(data, len, out->data + out->len, &cr);
 	if (cr)
 		out->data[out->len++] = '\r';
 	out->data[out->len] = '\0';
@@ -669,7 +669,7 @@ msghdr_add_message_id(const struct msghdr_submit_params *p, struct buf *b)
 	char rnd[2 * MSGHDR_MID_RANDOM + 1];
 	int r;
 
-	if ((r = mp_random_hex(rnd, MSGHDR_MID_RANDOM)) < 0)
+	if ((r = random_hex(rnd, MSGHDR_MID_RANDOM)) < 0)
 		return r;
 	if ((r = buf_puts(b, "Message-ID: <")) < 0)
 		return r;

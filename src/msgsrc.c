@@ -13,6 +13,8 @@
 #include <limits.h>
 #include <unistd.h>
 
+#include "fdio.h"
+
 /* Describe the message; see msgsrc.h. */
 void
 msgsrc_init(struct msgsrc *ms, uv_loop_t *loop, const char *path,
@@ -150,13 +152,10 @@ msgsrc_each(const struct msgsrc *ms, char *buf, size_t size,
 	}
 	while (done < ms->len) {
 		uint64_t left = ms->len - done;
-		ssize_t n = pread(fd, buf, left < size ? (size_t)left : size,
-		    (off_t)(ms->off + done));
+		size_t n;
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
+		if ((r = fdio_pread(fd, buf, left < size ? (size_t)left : size,
+		    ms->off + done, &n)) < 0) {
 			*why = "cannot read the message";
 			break;
 		}
@@ -165,7 +164,7 @@ msgsrc_each(const struct msgsrc *ms, char *buf, size_t size,
 			*why = "message file shorter than recorded";
 			break;
 		}
-		if ((r = fn(arg, buf, (size_t)n)) < 0)
+		if ((r = fn(arg, buf, n)) < 0)
 			break;
 		r = 0;
 		done += (uint64_t)n;

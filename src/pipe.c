@@ -53,9 +53,9 @@ pipe_module_open(uv_loop_t *loop, struct spawn_client *sp,
 	pm->sp = sp;
 	pm->lg = lg;
 	pm->s = *s;
-	pm->base_dir = mp_strdup(s->base_dir);
-	pm->app_dir = mp_strdup(s->app_dir);
-	pm->path_env = mp_strdup(s->path_env);
+	pm->base_dir = text_strdup(s->base_dir);
+	pm->app_dir = text_strdup(s->app_dir);
+	pm->path_env = text_strdup(s->path_env);
 	pm->devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	if ((s->base_dir && !pm->base_dir) || (s->app_dir && !pm->app_dir) ||
 	    (s->path_env && !pm->path_env) || pm->devnull < 0) {
@@ -413,7 +413,7 @@ pipe_on_exit(void *arg, const struct spawn_exit *ex)
 	j->ex = *ex;
 	j->ex.why = NULL;
 	if (ex->why)
-		j->ex_why = mp_strdup(ex->why);
+		j->ex_why = text_strdup(ex->why);
 	/* Did the program read all of its input? Everything must have been
 	   handed to the pipe, and nothing may be left in it. */
 	if (j->in_done || (j->in_all_sent && j->in_open &&

@@ -56,12 +56,12 @@ check_values(const struct pipe_request *req, const struct pipe_settings *s,
 	};
 
 	for (size_t i = 0; i < c->params.n; i++)
-		if (mp_str_has_ctl(c->params.v[i])) {
+		if (text_str_has_ctl(c->params.v[i])) {
 			*why = "unsafe value in a parameter";
 			return -EINVAL;
 		}
 	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++)
-		if (mp_str_has_ctl(vals[i].v)) {
+		if (text_str_has_ctl(vals[i].v)) {
 			*why = vals[i].why;
 			return -EINVAL;
 		}
@@ -106,7 +106,7 @@ pipe_build(const struct pipe_request *req, const struct pipe_settings *s,
 	    s->app_dir[strlen(s->app_dir) - 1] == '/' ? "" : "/", c->app);
 	if (r == 0)
 		r = buf_steal(&path, &a.path);
-	if (r == 0 && (a.cwd = mp_strdup(c->tags & PIPE_TAG_FILE ?
+	if (r == 0 && (a.cwd = text_strdup(c->tags & PIPE_TAG_FILE ?
 	    s->base_dir : s->app_dir)) == NULL)
 		r = -ENOMEM;
 	if (r == 0)

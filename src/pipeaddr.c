@@ -69,7 +69,7 @@ pipe_app_check(const char *app, const char **why)
 		*why = "application name holds '\\'";
 		return -EINVAL;
 	}
-	if (mp_str_has_ctl(app)) {
+	if (text_str_has_ctl(app)) {
 		*why = "control character in application name";
 		return -EINVAL;
 	}
@@ -241,7 +241,7 @@ pa_read_queue(const char *s, size_t len, size_t *pos, bool tmpl,
 		*why = "duplicate queue[NAME]";
 		return -EINVAL;
 	}
-	if ((*queue = mp_strndup(name, n)) == NULL)
+	if ((*queue = text_strndup(name, n)) == NULL)
 		return -ENOMEM;
 	*pos = (size_t)(close - s) + 1;
 	return 0;
@@ -280,7 +280,7 @@ pa_parse(const char *s, size_t len, bool tmpl, struct pipe_tmpl *t,
 	int r = 0;
 
 	*t = (struct pipe_tmpl)PIPE_TMPL_INIT;
-	if (mp_has_ctl(s, len, true)) {
+	if (text_has_ctl(s, len, true)) {
 		*why = "control character in pipe address";
 		return -EINVAL;
 	}
@@ -405,7 +405,7 @@ pipe_tmpl_expand(const struct pipe_tmpl *t, const char *text,
 	}
 	if (!t->has_star || text == NULL)
 		text = "";
-	if (mp_str_has_ctl(text)) {
+	if (text_str_has_ctl(text)) {
 		*why = WHY_CTL;
 		return -EPERM;
 	}
@@ -414,7 +414,7 @@ pipe_tmpl_expand(const struct pipe_tmpl *t, const char *text,
 		return -EPERM;
 	}
 	c->tags = t->tags;
-	if (t->queue && (c->queue = mp_strdup(t->queue)) == NULL)
+	if (t->queue && (c->queue = text_strdup(t->queue)) == NULL)
 		r = -ENOMEM;
 	for (size_t i = 0; r == 0 && i < t->nwords; i++) {
 		if ((r = pa_join(&t->words[i], text, &word)) < 0)
@@ -467,7 +467,7 @@ pipe_cmd_format(const struct pipe_cmd *c, char **out)
 	    (c->queue && !pipe_queue_name_ok(c->queue, strlen(c->queue))))
 		return -EINVAL;
 	for (size_t i = 0; i < c->params.n; i++)
-		if (c->params.v[i][0] == '\0' || mp_str_has_ctl(c->params.v[i]))
+		if (c->params.v[i][0] == '\0' || text_str_has_ctl(c->params.v[i]))
 			return -EINVAL;
 	if (c->queue)
 		r = buf_printf(&b, "queue[%s] ", c->queue);

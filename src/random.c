@@ -10,7 +10,7 @@
 
 /* n random bytes; getrandom blocks only before the pool is seeded. */
 int
-mp_random(void *p, size_t n)
+random_bytes(void *p, size_t n)
 {
 	size_t got = 0;
 
@@ -29,7 +29,7 @@ mp_random(void *p, size_t n)
 
 /* 2 * n random hex digits. */
 int
-mp_random_hex(char *out, size_t n)
+random_hex(char *out, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char raw[64];
@@ -39,7 +39,7 @@ mp_random_hex(char *out, size_t n)
 	while (done < n) {
 		size_t k = n - done < sizeof(raw) ? n - done : sizeof(raw);
 
-		if ((r = mp_random(raw, k)) < 0)
+		if ((r = random_bytes(raw, k)) < 0)
 			return r;
 		for (size_t i = 0; i < k; i++) {
 			out[2 * (done + i)] = hex[raw[i] >> 4];

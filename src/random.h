@@ -7,8 +7,8 @@
 #include <stddef.h>
 
 /* Fill p with n random bytes from getrandom(2) (retries EINTR). */
-int mp_random(void *p, size_t n);
+int random_bytes(void *p, size_t n);
 /* Write 2 * n random lower-case hex digits and a NUL to out. */
-int mp_random_hex(char *out, size_t n);
+int random_hex(char *out, size_t n);
 
 #endif

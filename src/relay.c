@@ -292,8 +292,8 @@ split_host_port(const char *hp, char **host, char **port)
 	if (hend == h || (*rest && (*rest != ':' || rest[1] == '\0' ||
 	    strspn(rest + 1, "0123456789") != strlen(rest + 1))))
 		return -EINVAL;
-	*host = mp_strndup(h, (size_t)(hend - h));
-	*port = mp_strdup(*rest ? rest + 1 : "25");
+	*host = text_strndup(h, (size_t)(hend - h));
+	*port = text_strdup(*rest ? rest + 1 : "25");
 	return *host && *port ? 0 : -ENOMEM;
 }
 
@@ -307,7 +307,7 @@ relay_open(uv_loop_t *loop, const struct relay_settings *s,
 
 	*out = NULL;
 	if (s == NULL || s->host_port == NULL || s->host_port[0] == '\0' ||
-	    mp_str_has_ctl(s->host_port) || mp_str_has_ctl(s->helo))
+	    text_str_has_ctl(s->host_port) || text_str_has_ctl(s->helo))
 		return -EINVAL;
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return -ENOMEM;
@@ -319,8 +319,8 @@ relay_open(uv_loop_t *loop, const struct relay_settings *s,
 	TAILQ_INIT(&r->done);
 	LIST_INIT(&r->sessions);
 	e = split_host_port(s->host_port, &r->host, &r->port);
-	if (e == 0 && ((r->host_port = mp_strdup(s->host_port)) == NULL ||
-	    (r->helo = mp_strdup(s->helo && s->helo[0] ? s->helo :
+	if (e == 0 && ((r->host_port = text_strdup(s->host_port)) == NULL ||
+	    (r->helo = text_strdup(s->helo && s->helo[0] ? s->helo :
 	    "localhost")) == NULL))
 		e = -ENOMEM;
 	if (e == 0)
@@ -361,17 +361,17 @@ msg_copy(struct rmsg *m, const struct relay_msg *mm)
 	    (m->utf8_rcpt = calloc(n, sizeof(bool))) == NULL)
 		return -ENOMEM;
 	m->nrcpt = n;
-	if ((m->from = mp_strdup(mm->from ? mm->from : "")) == NULL)
+	if ((m->from = text_strdup(mm->from ? mm->from : "")) == NULL)
 		return -ENOMEM;
 	if (mm->ret && (strcasecmp(mm->ret, "FULL") == 0 ||
 	    strcasecmp(mm->ret, "HDRS") == 0) &&
-	    (m->ret = mp_strdup(toupper((unsigned char)mm->ret[0]) == 'F' ?
+	    (m->ret = text_strdup(toupper((unsigned char)mm->ret[0]) == 'F' ?
 	    "FULL" : "HDRS")) == NULL)
 		return -ENOMEM;
-	if (mm->envid && (m->envid = mp_strdup(mm->envid)) == NULL)
+	if (mm->envid && (m->envid = text_strdup(mm->envid)) == NULL)
 		return -ENOMEM;
 	if (mm->input_path && (m->input_path =
-	    mp_strdup(mm->input_path)) == NULL)
+	    text_strdup(mm->input_path)) == NULL)
 		return -ENOMEM;
 	m->input_off = mm->input_off;
 	m->input_len = mm->input_len;
@@ -384,9 +384,9 @@ msg_copy(struct rmsg *m, const struct relay_msg *mm)
 		const struct relay_rcpt *rc = &mm->rcpts[i];
 
 		m->rcpts[i].notify = rc->notify;
-		if ((m->rcpts[i].addr = mp_strdup(rc->addr ? rc->addr :
+		if ((m->rcpts[i].addr = text_strdup(rc->addr ? rc->addr :
 		    "")) == NULL || (rc->orcpt && (m->rcpts[i].orcpt =
-		    mp_strdup(rc->orcpt)) == NULL))
+		    text_strdup(rc->orcpt)) == NULL))
 			return -ENOMEM;
 	}
 	return 0;
@@ -425,7 +425,7 @@ relay_send(struct relay *r, const struct relay_msg *mm, relay_done_cb cb,
 	r->active++;
 
 	/* Values that cannot go into a command fail at once. */
-	if (mp_str_has_ctl(m->from))
+	if (text_str_has_ctl(m->from))
 		relay__msg_settle_rest(m, RESULT_FAILED, 553, "5.1.7",
 		    "the return-path holds a control character");
 	m->utf8_from = has_8bit(m->from);
@@ -433,7 +433,7 @@ relay_send(struct relay *r, const struct relay_msg *mm, relay_done_cb cb,
 		const char *a = m->rcpts[i].addr;
 
 		m->utf8_rcpt[i] = has_8bit(a);
-		if (!m->done[i] && (a[0] == '\0' || mp_str_has_ctl(a))) {
+		if (!m->done[i] && (a[0] == '\0' || text_str_has_ctl(a))) {
 			relay__set_result(&m->res[i], RESULT_FAILED, 553, "5.1.3",
 			    "the recipient address is empty or holds a "
 			    "control character");

@@ -28,7 +28,7 @@ static void
 ctl_to_space(char *s)
 {
 	for (; *s; s++)
-		if (mp_is_ctl((unsigned char)*s))
+		if (text_is_ctl((unsigned char)*s))
 			*s = ' ';
 }
 
@@ -158,7 +158,7 @@ code_reply_parse(const char *s, int *reply, char status[RESULT_STATUS_MAX],
 	}
 	code = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
 	for (const char *q = s; *q; q++)
-		if (mp_is_ctl((unsigned char)*q)) {
+		if (text_is_ctl((unsigned char)*q)) {
 			*why = "reply holds a control character";
 			return -EINVAL;
 		}
@@ -186,7 +186,7 @@ code_reply_parse(const char *s, int *reply, char status[RESULT_STATUS_MAX],
 	end = p + strlen(p);
 	while (end > p && end[-1] == ' ')
 		end--;
-	if (end > p && (*text = mp_strndup(p, (size_t)(end - p))) == NULL) {
+	if (end > p && (*text = text_strndup(p, (size_t)(end - p))) == NULL) {
 		*why = "out of memory";
 		return -ENOMEM;
 	}
@@ -274,7 +274,7 @@ err_line(const char *s, struct buf *out)
 	for (; s && *s; s++) {
 		unsigned char c = (unsigned char)*s;
 
-		if (mp_is_ctl(c) || c == ' ') {
+		if (text_is_ctl(c) || c == ' ') {
 			space = out->len > 0;
 			continue;
 		}

@@ -128,7 +128,7 @@ rt_split(const char *s, size_t len, char **local, char **domain,
 		r = -EINVAL;
 	}
 	if (r == 0 && at < len &&
-	    (*domain = mp_strndup(s + at + 1, len - at - 1)) == NULL)
+	    (*domain = text_strndup(s + at + 1, len - at - 1)) == NULL)
 		r = -ENOMEM;
 	if (r == 0)
 		r = buf_steal(&b, local);
@@ -299,7 +299,7 @@ rt_parse_target(struct router_rule *u, const char *s, size_t len,
 			s++;
 			len--;
 		}
-		if (len > 0 && (u->error_text = mp_strndup(s, len)) == NULL)
+		if (len > 0 && (u->error_text = text_strndup(s, len)) == NULL)
 			return -ENOMEM;
 		return 0;
 	}
@@ -364,7 +364,7 @@ rt_parse_record(struct router_rule *u, const char *s, size_t len,
 		*why = "missing '>' after the pattern";
 		return -EINVAL;
 	}
-	if ((u->pattern = mp_strndup(s + 1, gt - 1)) == NULL)
+	if ((u->pattern = text_strndup(s + 1, gt - 1)) == NULL)
 		return -ENOMEM;
 	if (gt == 1) {
 		*why = "empty pattern";
@@ -396,7 +396,7 @@ rt_parse_record(struct router_rule *u, const char *s, size_t len,
 		*why = "missing target";
 		return -EINVAL;
 	}
-	if ((u->target = mp_strndup(p, tlen)) == NULL)
+	if ((u->target = text_strndup(p, tlen)) == NULL)
 		return -ENOMEM;
 	return rt_parse_target(u, p, tlen,
 		rt_stars(u->pat_local) + rt_stars(u->pat_domain) > 0,
@@ -431,7 +431,7 @@ router_table_parse(const char *text, size_t len, const char *filename,
 			r = rt_err(err, filename, lineno, "NUL byte");
 			break;
 		}
-		if (mp_has_ctl(line, n, true))
+		if (text_has_ctl(line, n, true))
 			why = "control character";
 		while (!why && n > 0 && rt_space(*line)) {
 			line++;
@@ -522,7 +522,7 @@ rt_find(const struct router_ctx *ctx, const struct address *a,
 		if (u->pat_domain && !rt_match(u->pat_domain, a->domain, &m, &ml))
 			continue;
 		*rule = u;
-		if (m && (*text = mp_strndup(m, ml)) == NULL)
+		if (m && (*text = text_strndup(m, ml)) == NULL)
 			return -ENOMEM;
 		return 0;
 	}
@@ -556,7 +556,7 @@ rt_fail(struct route *r, enum route_kind k, int reply, const char *status,
 static int
 rt_text_check(const char *text, const char **why)
 {
-	if (mp_str_has_ctl(text)) {
+	if (text_str_has_ctl(text)) {
 		*why = WHY_CTL;
 		return -EPERM;
 	}
@@ -635,7 +635,7 @@ rt_rewrite(struct route *r, const struct router_ctx *ctx,
 		goto out;
 	}
 	if (dx == NULL && ctx->default_domain &&
-	    (dx = mp_strdup(ctx->default_domain)) == NULL) {
+	    (dx = text_strdup(ctx->default_domain)) == NULL) {
 		e = -ENOMEM;
 		goto out;
 	}
@@ -721,7 +721,7 @@ rt_default(struct route *r, const struct router_ctx *ctx,
 	if ((i = rt_domain_index(ctx->transport_domains, a->domain)) >= 0) {
 		r->kind = ROUTE_TRANSPORT;
 		if (ctx->transport_names && ctx->transport_names[i] &&
-		    (r->transport = mp_strdup(ctx->transport_names[i])) == NULL)
+		    (r->transport = text_strdup(ctx->transport_names[i])) == NULL)
 			return -ENOMEM;
 		return 0;
 	}
@@ -765,7 +765,7 @@ router_route(const struct router_ctx *ctx, const char *address,
 	int e;
 
 	*r = (struct route)ROUTE_INIT;
-	if ((r->address = mp_strdup(address ? address : "")) == NULL)
+	if ((r->address = text_strdup(address ? address : "")) == NULL)
 		return -ENOMEM;
 	e = address_parse(r->address, strlen(r->address),
 		ADDRESS_ALLOW_UNQUALIFIED, &a, &why);
@@ -782,7 +782,7 @@ router_route(const struct router_ctx *ctx, const char *address,
 				"bad address: no domain");
 			goto out;
 		}
-		if ((a.domain = mp_strdup(ctx->default_domain)) == NULL) {
+		if ((a.domain = text_strdup(ctx->default_domain)) == NULL) {
 			e = -ENOMEM;
 			goto out;
 		}

@@ -117,7 +117,7 @@ smtp_alnum(unsigned char c)
 static int
 smtp_dup(const char *s, size_t n, char **out)
 {
-	return (*out = mp_strndup(s, n)) ? 0 : -ENOMEM;
+	return (*out = text_strndup(s, n)) ? 0 : -ENOMEM;
 }
 
 /* HELO/EHLO: one word of printable ASCII (liberal: not checked as DNS). */
@@ -619,7 +619,7 @@ smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *c,
 	case SMTP_HELP:
 		if (alen == 0 && c->verb == SMTP_VRFY)
 			r = smtp_syntax(e, "VRFY requires an argument");
-		else if (mp_has_ctl(arg, alen, false))
+		else if (text_has_ctl(arg, alen, false))
 			r = smtp_syntax(e, "control character in argument");
 		else
 			r = alen ? smtp_dup(arg, alen, &c->arg) : 0;

@@ -231,12 +231,12 @@ parse_listen(const char *text, struct sockaddr_storage *ss, socklen_t *len)
 
 		if (rb == NULL || rb[1] != ':')
 			return -EINVAL;
-		h = mp_strndup(text + 1, (size_t)(rb - text - 1));
+		h = text_strndup(text + 1, (size_t)(rb - text - 1));
 		colon = rb + 1;
 	} else {
 		if ((colon = strrchr(text, ':')) == NULL)
 			return -EINVAL;
-		h = mp_strndup(text, (size_t)(colon - text));
+		h = text_strndup(text, (size_t)(colon - text));
 	}
 	if (h == NULL)
 		return -ENOMEM;

@@ -442,6 +442,77 @@ store__work_done(struct store *st)
 	return st->closing && st->busy == 0;
 }
 
+/* A new write job; see store_int.h. */
+int
+store__wjob_new(struct store *st, size_t size, store_commit_cb cb,
+	void *arg, struct store__wjob **out)
+{
+	struct store__wjob *w = calloc(1, size);
+	int r;
+
+	if (w == NULL)
+		return -ENOMEM;
+	if ((r = store__msg_place(st, &w->m, &w->folder)) < 0) {
+		free(w);
+		return r;
+	}
+	w->req.data = w;
+	w->st = st;
+	w->cb = cb;
+	w->arg = arg;
+	*out = w;
+	return 0;
+}
+
+/* Queue a write job on the pool. */
+int
+store__wjob_queue(struct store__wjob *w, uv_work_cb work,
+	uv_after_work_cb after)
+{
+	int r;
+
+	if ((r = uv_queue_work(w->st->loop, &w->req, work, after)) < 0)
+		return r;
+	w->st->inflight++;
+	w->st->busy++;
+	return 0;
+}
+
+/* Free a job that never ran. */
+void
+store__wjob_free(struct store__wjob *w)
+{
+	store_msg_free(w->m);
+	free(w->folder);
+	free(w);
+}
+
+/* A write job is back; see store_int.h. */
+int
+store__wjob_back(struct store__wjob *w, int status)
+{
+	store__notes_flush(w->st, &w->notes);
+	w->st->inflight--;
+	return status < 0 ? status : w->err;
+}
+
+/* End a write job; see store_int.h. */
+void
+store__wjob_end(struct store__wjob *w, int err, struct store_msg *m)
+{
+	struct store *st = w->st;
+	store_commit_cb cb = w->cb;
+	void *arg = w->arg;
+	bool last;
+
+	free(w->folder);
+	free(w);
+	last = store__work_done(st);
+	cb(arg, err, m);
+	if (last)
+		store__free(st);
+}
+
 /* May a new message be written now (-EBUSY recovering, -ENOSPC full)? */
 int
 store__commit_allowed(const struct store *st, unsigned flags)

@@ -17,22 +17,15 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "fdwrite.h"
+#include "fdio.h"
 #include "store_int.h"
 
 /* A commit in flight. */
 struct commit_job {
-	uv_work_t req;
-	struct store *st;
-	struct store_msg *m;
-	char *folder;		/* "" or "NN" */
+	struct store__wjob w;	/* first */
 	char *data;		/* the message bytes (stolen) */
 	size_t len;
 	char *unlink_after;
-	store_commit_cb cb;
-	void *arg;
-	int err;
-	struct notes notes;
 };
 
 /* S0 -> S1: create folder/ID.tmp (O_EXCL) with the queue's mode. */
@@ -139,8 +132,8 @@ static void
 commit_work(uv_work_t *req)
 {
 	struct commit_job *j = req->data;
-	struct store *st = j->st;
-	struct store_msg *m = j->m;
+	struct store *st = j->w.st;
+	struct store_msg *m = j->w.m;
 	struct tmpfile tf = TMPFILE_INIT;
 	struct buf hdr = BUF_INIT;
 	struct iovec iov[2];
@@ -153,21 +146,21 @@ commit_work(uv_work_t *req)
 	m->msg_off = m->env.header_len;
 	m->msg_len = m->env.size;
 	m->pending = envelope_pending(&m->env);
-	if ((r = store__tf_create(st, &tf, j->folder, m->id)) < 0)
+	if ((r = store__tf_create(st, &tf, j->w.folder, m->id)) < 0)
 		goto fail;
 	iov[0].iov_base = hdr.data;
 	iov[0].iov_len = hdr.len;
 	iov[1].iov_base = j->data;
 	iov[1].iov_len = j->len;
-	if ((r = fdwrite_iov(tf.fd, iov, j->len ? 2 : 1)) < 0 ||
+	if ((r = fdio_writev(tf.fd, iov, j->len ? 2 : 1)) < 0 ||
 	    (r = store__tf_publish(st, &tf)) < 0)
 		goto fail;
-	store__unlink_source(j->unlink_after, m->id, &j->notes);
-	j->err = 0;
+	store__unlink_source(j->unlink_after, m->id, &j->w.notes);
+	j->w.err = 0;
 	goto out;
 fail:
-	j->err = r;
-	store__tf_withdraw(st, &tf, j->folder, m->id, &j->notes);
+	j->w.err = r;
+	store__tf_withdraw(st, &tf, j->w.folder, m->id, &j->w.notes);
 out:
 	store__tf_free(&tf);
 	buf_free(&hdr);
@@ -198,13 +191,10 @@ static void
 commit_after(uv_work_t *req, int status)
 {
 	struct commit_job *j = req->data;
-	struct store *st = j->st;
-	struct store_msg *m = j->m;
-	int err = status < 0 ? status : j->err;
-	bool last;
+	struct store *st = j->w.st;
+	struct store_msg *m = j->w.m;
+	int err = store__wjob_back(&j->w, status);
 
-	store__notes_flush(st, &j->notes);
-	st->inflight--;
 	if (err == 0) {
 		st->live++;
 		st->commits++;
@@ -216,14 +206,9 @@ commit_after(uv_work_t *req, int status)
 		store_msg_free(m);
 		m = NULL;
 	}
-	last = store__work_done(st);
-	j->cb(j->arg, err, m);
-	free(j->folder);
 	free(j->data);
 	free(j->unlink_after);
-	free(j);
-	if (last)
-		store__free(st);
+	store__wjob_end(&j->w, err, m);
 }
 
 /* Write a new queue file durably from env and message. */
@@ -232,25 +217,18 @@ store_commit(struct store *st, struct envelope *env, struct buf *message,
 	const char *unlink_after, unsigned flags, store_commit_cb cb,
 	void *arg)
 {
+	struct store__wjob *w;
 	struct commit_job *j;
 	struct store_msg *m;
 	int r;
 
 	if (st == NULL || env == NULL || message == NULL || cb == NULL)
 		return -EINVAL;
-	if ((r = store__commit_allowed(st, flags)) < 0)
+	if ((r = store__commit_allowed(st, flags)) < 0 ||
+	    (r = store__wjob_new(st, sizeof(*j), cb, arg, &w)) < 0)
 		return r;
-	if ((j = calloc(1, sizeof(*j))) == NULL)
-		return -ENOMEM;
-	if ((r = store__msg_place(st, &j->m, &j->folder)) < 0) {
-		free(j);
-		return r;
-	}
-	m = j->m;
-	j->req.data = j;
-	j->st = st;
-	j->cb = cb;
-	j->arg = arg;
+	j = (struct commit_job *)w;
+	m = w->m;
 	if (unlink_after && (j->unlink_after = strdup(unlink_after)) == NULL) {
 		r = -ENOMEM;
 		goto fail;
@@ -259,20 +237,15 @@ store_commit(struct store *st, struct envelope *env, struct buf *message,
 	m->env = *env;
 	j->data = message->data;
 	j->len = message->len;
-	if ((r = uv_queue_work(st->loop, &j->req, commit_work,
-	    commit_after)) < 0) {
+	if ((r = store__wjob_queue(w, commit_work, commit_after)) < 0) {
 		envelope_init(&m->env);
 		goto fail;
 	}
 	envelope_init(env);
 	*message = (struct buf)BUF_INIT;
-	st->inflight++;
-	st->busy++;
 	return 0;
 fail:
-	store_msg_free(m);
-	free(j->folder);
 	free(j->unlink_after);
-	free(j);
+	store__wjob_free(w);
 	return r;
 }

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fdwrite.h"
+#include "fdio.h"
 #include "store_int.h"
 #include "text.h"
 
@@ -64,7 +64,7 @@ draft_append(struct store_draft *d, const char *p, size_t n)
 
 	if (n == 0)
 		return 0;
-	if ((r = fdwrite_at(d->tf.fd, p, n, off)) < 0)
+	if ((r = fdio_pwrite(d->tf.fd, p, n, off)) < 0)
 		return r;
 	d->written += n;
 	/* a head start for the commit's fsync; a hint, so errors are moot */
@@ -106,16 +106,11 @@ draft_copy_slice(struct store_draft *d)
 		return -ENOMEM;
 	}
 	while (sliced < DRAFT_SLICE) {
-		ssize_t n = pread(d->src, in, STORE_COPY_CHUNK,
-			(off_t)(d->src_off + d->copied));
-		size_t o;
+		size_t n, o;
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
+		if ((r = fdio_pread(d->src, in, STORE_COPY_CHUNK,
+		    d->src_off + d->copied, &n)) < 0)
 			break;
-		}
 		if (n == 0) {
 			/* the end: a CR held back was a lone one */
 			if (d->cr && (r = draft_append(d, "\r", 1)) == 0)
@@ -130,9 +125,9 @@ draft_copy_slice(struct store_draft *d)
 		d->copied += (uint64_t)n;
 		sliced += (uint64_t)n;
 		if (out == NULL) {
-			r = draft_append(d, in, (size_t)n);
+			r = draft_append(d, in, n);
 		} else {
-			o = mp_crlf_to_lf(in, (size_t)n, out, &d->cr);
+			o = text_crlf_to_lf(in, n, out, &d->cr);
 			r = draft_append(d, out, o);
 		}
 		if (r < 0)
@@ -159,7 +154,7 @@ draft_commit_work(struct store_draft *d)
 	m->msg_off = m->env.header_len;
 	m->msg_len = m->env.size;
 	m->pending = envelope_pending(&m->env);
-	if ((r = fdwrite_at(d->tf.fd, env.data, env.len, 0)) < 0 ||
+	if ((r = fdio_pwrite(d->tf.fd, env.data, env.len, 0)) < 0 ||
 	    (r = store__tf_publish(d->st, &d->tf)) < 0)
 		goto out;
 	store__unlink_source(d->unlink_after, m->id, &d->notes);

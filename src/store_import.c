@@ -18,16 +18,9 @@
 
 /* An import in flight. */
 struct import_job {
-	uv_work_t req;
-	struct store *st;
-	struct store_msg *m;
-	char *folder;
+	struct store__wjob w;	/* first */
 	char *src;
 	bool counted;		/* the file reached Queue/ */
-	store_commit_cb cb;
-	void *arg;
-	int err;
-	struct notes notes;
 };
 
 /* fsync the folder holding path. */
@@ -39,7 +32,7 @@ fsync_parent(const char *path)
 	int fd, r = 0;
 
 	dir = slash == NULL ? strdup(".") : slash == path ? strdup("/") :
-		mp_strndup(path, (size_t)(slash - path));
+		text_strndup(path, (size_t)(slash - path));
 	if (dir == NULL)
 		return -ENOMEM;
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -55,8 +48,8 @@ static void
 import_work(uv_work_t *req)
 {
 	struct import_job *j = req->data;
-	struct store *st = j->st;
-	struct store_msg *m = j->m;
+	struct store *st = j->w.st;
+	struct store_msg *m = j->w.m;
 	struct buf dest = BUF_INIT, name = BUF_INIT;
 	struct sdir *d;
 	const char *why;
@@ -73,9 +66,9 @@ import_work(uv_work_t *req)
 	if (r == -EBADMSG) {
 		int q = store__quarantine(st, AT_FDCWD, j->src, &dest);
 
-		store__note_corrupt(&j->notes, j->src, why, line, q, &dest);
+		store__note_corrupt(&j->w.notes, j->src, why, line, q, &dest);
 		if (q == 0 && (q = fsync_parent(j->src)) < 0)
-			store__notes_add(&j->notes, LOG_FAILURES, "cannot "
+			store__notes_add(&j->w.notes, LOG_FAILURES, "cannot "
 				"fsync the folder of %s: %s", j->src,
 				strerror(-q));
 		goto out;
@@ -89,7 +82,7 @@ import_work(uv_work_t *req)
 			r = r < 0 ? r : -errno;
 			goto out;
 		}
-		store__notes_add(&j->notes, LOG_PROBLEMS, "%s: every "
+		store__notes_add(&j->w.notes, LOG_PROBLEMS, "%s: every "
 			"recipient is final; removed", j->src);
 		r = -EALREADY;
 		goto out;
@@ -104,7 +97,7 @@ import_work(uv_work_t *req)
 		goto out;
 	}
 	if ((r = buf_printf(&name, "%s.msg", m->id)) < 0 ||
-	    (r = store__sdir_get(st, j->folder, true, &d)) < 0)
+	    (r = store__sdir_get(st, j->w.folder, true, &d)) < 0)
 		goto out;
 	/* S2: the rename moves the message in; EXDEV leaves it where it is */
 	if ((r = store__rename_noreplace(AT_FDCWD, j->src, d->fd,
@@ -112,19 +105,19 @@ import_work(uv_work_t *req)
 		goto out;
 	j->counted = true;
 	if ((r = store__sdir_sync(st, d)) < 0) {
-		store__notes_add(&j->notes, LOG_FAILURES, "id=%s imported "
+		store__notes_add(&j->w.notes, LOG_FAILURES, "id=%s imported "
 			"from %s but the directory fsync failed: %s "
 			"(delivered after a restart)", m->id, j->src,
 			strerror(-r));
 		goto out;
 	}
 	if ((r = fsync_parent(j->src)) < 0)
-		store__notes_add(&j->notes, LOG_PROBLEMS, "id=%s imported, "
+		store__notes_add(&j->w.notes, LOG_PROBLEMS, "id=%s imported, "
 			"but cannot fsync the folder of %s: %s", m->id, j->src,
 			strerror(-r));
 	r = 0;
 out:
-	j->err = r;
+	j->w.err = r;
 	if (fd >= 0)
 		close(fd);
 	buf_free(&dest);
@@ -136,13 +129,10 @@ static void
 import_after(uv_work_t *req, int status)
 {
 	struct import_job *j = req->data;
-	struct store *st = j->st;
-	struct store_msg *m = j->m;
-	int err = status < 0 ? status : j->err;
-	bool last;
+	struct store *st = j->w.st;
+	struct store_msg *m = j->w.m;
+	int err = store__wjob_back(&j->w, status);
 
-	store__notes_flush(st, &j->notes);
-	st->inflight--;
 	if (j->counted)
 		st->live++;	/* in Queue/ even if not yet durable */
 	if (err < 0) {
@@ -152,13 +142,8 @@ import_after(uv_work_t *req, int status)
 		log_msg(st->log, LOG_QUEUE, LOG_MAJOR, "id=%s imported from %s",
 			m->id, j->src);
 	}
-	last = store__work_done(st);
-	j->cb(j->arg, err, m);
-	free(j->folder);
 	free(j->src);
-	free(j);
-	if (last)
-		store__free(st);
+	store__wjob_end(&j->w, err, m);
 }
 
 /* ForeignQueue import of the .msg at src_path. */
@@ -166,41 +151,22 @@ int
 store_import(struct store *st, const char *src_path, store_commit_cb cb,
 	void *arg)
 {
+	struct store__wjob *w;
 	struct import_job *j;
-	struct store_msg *m;
 	int r;
 
 	if (st == NULL || src_path == NULL || cb == NULL)
 		return -EINVAL;
-	if (st->recovering || st->closing)
-		return -EBUSY;
-	if (store_full(st))
-		return -ENOSPC;
-	if ((j = calloc(1, sizeof(*j))) == NULL)
-		return -ENOMEM;
-	if ((r = store__msg_place(st, &j->m, &j->folder)) < 0) {
-		free(j);
+	if ((r = store__commit_allowed(st, 0)) < 0 ||
+	    (r = store__wjob_new(st, sizeof(*j), cb, arg, &w)) < 0)
+		return r;
+	j = (struct import_job *)w;
+	if ((j->src = strdup(src_path)) == NULL ||
+	    (r = store__wjob_queue(w, import_work, import_after)) < 0) {
+		r = j->src == NULL ? -ENOMEM : r;
+		free(j->src);
+		store__wjob_free(w);
 		return r;
 	}
-	m = j->m;
-	j->req.data = j;
-	j->st = st;
-	j->cb = cb;
-	j->arg = arg;
-	if ((j->src = strdup(src_path)) == NULL) {
-		r = -ENOMEM;
-		goto fail;
-	}
-	if ((r = uv_queue_work(st->loop, &j->req, import_work,
-	    import_after)) < 0)
-		goto fail;
-	st->inflight++;
-	st->busy++;
 	return 0;
-fail:
-	store_msg_free(m);
-	free(j->folder);
-	free(j->src);
-	free(j);
-	return r;
 }

@@ -114,6 +114,35 @@ int store__commit_allowed(const struct store *st, unsigned flags);
 int store__msg_place(struct store *st, struct store_msg **mp, char **folder);
 /* A work item reported: true when the store must be freed after its cb. */
 bool store__work_done(struct store *st);
+/* What a commit job and an import job share: the first member of each. */
+struct store__wjob {
+	uv_work_t req;
+	struct store *st;
+	struct store_msg *m;
+	char *folder;		/* "" or "NN" */
+	store_commit_cb cb;
+	void *arg;
+	int err;
+	struct notes notes;
+};
+/*
+ * A zeroed job of size bytes (a struct starting with a store__wjob) with
+ * a fresh message placed; -ENOMEM or store__msg_place's error.
+ */
+int store__wjob_new(struct store *st, size_t size, store_commit_cb cb,
+	void *arg, struct store__wjob **out);
+/* Hand a job to the thread pool and count it in flight. */
+int store__wjob_queue(struct store__wjob *w, uv_work_cb work,
+	uv_after_work_cb after);
+/* Free a job that never ran (its own fields freed by the caller). */
+void store__wjob_free(struct store__wjob *w);
+/* Loop: a write job is back; flush its notes, give its result. */
+int store__wjob_back(struct store__wjob *w, int status);
+/*
+ * Loop: end a write job whose own fields are freed: free w, hand m (NULL
+ * when err) to its cb, then free the store if it was waiting for the job.
+ */
+void store__wjob_end(struct store__wjob *w, int err, struct store_msg *m);
 /* Free everything. */
 void store__free(struct store *st);
 

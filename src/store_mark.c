@@ -153,7 +153,7 @@ store_mark(struct store *st, struct store_msg *m, size_t rcpt,
 		return -ENOMEM;
 	rel = m->relpath + 6;
 	slash = strrchr(rel, '/');
-	j->folder = slash ? mp_strndup(rel, (size_t)(slash - rel)) :
+	j->folder = slash ? text_strndup(rel, (size_t)(slash - rel)) :
 		strdup("");
 	if (j->folder == NULL) {
 		free(j);

@@ -39,14 +39,14 @@ strv_push_take(struct strv *sv, char *s)
 int
 strv_push(struct strv *sv, const char *s)
 {
-	return strv_push_take(sv, mp_strdup(s));
+	return strv_push_take(sv, text_strdup(s));
 }
 
 /* Append a copy of n bytes. */
 int
 strv_pushn(struct strv *sv, const char *s, size_t n)
 {
-	return strv_push_take(sv, mp_strndup(s, n));
+	return strv_push_take(sv, text_strndup(s, n));
 }
 
 /* Append copies of all of src. */

@@ -46,6 +46,30 @@ ends_with(const char *name, const char *ext)
 	return n > e && strcmp(name + n - e, ext) == 0;
 }
 
+/* Free what a submit owns besides its handles (which must be closed). */
+static void
+submit_release(struct submit *sb)
+{
+	struct forget *f;
+
+	while ((f = sb->forget) != NULL) {
+		sb->forget = f->next;
+		free(f->name);
+		free(f);
+	}
+	strv_free(&sb->pending);
+	strv_free(&sb->inflight);
+	subready_free(sb->ready);
+	if (sb->ifd >= 0)
+		close(sb->ifd);
+	if (sb->dirfd >= 0)
+		close(sb->dirfd);
+	free(sb->dir);
+	free(sb->hostname);
+	free(sb->default_domain);
+	free(sb);
+}
+
 /* Prepare BASE/Submitted with the right owner and mode. */
 int
 submit_open(uv_loop_t *loop, const struct submit_settings *s,
@@ -125,13 +149,7 @@ submit_open(uv_loop_t *loop, const struct submit_settings *s,
 	*out = sb;
 	return 0;
 fail:
-	subready_free(sb->ready);
-	if (sb->dirfd >= 0)
-		close(sb->dirfd);
-	free(sb->dir);
-	free(sb->hostname);
-	free(sb->default_domain);
-	free(sb);
+	submit_release(sb);
 	return r;
 }
 
@@ -430,26 +448,10 @@ static void
 on_closed(uv_handle_t *h)
 {
 	struct submit *sb = h->data;
-	struct forget *f;
 
 	if (--sb->open_handles > 0)
 		return;
-	while ((f = sb->forget) != NULL) {
-		sb->forget = f->next;
-		free(f->name);
-		free(f);
-	}
-	strv_free(&sb->pending);
-	strv_free(&sb->inflight);
-	subready_free(sb->ready);
-	if (sb->ifd >= 0)
-		close(sb->ifd);
-	if (sb->dirfd >= 0)
-		close(sb->dirfd);
-	free(sb->dir);
-	free(sb->hostname);
-	free(sb->default_domain);
-	free(sb);
+	submit_release(sb);
 }
 
 /* Close the handles; memory goes when they are closed. */

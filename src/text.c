@@ -10,14 +10,14 @@
 
 /* strdup accepting NULL. */
 char *
-mp_strdup(const char *s)
+text_strdup(const char *s)
 {
 	return s ? strdup(s) : NULL;
 }
 
 /* Copy n bytes into a new string. */
 char *
-mp_strndup(const char *s, size_t n)
+text_strndup(const char *s, size_t n)
 {
 	char *p = malloc(n + 1);
 
@@ -30,12 +30,12 @@ mp_strndup(const char *s, size_t n)
 
 /* Any control character (TAB too unless tab_ok) in s[0..n)? */
 bool
-mp_has_ctl(const char *s, size_t n, bool tab_ok)
+text_has_ctl(const char *s, size_t n, bool tab_ok)
 {
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 
-		if (mp_is_ctl(c) && !(tab_ok && c == '\t'))
+		if (text_is_ctl(c) && !(tab_ok && c == '\t'))
 			return true;
 	}
 	return false;
@@ -43,14 +43,14 @@ mp_has_ctl(const char *s, size_t n, bool tab_ok)
 
 /* Any control character in the string s (NULL holds none)? */
 bool
-mp_str_has_ctl(const char *s)
+text_str_has_ctl(const char *s)
 {
-	return s != NULL && mp_has_ctl(s, strlen(s), false);
+	return s != NULL && text_has_ctl(s, strlen(s), false);
 }
 
 /* Copy in to out turning CR LF into LF, a CR carried between pieces. */
 size_t
-mp_crlf_to_lf(const char *in, size_t n, char *out, bool *cr)
+text_crlf_to_lf(const char *in, size_t n, char *out, bool *cr)
 {
 	size_t o = 0;
 

@@ -15,7 +15,7 @@
  * written out with the next piece unless that starts with LF; a CR left
  * at the very end is the caller's to write. Returns the bytes written.
  */
-size_t mp_crlf_to_lf(const char *in, size_t n, char *out, bool *cr);
+size_t text_crlf_to_lf(const char *in, size_t n, char *out, bool *cr);
 
 /*
  * Control characters: 0x00-0x1f and 0x7f (TAB, CR and LF included); an
@@ -23,18 +23,18 @@ size_t mp_crlf_to_lf(const char *in, size_t n, char *out, bool *cr);
  * free of control characters" check.
  */
 static inline bool
-mp_is_ctl(unsigned char c)
+text_is_ctl(unsigned char c)
 {
 	return c < 0x20 || c == 0x7f;
 }
 /* Any control character in s[0..n)? With tab_ok, TAB does not count. */
-bool mp_has_ctl(const char *s, size_t n, bool tab_ok);
+bool text_has_ctl(const char *s, size_t n, bool tab_ok);
 /* Any control character in the string s (NULL holds none)? */
-bool mp_str_has_ctl(const char *s);
+bool text_str_has_ctl(const char *s);
 
 /* strdup that returns NULL only on allocation failure and accepts NULL. */
-char *mp_strdup(const char *s);
+char *text_strdup(const char *s);
 /* Copy of n bytes at s, NUL-terminated. */
-char *mp_strndup(const char *s, size_t n);
+char *text_strndup(const char *s, size_t n);
 
 #endif

@@ -103,7 +103,7 @@ static int
 tls_msg(char **err, const char *msg, int r)
 {
 	if (err != NULL)
-		*err = mp_strdup(msg);
+		*err = text_strdup(msg);
 	return r;
 }
 

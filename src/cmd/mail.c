@@ -35,7 +35,7 @@ main(int argc, char **argv)
 	struct localsub ls;
 	struct localsub_err err = LOCALSUB_ERR_INIT;
 	struct localsub_mail o;
-	char opt[3] = "-?";
+	char opt[3];
 	int c, r = 0, ex = EX_OK;
 
 	memset(&o, 0, sizeof(o));
@@ -60,14 +60,9 @@ main(int argc, char **argv)
 		case 'b':
 			r = strv_push(&o.bcc, optarg);
 			break;
-		case ':':
-			opt[1] = (char)optopt;
-			ex = usage("missing argument for option ", opt);
-			break;
-		default:
-			opt[1] = (char)optopt;
-			ex = usage("unknown option ", optopt ? opt :
-				argv[optind - 1]);
+		default:	/* ':' or '?' */
+			ex = usage(c == ':' ? "missing argument for option " :
+				"unknown option ", localsub_bad_option(opt, argv));
 			break;
 		}
 	}

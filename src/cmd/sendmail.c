@@ -47,7 +47,7 @@ main(int argc, char **argv)
 	struct localsub_err err = LOCALSUB_ERR_INIT;
 	struct localsub_sendmail o;
 	enum sendmail_mode mode = MODE_DELIVER;
-	char opt[3] = "-?";
+	char opt[3];
 	int c, r, ex = EX_OK;
 
 	memset(&o, 0, sizeof(o));
@@ -102,15 +102,9 @@ main(int argc, char **argv)
 		case 'X': case 'h': case 'e': case 'm': case 'n': case 'U':
 		case 'G':
 			break;	/* accepted for compatibility, ignored */
-		case ':':
-			opt[1] = (char)optopt;
-			ex = usage("missing argument for option ", optopt ?
-				opt : argv[optind - 1]);
-			break;
-		default:
-			opt[1] = (char)optopt;
-			ex = usage("unknown option ", optopt ? opt :
-				argv[optind - 1]);
+		default:	/* ':' or '?' */
+			ex = usage(c == ':' ? "missing argument for option " :
+				"unknown option ", localsub_bad_option(opt, argv));
 			break;
 		}
 	}

@@ -43,8 +43,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			__builtin_trap();
 		return 0;
 	}
-	if (mp_str_has_ctl(a.local) ||
-	    (a.domain && mp_str_has_ctl(a.domain)))
+	if (text_str_has_ctl(a.local) ||
+	    (a.domain && text_str_has_ctl(a.domain)))
 		__builtin_trap();
 	if (address_format(&a, &out) != 0)
 		__builtin_trap();

@@ -124,7 +124,7 @@ fz_check_split(const char *msg, size_t size,
 	if (r == 0) {
 		if ((body = malloc(size - end + 1)) == NULL)
 			__builtin_trap();
-		rest = mp_crlf_to_lf(msg + end, size - end, body, &cr) + cr;
+		rest = text_crlf_to_lf(msg + end, size - end, body, &cr) + cr;
 		if (s.message.len + rest != w->message.len ||
 		    s.rcpts.n != w->rcpts.n ||
 		    strcmp(s.return_path, w->return_path) != 0 ||

@@ -52,7 +52,7 @@ check_cmd(const struct pipe_cmd *c)
 		__builtin_trap();
 	for (size_t i = 0; i < c->params.n; i++)
 		if (!*c->params.v[i] ||
-		    mp_str_has_ctl(c->params.v[i]))
+		    text_str_has_ctl(c->params.v[i]))
 			__builtin_trap();
 	if ((r = pipe_cmd_format(c, &out)) == -ENOMEM)
 		return;
@@ -104,7 +104,7 @@ check_tmpl(const char *s, size_t len)
 	if (text == NULL)
 		goto out;
 	unsafe = t.has_star && (text[0] == '-' ||
-		mp_str_has_ctl(text));
+		text_str_has_ctl(text));
 	r = pipe_tmpl_expand(&t, text, &c, &why);
 	if (unsafe && r != -EPERM)
 		__builtin_trap();

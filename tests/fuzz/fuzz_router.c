@@ -37,7 +37,7 @@ check_pipe(const struct route *r, const struct router_table *t, bool direct)
 	if (pipe_app_check(r->pipe.app, NULL) != 0)
 		__builtin_trap();
 	for (size_t i = 0; i < r->pipe.params.n; i++)
-		if (mp_str_has_ctl(r->pipe.params.v[i]))
+		if (text_str_has_ctl(r->pipe.params.v[i]))
 			__builtin_trap();
 	if (address_parse(r->address, strlen(r->address), 0, &a, NULL) != 0 ||
 	    strcmp(a.domain, "pipe") != 0 ||

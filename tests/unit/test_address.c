@@ -202,10 +202,10 @@ test_controls(void **state)
 	check_bad("joe@x\0y", 7, 0, "control character in address");
 	check_bad("joe@x\n", 6, ADDRESS_ALLOW_UNQUALIFIED,
 		"control character in address");
-	assert_true(mp_has_ctl("a\tb", 3, false));
-	assert_true(mp_has_ctl("\x7f", 1, false));
-	assert_false(mp_has_ctl("a b\xc3\xa9~", 6, false));
-	assert_false(mp_has_ctl("a\nb", 1, false));
+	assert_true(text_has_ctl("a\tb", 3, false));
+	assert_true(text_has_ctl("\x7f", 1, false));
+	assert_false(text_has_ctl("a b\xc3\xa9~", 6, false));
+	assert_false(text_has_ctl("a\nb", 1, false));
 }
 
 /* The null address and unqualified addresses need their flags. */

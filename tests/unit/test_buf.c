@@ -1,6 +1,6 @@
 /*
- * Unit tests for buf.c: growable buffers never truncate, string vectors
- * stay NULL-terminated, random hex is well-formed.
+ * Unit tests for buf.c: growable buffers never truncate, reads from a
+ * descriptor stop at their limit.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,9 +13,6 @@
 #include <unistd.h>
 
 #include "buf.h"
-#include "random.h"
-#include "strv.h"
-#include "text.h"
 
 /* Appends grow the buffer and keep it NUL-terminated. */
 static void
@@ -65,42 +62,6 @@ test_buf_steal_empty(void **state)
 	assert_int_equal(buf_steal(&b, &s), 0);
 	assert_string_equal(s, "");
 	free(s);
-}
-
-/* Vectors push, find and stay NULL-terminated. */
-static void
-test_strv(void **state)
-{
-	struct strv a = STRV_INIT, c = STRV_INIT;
-
-	assert_int_equal(strv_push(&a, "one"), 0);
-	assert_int_equal(strv_pushn(&a, "twoXX", 3), 0);
-	assert_int_equal(strv_push_take(&a, mp_strdup("three")), 0);
-	assert_int_equal(a.n, 3);
-	assert_null(a.v[3]);
-	assert_string_equal(a.v[1], "two");
-	assert_int_equal(strv_find(&a, "three"), 2);
-	assert_int_equal(strv_find(&a, "four"), -1);
-	assert_int_equal(strv_extend(&c, &a), 0);
-	assert_int_equal(c.n, 3);
-	assert_ptr_not_equal(c.v[0], a.v[0]);
-	strv_free(&a);
-	strv_free(&c);
-	assert_null(a.v);
-	assert_int_equal(strv_push_take(&a, NULL), -ENOMEM);
-}
-
-/* Random hex: right length, hex digits only, different every time. */
-static void
-test_random_hex(void **state)
-{
-	char a[201], b[201];
-
-	assert_int_equal(mp_random_hex(a, 100), 0);
-	assert_int_equal(mp_random_hex(b, 100), 0);
-	assert_int_equal(strlen(a), 200);
-	assert_int_equal(strspn(a, "0123456789abcdef"), 200);
-	assert_string_not_equal(a, b);
 }
 
 /* Write text into a fresh pipe and close the write end; the read end. */
@@ -193,65 +154,6 @@ test_reserve_exact(void **state)
 	buf_free(&b);
 }
 
-/* CR LF becomes LF, lone CRs stay, also when a CR ends a piece. */
-static void
-test_crlf_to_lf(void **state)
-{
-	static const char text[] = "a\r\nb\rc\r\r\nd\r\n\r\n\re\r";
-	static const char want[] = "a\nb\rc\r\nd\n\n\re";
-	char out[sizeof(text) + 1];
-	bool cr = false;
-	size_t n;
-
-	(void)state;
-	n = mp_crlf_to_lf(text, sizeof(text) - 1, out, &cr);
-	assert_true(cr);		/* the last CR is held */
-	assert_int_equal(n, sizeof(want) - 1);
-	assert_memory_equal(out, want, n);
-	/* every split into two pieces gives the same bytes */
-	for (size_t cut = 0; cut < sizeof(text); cut++) {
-		size_t o;
-
-		cr = false;
-		o = mp_crlf_to_lf(text, cut, out, &cr);
-		o += mp_crlf_to_lf(text + cut, sizeof(text) - 1 - cut, out + o,
-			&cr);
-		assert_int_equal(o, sizeof(want) - 1);
-		assert_memory_equal(out, want, o);
-		assert_true(cr);
-	}
-	cr = false;
-	assert_int_equal(mp_crlf_to_lf("", 0, out, &cr), 0);
-	assert_false(cr);
-	/* a held CR followed by a piece that is not LF comes out first */
-	cr = true;
-	assert_int_equal(mp_crlf_to_lf("x", 1, out, &cr), 2);
-	assert_memory_equal(out, "\rx", 2);
-}
-
-/* Control characters: 0x00-0x1f and 0x7f; TAB only when not allowed. */
-static void
-test_has_ctl(void **state)
-{
-	(void)state;
-	for (unsigned c = 0; c < 256; c++)
-		assert_int_equal(mp_is_ctl((unsigned char)c),
-		    c < 0x20 || c == 0x7f);
-	assert_false(mp_has_ctl("", 0, false));
-	assert_false(mp_has_ctl("a b~\xc3\xa9\x80\xff", 8, false));
-	assert_true(mp_has_ctl("a\tb", 3, false));
-	assert_false(mp_has_ctl("a\tb", 3, true));
-	assert_true(mp_has_ctl("a\t\rb", 4, true));
-	assert_true(mp_has_ctl("\x7f", 1, true));
-	assert_true(mp_has_ctl("a\0b", 3, false));	/* NUL counts */
-	assert_false(mp_has_ctl("a\nb", 1, false));	/* only n bytes */
-	assert_false(mp_str_has_ctl(NULL));
-	assert_false(mp_str_has_ctl(""));
-	assert_false(mp_str_has_ctl("x@example.org \xc3\xa9"));
-	assert_true(mp_str_has_ctl("a\r\nRCPT TO:<x>"));
-	assert_true(mp_str_has_ctl("\t"));
-}
-
 int
 main(void)
 {
@@ -259,12 +161,8 @@ main(void)
 		cmocka_unit_test(test_buf_grows),
 		cmocka_unit_test(test_buf_printf_long),
 		cmocka_unit_test(test_buf_steal_empty),
-		cmocka_unit_test(test_strv),
-		cmocka_unit_test(test_random_hex),
 		cmocka_unit_test(test_read_fd),
 		cmocka_unit_test(test_read_upto),
-		cmocka_unit_test(test_crlf_to_lf),
-		cmocka_unit_test(test_has_ctl),
 		cmocka_unit_test(test_reserve_exact),
 	};
 

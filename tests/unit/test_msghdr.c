@@ -932,7 +932,7 @@ test_header_end_split_equals_whole(void **state)
 			&why), 0);
 		assert_int_equal(buf_append(&got, part.message.data,
 			part.message.len), 0);
-		assert_int_equal(buf_append(&got, body, mp_crlf_to_lf(f + end,
+		assert_int_equal(buf_append(&got, body, text_crlf_to_lf(f + end,
 			len - end, body, &cr)), 0);
 		if (cr)
 			assert_int_equal(buf_putc(&got, '\r'), 0);

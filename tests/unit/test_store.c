@@ -1528,7 +1528,7 @@ test_draft_copy(void **state)
 	spit_pattern(src, pat, n);
 	data = slurp(src, &len);
 	want = malloc(len + 1);
-	want_len = mp_crlf_to_lf(data + skip, len - skip, want, &cr);
+	want_len = text_crlf_to_lf(data + skip, len - skip, want, &cr);
 	if (cr)
 		want[want_len++] = '\r';
 	free(data);

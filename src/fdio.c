@@ -1,10 +1,10 @@
 /*
- * fdwrite: write a whole buffer to a file descriptor (see fdwrite.h), for
- * the log, the store and local submission. Owns the partial-write, EINTR
+ * fdio: write a whole buffer to a file descriptor and read at an offset
+ * (see fdio.h), for the log, the store, local submission and msgsrc. Owns the partial-write, EINTR
  * and no-progress handling; owns no descriptor (callers open, sync and
  * close theirs).
  */
-#include "fdwrite.h"
+#include "fdio.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -13,7 +13,7 @@
 
 /* Write all of data to fd (partial writes, EINTR). */
 int
-fdwrite_all(int fd, const char *data, size_t len)
+fdio_write_all(int fd, const char *data, size_t len)
 {
 	size_t off = 0, n;
 	ssize_t w;
@@ -34,7 +34,7 @@ fdwrite_all(int fd, const char *data, size_t len)
 
 /* Write all iov bytes, looping on partial writes. */
 int
-fdwrite_iov(int fd, struct iovec *iov, int n)
+fdio_writev(int fd, struct iovec *iov, int n)
 {
 	while (n > 0) {
 		ssize_t w = writev(fd, iov, n);
@@ -66,7 +66,7 @@ fdwrite_iov(int fd, struct iovec *iov, int n)
 
 /* pwrite all n bytes at off (EINTR and partial writes handled). */
 int
-fdwrite_at(int fd, const char *p, size_t n, uint64_t off)
+fdio_pwrite(int fd, const char *p, size_t n, uint64_t off)
 {
 	while (n > 0) {
 		ssize_t w = pwrite(fd, p, n, (off_t)off);
@@ -81,5 +81,20 @@ fdwrite_at(int fd, const char *p, size_t n, uint64_t off)
 		n -= (size_t)w;
 		off += (uint64_t)w;
 	}
+	return 0;
+}
+
+/* One pread at off, retried on EINTR. */
+int
+fdio_pread(int fd, char *p, size_t n, uint64_t off, size_t *got)
+{
+	ssize_t r;
+
+	do
+		r = pread(fd, p, n, (off_t)off);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	*got = (size_t)r;
 	return 0;
 }
