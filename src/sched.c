@@ -68,6 +68,27 @@ relay_entry(struct sched *sc, const char *dest, struct sched_queue **out)
 }
 
 /*
+ * A message's new relay entry is ready, or delayed while its recipients'
+ * recorded retry time (the latest of them) is still ahead.
+ */
+static void
+relay_ready(struct sched *sc, struct sched_queue *q)
+{
+	const struct sched_item *it;
+	uint64_t wait = 0, w;
+
+	TAILQ_FOREACH(it, &q->items, link)
+		if ((w = sched__restored_wait(sc, it)) > wait)
+			wait = w;
+	if (wait == 0) {
+		sched__make_ready(sc, q);
+		return;
+	}
+	it = TAILQ_FIRST(&q->items);
+	sched__delay_queue_ms(sc, q, wait, it->sm->m->hist[it->rcpt].reason);
+}
+
+/*
  * Route one pending recipient: queue it (PIPE, transport), add it to the
  * message's entry in its relay host queue (*relay, created on first use),
  * or finish it.
@@ -89,6 +110,8 @@ add_rcpt(struct sched *sc, struct sched_msg *sm, size_t i,
 	it->sm = sm;
 	it->rcpt = i;
 	it->route = (struct route)ROUTE_INIT;
+	/* a recovered message goes on with its recorded retry schedule */
+	it->attempts = m->hist ? m->hist[i].attempts : 0;
 	ctx.direct_pipe_allowed = sc->set.direct == DIRECT_LOCAL &&
 		m->env.tag && strcmp(m->env.tag, "PIPE") == 0;
 	if ((r = router_route(&ctx, rc->addr, &it->route)) < 0 ||
@@ -147,7 +170,7 @@ sched_add(struct sched *sc, struct store_msg *m)
 		if (m->env.rcpt[i].state == RCPT_PENDING)
 			r = add_rcpt(sc, sm, i, &relay);
 	if (relay)
-		sched__make_ready(sc, relay);
+		relay_ready(sc, relay);
 	if (r < 0)
 		log_msg(sc->d.log, LOG_ENQUEUER, LOG_FAILURES,
 			"id=%s cannot queue every recipient: %s (the rest waits "

@@ -132,10 +132,7 @@ host_expire(struct sched *sc, struct sched_queue *hq, struct sched_queue *mq)
 		next = TAILQ_NEXT(it, link);
 		if (!sched__expired(sc, it->sm))
 			continue;
-		result_set(&fin, RESULT_FAILED, 554, "5.4.7",
-			"delivery time expired after %u attempts; last error: "
-			"%s", it->attempts,
-			hq->last_error ? hq->last_error : "");
+		sched__expire_result(it, it->attempts, hq->last_error, &fin);
 		sched__log_attempt(sc, it, hq->name, &fin, NULL,
 			it->attempts);
 		TAILQ_REMOVE(&mq->items, it, link);

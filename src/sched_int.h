@@ -36,6 +36,7 @@ struct sched_item {
 	char *orig;			/* ORIGINAL_RECIPIENT */
 	char *delivery_id;		/* uid.N */
 	unsigned attempts;
+	bool expired;			/* failed by us: past max-lifetime */
 	struct sched_queue *q;
 };
 
@@ -153,6 +154,11 @@ enum result_kind sched__settle(struct sched *sc, struct sched_item *it,
 	struct result *res, const struct pipe_info *info);
 void sched__delay_queue(struct sched *sc, struct sched_queue *q,
 	unsigned attempt, const char *error);
+void sched__delay_queue_ms(struct sched *sc, struct sched_queue *q,
+	uint64_t ms, const char *error);
+uint64_t sched__restored_wait(struct sched *sc, const struct sched_item *it);
+void sched__expire_result(struct sched_item *it, unsigned attempts,
+	const char *last, struct result *out);
 
 /* sched_queue.c */
 void sched__make_ready(struct sched *sc, struct sched_queue *q);

@@ -153,11 +153,19 @@ sched__queue_item(struct sched *sc, struct sched_item *it)
 	const char *name = it->tr ? it->tr->cmd.queue : it->route.pipe.queue;
 	struct sched_queue *q = name ? queue_named(sc, name) :
 		sched__queue_new(sc, MOD_PIPE, NULL, NULL);
+	uint64_t wait;
 
 	if (q == NULL)
 		return -ENOMEM;
 	sched__queue_insert(q, it);
-	if (q->state == Q_READY)
+	if (q->state != Q_READY)
+		return 0;
+	/* a recovered head waits for its recorded retry time */
+	if (TAILQ_FIRST(&q->items) == it &&
+	    (wait = sched__restored_wait(sc, it)) > 0)
+		sched__delay_queue_ms(sc, q, wait,
+			it->sm->m->hist[it->rcpt].reason);
+	else
 		sched__make_ready(sc, q);
 	return 0;
 }

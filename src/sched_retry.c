@@ -162,7 +162,8 @@ on_marked(void *arg, int err, bool removed)
  */
 static void
 mark_final(struct sched *sc, struct sched_msg *sm, size_t rcpt,
-	enum rcpt_state st, struct slot *slot)
+	enum rcpt_state st, const struct journal_attempt *rec,
+	struct slot *slot)
 {
 	struct mark_ctx *mc = calloc(1, sizeof(*mc));
 	int r;
@@ -180,7 +181,7 @@ mark_final(struct sched *sc, struct sched_msg *sm, size_t rcpt,
 		slot->refs++;
 	sm->refs++;
 	sc->marks++;
-	r = store_mark(sc->d.store, sm->m, rcpt, st, on_marked, mc);
+	r = store_mark(sc->d.store, sm->m, rcpt, st, rec, on_marked, mc);
 	if (r < 0) {
 		log_msg(sc->d.log, LOG_QUEUE, LOG_FAILURES,
 			"cannot record the state of %s recipient %zu: %s",
@@ -276,15 +277,114 @@ sched__item_free(struct sched_item *it)
 	free(it);
 }
 
+/* Who answered an item's attempt, for its journal record. */
+static enum journal_src
+item_src(const struct sched_item *it)
+{
+	if (it->expired)
+		return JOURNAL_MTA;
+	switch (item_comp(it)) {
+	case LOG_PIPE:
+		return JOURNAL_PIPE;
+	case LOG_SMTP:
+		return JOURNAL_RELAY;
+	default:
+		return JOURNAL_ROUTER;
+	}
+}
+
+/*
+ * The journal record of an attempt of it that ended in res (deferred or
+ * failed); next: the next attempt's unix time or -1.
+ */
+static void
+item_record(const struct sched_item *it, const struct result *res,
+	int64_t next, struct journal_attempt *a)
+{
+	bool def = res->kind == RESULT_DEFERRED;
+
+	memset(a, 0, sizeof(*a));
+	a->rcpt = it->rcpt;
+	a->time = (int64_t)time(NULL);
+	a->attempt = it->attempts ? it->attempts : 1;
+	a->kind = def ? JOURNAL_DEFERRED : JOURNAL_FAILED;
+	a->next = next;
+	a->src = item_src(it);
+	a->reply = res->reply >= 200 && res->reply <= 599 ? res->reply :
+		def ? 451 : 554;
+	if (strlen(res->status) >= 5 && strlen(res->status) <
+	    sizeof(a->status) && (res->status[0] == '4' ||
+	    res->status[0] == '5'))
+		memcpy(a->status, res->status, strlen(res->status) + 1);
+	else
+		memcpy(a->status, def ? "4.0.0" : "5.0.0", 6);
+	a->reason = res->text;
+}
+
+/* A journal note reached the disk (or failed to). */
+static void
+on_noted(void *arg, int err, bool removed)
+{
+	struct mark_ctx *mc = arg;
+	struct sched_msg *sm = mc->sm;
+	struct sched *sc = sm->sc;
+
+	(void)removed;
+	if (err < 0 && err != -ENOENT)
+		log_msg(sc->d.log, LOG_QUEUE, LOG_FAILURES,
+			"cannot record the retry time of %s recipient %zu: %s "
+			"(it is retried at once after a restart)", sm->m->id,
+			mc->rcpt, strerror(-err));
+	free(mc);
+	sc->marks--;
+	sched__msg_unref(sm);
+}
+
+/*
+ * Record a deferral in the queue file's journal: the attempt number and
+ * the next attempt time survive a restart.
+ */
+static void
+note_deferral(struct sched *sc, struct sched_item *it,
+	const struct result *res)
+{
+	struct sched_msg *sm = it->sm;
+	struct journal_attempt a;
+	struct mark_ctx *mc = calloc(1, sizeof(*mc));
+	int r;
+
+	if (mc == NULL)
+		return;	/* only the schedule of a restart is lost */
+	item_record(it, res, (int64_t)time(NULL) + (int64_t)sched_retry_delay(
+		sc->retry, sc->set.nretry, it->attempts), &a);
+	mc->sm = sm;
+	mc->rcpt = it->rcpt;
+	sm->refs++;
+	sc->marks++;
+	if ((r = store_note(sc->d.store, sm->m, &a, on_noted, mc)) < 0) {
+		free(mc);
+		sc->marks--;
+		sm->refs--;
+		if (r != -EALREADY)
+			log_msg(sc->d.log, LOG_QUEUE, LOG_FAILURES,
+				"cannot record the retry time of %s recipient "
+				"%zu: %s", sm->m->id, it->rcpt, strerror(-r));
+	}
+}
+
 /* The final outcome of an item: record, release. */
 void
 sched__item_final(struct sched *sc, struct sched_item *it,
 	const struct result *res, struct slot *slot)
 {
 	struct sched_msg *sm = it->sm;
+	struct journal_attempt a;
+	bool failed = res->kind != RESULT_DELIVERED;
 
-	mark_final(sc, sm, it->rcpt, res->kind == RESULT_DELIVERED ?
-		RCPT_DELIVERED : RCPT_FAILED, slot);
+	if (failed)
+		item_record(it, res, -1, &a);
+	mark_final(sc, sm, it->rcpt, failed ? RCPT_FAILED : RCPT_DELIVERED,
+		failed ? &a : NULL, slot);
 	sched__item_free(it);
 	sched__msg_unref(sm);
 }
@@ -300,9 +400,21 @@ sched__expired(struct sched *sc, const struct sched_msg *sm)
 		wall - (uint64_t)sm->m->env.submitted >= sc->set.max_lifetime_s;
 }
 
+/* The failure of an item past max-lifetime (RFC 3463 4.4.7). */
+void
+sched__expire_result(struct sched_item *it, unsigned attempts,
+	const char *last, struct result *out)
+{
+	it->expired = true;
+	result_set(out, RESULT_FAILED, 554, "4.4.7",
+		"delivery time expired after %u attempts; last error: %s",
+		attempts, last ? last : "");
+}
+
 /*
  * Log an attempt's result and settle the item's fate: a deferral past the
- * message's lifetime becomes a failure. Returns the final kind.
+ * message's lifetime becomes a failure; a deferral that stays one is
+ * recorded in the queue file's journal. Returns the final kind.
  */
 enum result_kind
 sched__settle(struct sched *sc, struct sched_item *it, struct result *res,
@@ -314,14 +426,28 @@ sched__settle(struct sched *sc, struct sched_item *it, struct result *res,
 	sched__log_attempt(sc, it, sched__queue_label(it->q), res, info,
 		attempt);
 	if (res->kind == RESULT_DEFERRED && sched__expired(sc, it->sm)) {
-		result_set(&fin, RESULT_FAILED, 554, "5.4.7",
-			"delivery time expired after %u attempts; last error: %s",
-			attempt, res->text ? res->text : "");
+		sched__expire_result(it, attempt, res->text, &fin);
 		sched__log_attempt(sc, it, sched__queue_label(it->q), &fin,
 			NULL, attempt);
 		result_move(res, &fin);
+	} else if (res->kind == RESULT_DEFERRED) {
+		note_deferral(sc, it, res);
 	}
 	return res->kind;
+}
+
+/* Delay q for ms milliseconds (with its last error). */
+void
+sched__delay_queue_ms(struct sched *sc, struct sched_queue *q, uint64_t ms,
+	const char *error)
+{
+	free(q->last_error);
+	q->last_error = error ? strdup(error) : NULL;
+	q->state = Q_DELAYED;
+	q->delayed_until_ms = sched__now_ms(sc) + ms;
+	if (sched__heap_push(sc, q) < 0)
+		sched__make_ready(sc, q);	/* no memory: retry at once */
+	sched__arm_timer(sc);
 }
 
 /* Delay q by the retry schedule after attempt n (with its last error). */
@@ -329,12 +455,28 @@ void
 sched__delay_queue(struct sched *sc, struct sched_queue *q, unsigned attempt,
 	const char *error)
 {
-	free(q->last_error);
-	q->last_error = error ? strdup(error) : NULL;
-	q->state = Q_DELAYED;
-	q->delayed_until_ms = sched__now_ms(sc) + 1000 *
-		sched_retry_delay(sc->retry, sc->set.nretry, attempt);
-	if (sched__heap_push(sc, q) < 0)
-		sched__make_ready(sc, q);	/* no memory: retry at once */
-	sched__arm_timer(sc);
+	sched__delay_queue_ms(sc, q, 1000 * sched_retry_delay(sc->retry,
+		sc->set.nretry, attempt), error);
+}
+
+/*
+ * How long a recovered item still waits: until the next attempt time its
+ * journal recorded, never longer than the longest retry interval (a
+ * clock set back must not hold mail for ever); 0 when due or unrecorded.
+ */
+uint64_t
+sched__restored_wait(struct sched *sc, const struct sched_item *it)
+{
+	const struct store_msg *m = it->sm->m;
+	const struct store_hist *h = m->hist ? &m->hist[it->rcpt] : NULL;
+	int64_t now = (int64_t)time(NULL);
+	uint64_t wait, cap = 0;
+
+	if (h == NULL || h->attempts == 0 || h->next <= now)
+		return 0;
+	for (size_t i = 0; i < sc->set.nretry; i++)
+		if (sc->retry[i] > cap)
+			cap = sc->retry[i];
+	wait = (uint64_t)(h->next - now);
+	return 1000 * (wait < cap || cap == 0 ? wait : cap);
 }

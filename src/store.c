@@ -87,6 +87,7 @@ store_msg_free(struct store_msg *m)
 	store_msg_drop_body(m);
 	free(m->relpath);
 	free(m->path);
+	store__hist_free(m->hist, m->env.nrcpt);
 	envelope_free(&m->env);
 	free(m);
 }

@@ -22,6 +22,7 @@
 
 #include "buf.h"
 #include "envelope.h"
+#include "journal.h"
 #include "log.h"
 
 #define STORE_ID_LEN 16		/* decimal digits: unix seconds * 1e6 + n */
@@ -36,6 +37,24 @@ struct store_settings {
 	bool dir_fsync_always;	/* [queue] directory-fsync = always: never
 				   rely on a file's fsync for its new name */
 };
+
+/*
+ * A recipient's last recorded attempt (from the journal after the message,
+ * docs/QUEUE.md "Journal"): what a restart needs to keep its schedule and
+ * what a report quotes.
+ */
+struct store_hist {
+	unsigned attempts;	/* the last record's attempt number */
+	int64_t last;		/* its time */
+	int64_t next;		/* its next attempt time, -1: none */
+	enum journal_kind kind;
+	enum journal_src src;
+	int reply;
+	char status[JOURNAL_STATUS_MAX];
+	char *reason;		/* malloc'ed */
+};
+
+struct store_mark_job;
 
 /* One queue file as the server knows it. */
 struct store_msg {
@@ -53,6 +72,14 @@ struct store_msg {
 				   not read the file back; NULL otherwise */
 	struct store_kept *kept;	/* count of kept bytes, shared with the
 					   store (may outlive it) */
+	struct store_hist *hist;	/* env.nrcpt entries, or NULL while no
+					   attempt is recorded */
+	uint64_t jend;		/* end of the journal's complete records
+				   (0: no journal, the file ends with the
+				   message) */
+	/* journal appends run one at a time per message, in this order */
+	struct store_mark_job *apq_head, *apq_tail;
+	bool appending;
 };
 
 struct store;
@@ -166,11 +193,22 @@ typedef void (*store_mark_cb)(void *arg, int err, bool removed);
  * Record recipient rcpt's final state (RCPT_DELIVERED or RCPT_FAILED):
  * the in-memory state and m->pending change now; on disk the state byte is
  * overwritten and fdatasynced, or, when no recipient is left pending, the
- * file is unlinked and its directory fsynced instead. m must stay alive
- * until cb (the store keeps it pinned through m->marks).
+ * file is unlinked and its directory fsynced instead. rec (may be NULL:
+ * a delivery) is the attempt's journal record, appended before the byte is
+ * written, in the same fdatasync (the file's last mark appends nothing:
+ * the file goes). m must stay alive until cb (the store keeps it pinned
+ * through m->marks).
  */
 int store_mark(struct store *st, struct store_msg *m, size_t rcpt,
-	enum rcpt_state state, store_mark_cb cb, void *arg);
+	enum rcpt_state state, const struct journal_attempt *rec,
+	store_mark_cb cb, void *arg);
+/*
+ * Append the journal record of an attempt that left its recipient pending
+ * (a deferral) and fdatasync it; m->hist shows it at once. cb's removed
+ * is always false.
+ */
+int store_note(struct store *st, struct store_msg *m,
+	const struct journal_attempt *rec, store_mark_cb cb, void *arg);
 
 /*
  * ForeignQueue import: give the .msg at src_path a fresh ID, check its

@@ -62,7 +62,8 @@ import_work(uv_work_t *req)
 		r = -errno;
 		goto out;
 	}
-	r = store__load_envelope(fd, &m->env, &why, &line);
+	r = store__load_envelope(fd, &m->env, &m->hist, &m->jend, &why,
+	    &line);
 	if (r == -EBADMSG) {
 		int q = store__quarantine(st, AT_FDCWD, j->src, &dest);
 

@@ -187,10 +187,21 @@ void store__note_corrupt(struct notes *ns, const char *rel, const char *why,
 /* Parse a leading 16-digit ID from a file name; 0 when there is none. */
 uint64_t store__name_id(const char *name, bool *exact_msg);
 /*
- * Read and check the envelope of the open file fd: 0, -EBADMSG (with
- * why and line, 0 when not tied to a line) or -errno.
+ * Read and check the envelope of the open file fd and the journal after
+ * its message: 0, -EBADMSG (with why and line, 0 when not tied to a
+ * line) or -errno. *hist (hist may be NULL) gets each recipient's last
+ * attempt record or NULL when none; *jend the end of the journal's
+ * complete records (0: none).
  */
-int store__load_envelope(int fd, struct envelope *e, const char **why,
-	unsigned *line);
+int store__load_envelope(int fd, struct envelope *e, struct store_hist **hist,
+	uint64_t *jend, const char **why, unsigned *line);
+/*
+ * Parse journal bytes p[0..n) into h (nrcpt entries: each recipient's last
+ * record wins); as journal_parse.
+ */
+int store__hist_parse(const char *p, size_t n, size_t nrcpt,
+	struct store_hist *h, size_t *used, const char **why, unsigned *line);
+/* Free a history array of n recipients (NULL is fine). */
+void store__hist_free(struct store_hist *h, size_t n);
 
 #endif

@@ -18,7 +18,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fdio.h"
 #include "store_int.h"
+#include "text.h"
 
 /* Parse a leading 16-digit ID from a file name; 0 when there is none. */
 uint64_t
@@ -39,13 +41,103 @@ store__name_id(const char *name, bool *exact_msg)
 	return v;
 }
 
+/* Keep the latest record of each recipient (journal_parse callback). */
+static int
+hist_take(void *arg, const struct journal_attempt *a)
+{
+	struct store_hist *h = (struct store_hist *)arg + a->rcpt;
+	char *reason = text_strndup(a->reason, a->reason_len);
+
+	if (reason == NULL)
+		return -ENOMEM;
+	free(h->reason);
+	h->reason = reason;
+	h->attempts = a->attempt;
+	h->last = a->time;
+	h->next = a->next;
+	h->kind = a->kind;
+	h->src = a->src;
+	h->reply = a->reply;
+	memcpy(h->status, a->status, sizeof(h->status));
+	return 0;
+}
+
+/* Parse journal bytes into h (nrcpt entries); see store_int.h. */
+int
+store__hist_parse(const char *p, size_t n, size_t nrcpt, struct store_hist *h,
+	size_t *used, const char **why, unsigned *line)
+{
+	return journal_parse(p, n, nrcpt, hist_take, h, used, why, line);
+}
+
+/* Free a history array of n recipients. */
+void
+store__hist_free(struct store_hist *h, size_t n)
+{
+	if (h == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(h[i].reason);
+	free(h);
+}
+
 /*
- * Read and check the envelope of the open file fd: 0, -EBADMSG (with
- * why and line, 0 when not tied to a line) or -errno.
+ * Read and check the journal after the message: bytes [from, size) of
+ * fd. *hist (when hist is not NULL) gets each recipient's last record, or
+ * NULL when there is none; *jend the end of the complete records.
+ */
+static int
+load_journal(int fd, const struct envelope *e, uint64_t from, uint64_t size,
+	struct store_hist **hist, uint64_t *jend, const char **why,
+	unsigned *line)
+{
+	struct buf b = BUF_INIT;
+	struct store_hist *h = NULL;
+	size_t used, got;
+	int r = 0;
+
+	*jend = 0;
+	if (size - from > SIZE_MAX / 2)
+		return -EFBIG;
+	if ((r = buf_reserve_exact(&b, (size_t)(size - from))) < 0)
+		return r;
+	while (b.len < size - from) {
+		if ((r = fdio_pread(fd, b.data + b.len, (size_t)(size - from) -
+		    b.len, from + b.len, &got)) < 0)
+			goto out;
+		if (got == 0)
+			break;	/* shrank while we read: take what is there */
+		b.len += got;
+	}
+	if (hist && (h = calloc(e->nrcpt, sizeof(*h))) == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = journal_parse(b.data, b.len, e->nrcpt, h ? hist_take : NULL, h,
+		&used, why, line);
+	if (r == -EBADMSG)
+		*why = "bad journal record after the message";
+	if (r < 0)
+		goto out;
+	*jend = used ? from + used : 0;
+	if (hist) {
+		*hist = used ? h : NULL;
+		h = used ? NULL : h;
+	}
+out:
+	store__hist_free(h, e->nrcpt);
+	buf_free(&b);
+	return r;
+}
+
+/*
+ * Read and check the envelope of the open file fd and the journal after
+ * its message: 0, -EBADMSG (with why and line, 0 when not tied to a
+ * line) or -errno. hist and jend: see load_journal (hist may be NULL).
  */
 int
-store__load_envelope(int fd, struct envelope *e, const char **why,
-	unsigned *line)
+store__load_envelope(int fd, struct envelope *e, struct store_hist **hist,
+	uint64_t *jend, const char **why, unsigned *line)
 {
 	struct buf b = BUF_INIT;
 	struct stat sb;
@@ -86,11 +178,17 @@ store__load_envelope(int fd, struct envelope *e, const char **why,
 	}
 	buf_free(&b);
 	if (r == 0 && (e->size > (uint64_t)sb.st_size ||
-	    (uint64_t)sb.st_size - e->size != e->header_len)) {
-		*why = "the file size is not the envelope length plus size";
+	    (uint64_t)sb.st_size - e->size < e->header_len)) {
+		*why = "the file is shorter than the envelope length plus size";
 		*line = 0;
 		r = -EBADMSG;
 	}
+	if (hist)
+		*hist = NULL;
+	*jend = 0;
+	if (r == 0 && (uint64_t)sb.st_size > e->header_len + e->size)
+		r = load_journal(fd, e, e->header_len + e->size,
+			(uint64_t)sb.st_size, hist, jend, why, line);
 	if (r < 0)
 		envelope_free(e);
 	return r;
@@ -146,6 +244,7 @@ list_file(struct list_scan *s, size_t *cap, int dfd, const char *rel,
 	const char *why;
 	unsigned line;
 	struct stat sb;
+	uint64_t jend;
 	int fd, r;
 
 	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -164,7 +263,7 @@ list_file(struct list_scan *s, size_t *cap, int dfd, const char *rel,
 	ent = &s->out->v[s->out->n];
 	memset(ent, 0, sizeof(*ent));
 	envelope_init(&ent->env);
-	r = store__load_envelope(fd, &ent->env, &why, &line);
+	r = store__load_envelope(fd, &ent->env, NULL, &jend, &why, &line);
 	close(fd);
 	if (r == -EBADMSG) {
 		/* The server moves it to corrupt/; list the rest. */

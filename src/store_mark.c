@@ -1,7 +1,10 @@
 /*
  * store_mark: a recipient's final state (S2 -> S3: one state byte
- * overwritten in place, checked first, fdatasynced) and the removal of a
- * finished file (S3 -> S4: unlink, group-committed directory fsync). The
+ * overwritten in place, checked first, fdatasynced), the removal of a
+ * finished file (S3 -> S4: unlink, group-committed directory fsync) and
+ * the journal after the message (docs/QUEUE.md "Journal": attempt records
+ * appended and fdatasynced, one append at a time per message, a record
+ * cut short by a crash or a failed write cut off before the next). The
  * in-memory state changes at once; the caller hears when it is durable.
  */
 #include "store.h"
@@ -11,14 +14,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "fdio.h"
 #include "store_int.h"
 #include "text.h"
 
-/* A mark in flight. */
-struct mark_job {
+/* A mark or note in flight (or waiting for the message's last append). */
+struct store_mark_job {
 	uv_work_t req;
+	struct store_mark_job *next;	/* m->apq list */
+	struct buf rec;		/* journal record to append, or empty */
+	uint64_t end;		/* where it goes: the journal's end */
+	bool byte;		/* write the state byte */
 	struct store *st;
 	struct store_msg *m;
 	char *folder;
@@ -33,29 +42,66 @@ struct mark_job {
 	struct notes notes;
 };
 
-/* Overwrite the state byte at off, after checking it is one ("rcpt S"). */
+/* Overwrite the state byte at off of fd, after checking it is one. */
 static int
-write_state(int dirfd, const char *name, size_t off, char state)
+put_state(int fd, size_t off, char state)
 {
 	char cur[6];
 	ssize_t n;
-	int fd, r = 0;
 
 	if (off < 5 || off > (size_t)LLONG_MAX)
 		return -EINVAL;
+	n = pread(fd, cur, sizeof(cur), (off_t)(off - 5));
+	if (n < 0)
+		return -errno;
+	if ((size_t)n != sizeof(cur) || memcmp(cur, "rcpt ", 5) != 0 ||
+	    (cur[5] != RCPT_PENDING && cur[5] != RCPT_DELIVERED &&
+	    cur[5] != RCPT_FAILED))
+		return -EBADMSG;	/* never write where no state byte is */
+	if ((n = pwrite(fd, &state, 1, (off_t)off)) != 1)
+		return n < 0 ? -errno : -EIO;
+	return 0;
+}
+
+/*
+ * Append rec at end (first cutting off whatever lies past end: a record
+ * cut short by a crash); a failed write is cut off again.
+ */
+static int
+put_record(int fd, const struct buf *rec, uint64_t end)
+{
+	struct stat sb;
+	int r;
+
+	if (fstat(fd, &sb) < 0)
+		return -errno;
+	if ((uint64_t)sb.st_size < end)
+		return -EBADMSG;	/* shorter than what we wrote */
+	if ((uint64_t)sb.st_size > end && ftruncate(fd, (off_t)end) < 0)
+		return -errno;
+	if ((r = fdio_pwrite(fd, rec->data, rec->len, end)) < 0 &&
+	    ftruncate(fd, (off_t)end) < 0)
+		return -errno;
+	return r;
+}
+
+/*
+ * Append the record (if any), write the state byte (if byte) and
+ * fdatasync, in one open of name.
+ */
+static int
+write_state(int dirfd, const char *name, const struct store_mark_job *j)
+{
+	int fd, r = 0;
+
 	fd = openat(dirfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -errno;
-	n = pread(fd, cur, sizeof(cur), (off_t)(off - 5));
-	if (n < 0)
-		r = -errno;
-	else if ((size_t)n != sizeof(cur) || memcmp(cur, "rcpt ", 5) != 0 ||
-	    (cur[5] != RCPT_PENDING && cur[5] != RCPT_DELIVERED &&
-	    cur[5] != RCPT_FAILED))
-		r = -EBADMSG;	/* never write where no state byte is */
-	else if ((n = pwrite(fd, &state, 1, (off_t)off)) != 1)
-		r = n < 0 ? -errno : -EIO;
-	else if (fdatasync(fd) < 0)
+	if (j->rec.len > 0)
+		r = put_record(fd, &j->rec, j->end);
+	if (r == 0 && j->byte)
+		r = put_state(fd, j->off, j->state);
+	if (r == 0 && fdatasync(fd) < 0)
 		r = -errno;
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
@@ -66,7 +112,7 @@ write_state(int dirfd, const char *name, size_t off, char state)
 static void
 mark_work(uv_work_t *req)
 {
-	struct mark_job *j = req->data;
+	struct store_mark_job *j = req->data;
 	struct store *st = j->st;
 	struct sdir *d;
 	int r;
@@ -78,7 +124,7 @@ mark_work(uv_work_t *req)
 		if (unlinkat(d->fd, j->name, 0) < 0 && errno != ENOENT) {
 			r = -errno;
 			/* keep the result at least: the file goes at restart */
-			if (write_state(d->fd, j->name, j->off, j->state) == 0) {
+			if (write_state(d->fd, j->name, j) == 0) {
 				store__notes_add(&j->notes, LOG_PROBLEMS,
 					"id=%s finished but cannot be removed: "
 					"%s (removed at restart)", j->m->id,
@@ -92,7 +138,7 @@ mark_work(uv_work_t *req)
 		goto out;
 	}
 	/* S2 -> S3: one recipient final, the byte made durable */
-	r = write_state(d->fd, j->name, j->off, j->state);
+	r = write_state(d->fd, j->name, j);
 	if (r == -ENOENT) {
 		/* a later mark may have removed it: make that durable too */
 		int s = store__sdir_sync(st, d);
@@ -104,46 +150,118 @@ out:
 	j->err = r;
 }
 
+static void mark_after(uv_work_t *req, int status);
+
+/* Loop: hand j to the pool (its record goes at the journal's end now). */
+static int
+job_start(struct store_mark_job *j)
+{
+	struct store_msg *m = j->m;
+	int r;
+
+	j->end = m->jend ? m->jend : m->msg_off + m->msg_len;
+	if ((r = uv_queue_work(j->st->loop, &j->req, mark_work,
+	    mark_after)) < 0)
+		return r;
+	if (j->rec.len > 0 || j->remove)
+		m->appending = true;
+	return 0;
+}
+
+/* Loop: j's append is over: start the message's next waiting job. */
+static void
+job_next(struct store *st, struct store_msg *m)
+{
+	struct store_mark_job *n;
+
+	m->appending = false;
+	while ((n = m->apq_head) != NULL && !m->appending) {
+		int r;
+
+		if ((m->apq_head = n->next) == NULL)
+			m->apq_tail = NULL;
+		if ((r = job_start(n)) < 0) {
+			/* cannot happen with a live loop; report, do not hang */
+			n->err = r;
+			mark_after(&n->req, r);
+		}
+	}
+	(void)st;
+}
+
+/* Free a job. */
+static void
+job_free(struct store_mark_job *j)
+{
+	buf_free(&j->rec);
+	free(j->folder);
+	free(j);
+}
+
 /* Loop: a mark finished. */
 static void
 mark_after(uv_work_t *req, int status)
 {
-	struct mark_job *j = req->data;
+	struct store_mark_job *j = req->data;
 	struct store *st = j->st;
+	struct store_msg *m = j->m;
 	int err = status < 0 ? status : j->err;
-	bool removed = j->removed, last;
+	bool removed = j->removed, last, appended = j->rec.len > 0 ||
+		j->remove;
 
 	store__notes_flush(st, &j->notes);
 	if (j->removed && st->live > 0)
 		st->live--;
-	if (err == -ENOENT && j->m->pending == 0) {
+	if (err == -ENOENT && m->pending == 0) {
 		/* removed by the mark of the last recipient */
 		err = 0;
 		removed = true;
 	}
 	if (err < 0)
 		removed = false;
-	j->m->marks--;
+	if (err == 0 && j->rec.len > 0)
+		m->jend = j->end + j->rec.len;
+	m->marks--;
 	last = store__work_done(st);
+	if (appended)
+		job_next(st, m);
 	j->cb(j->arg, err, removed);
-	free(j->folder);
-	free(j);
+	job_free(j);
 	if (last)
 		store__free(st);
 }
 
-/* Record recipient rcpt's final state. */
-int
-store_mark(struct store *st, struct store_msg *m, size_t rcpt,
-	enum rcpt_state state, store_mark_cb cb, void *arg)
+/* Keep a's record in m->hist (parsed back from rec: as on disk). */
+static int
+hist_note(struct store_msg *m, const struct buf *rec)
 {
-	struct mark_job *j;
+	const char *why;
+	unsigned line;
+	size_t used;
+
+	if (m->hist == NULL &&
+	    (m->hist = calloc(m->env.nrcpt, sizeof(*m->hist))) == NULL)
+		return -ENOMEM;
+	return store__hist_parse(rec->data, rec->len, m->env.nrcpt, m->hist,
+		&used, &why, &line);
+}
+
+/*
+ * A new job on m for recipient rcpt: the record of rec (may be NULL)
+ * formatted, the folder and name found.
+ */
+static int
+job_new(struct store *st, struct store_msg *m, size_t rcpt,
+	const struct journal_attempt *rec, store_mark_cb cb, void *arg,
+	struct store_mark_job **out)
+{
+	struct store_mark_job *j;
 	const char *rel, *slash;
 	int r;
 
 	if (st == NULL || m == NULL || cb == NULL || rcpt >= m->env.nrcpt ||
-	    (state != RCPT_DELIVERED && state != RCPT_FAILED) ||
-	    m->relpath == NULL || strncmp(m->relpath, "Queue/", 6) != 0)
+	    m->relpath == NULL || strncmp(m->relpath, "Queue/", 6) != 0 ||
+	    (rec && rec->rcpt != rcpt))
 		return -EINVAL;
 	if (st->closing)
 		return -EBUSY;
@@ -155,29 +273,89 @@ store_mark(struct store *st, struct store_msg *m, size_t rcpt,
 	slash = strrchr(rel, '/');
 	j->folder = slash ? text_strndup(rel, (size_t)(slash - rel)) :
 		strdup("");
-	if (j->folder == NULL) {
-		free(j);
-		return -ENOMEM;
+	if (j->folder == NULL || (rec && (r = journal_format(rec,
+	    &j->rec)) < 0)) {
+		r = j->folder == NULL ? -ENOMEM : r;
+		job_free(j);
+		return r;
 	}
 	j->req.data = j;
 	j->st = st;
 	j->m = m;
 	j->name = slash ? slash + 1 : rel;
 	j->off = m->env.rcpt[rcpt].state_off;
-	j->state = (char)state;
-	j->remove = m->pending == 1;
 	j->cb = cb;
 	j->arg = arg;
-	if ((r = uv_queue_work(st->loop, &j->req, mark_work,
-	    mark_after)) < 0) {
-		free(j->folder);
-		free(j);
+	*out = j;
+	return 0;
+}
+
+/* Run j now, or after the message's append in flight. */
+static int
+job_submit(struct store_mark_job *j)
+{
+	struct store_msg *m = j->m;
+	int r;
+
+	if ((j->rec.len > 0 || j->remove) && m->appending) {
+		if (m->apq_tail)
+			m->apq_tail->next = j;
+		else
+			m->apq_head = j;
+		m->apq_tail = j;
+	} else if ((r = job_start(j)) < 0) {
+		return r;
+	}
+	m->marks++;
+	j->st->busy++;
+	return 0;
+}
+
+/* Record recipient rcpt's final state. */
+int
+store_mark(struct store *st, struct store_msg *m, size_t rcpt,
+	enum rcpt_state state, const struct journal_attempt *rec,
+	store_mark_cb cb, void *arg)
+{
+	struct store_mark_job *j;
+	int r;
+
+	if (state != RCPT_DELIVERED && state != RCPT_FAILED)
+		return -EINVAL;
+	if ((r = job_new(st, m, rcpt, m && m->pending == 1 ? NULL : rec, cb,
+	    arg, &j)) < 0)
+		return r;
+	j->byte = true;
+	j->state = (char)state;
+	j->remove = m->pending == 1;
+	if (rec && !j->remove)
+		(void)hist_note(m, &j->rec);	/* memory only; disk follows */
+	if ((r = job_submit(j)) < 0) {
+		job_free(j);
 		return r;
 	}
 	/* the caller sees the new state at once; the disk follows */
 	m->env.rcpt[rcpt].state = (char)state;
 	m->pending--;
-	m->marks++;
-	st->busy++;
+	return 0;
+}
+
+/* Append a deferral's record. */
+int
+store_note(struct store *st, struct store_msg *m,
+	const struct journal_attempt *rec, store_mark_cb cb, void *arg)
+{
+	struct store_mark_job *j;
+	int r;
+
+	if (rec == NULL)
+		return -EINVAL;
+	if ((r = job_new(st, m, rec->rcpt, rec, cb, arg, &j)) < 0)
+		return r;
+	(void)hist_note(m, &j->rec);
+	if ((r = job_submit(j)) < 0) {
+		job_free(j);
+		return r;
+	}
 	return 0;
 }

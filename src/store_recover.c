@@ -124,7 +124,8 @@ recover_msg(struct recover_job *j, struct sdir *d, const char *rel,
 			"file %s: %s (left in place)", rel, strerror(errno));
 		goto out;
 	}
-	r = store__load_envelope(fd, &m->env, &why, &line);
+	r = store__load_envelope(fd, &m->env, &m->hist, &m->jend, &why,
+	    &line);
 	if (r == -EBADMSG) {
 		/* S2/S3 -> S5: corrupt, kept for the postmaster */
 		close(fd);

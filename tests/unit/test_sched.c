@@ -101,6 +101,8 @@ struct fake_mark {
 	char id[STORE_ID_LEN + 1];
 	size_t rcpt;
 	enum rcpt_state state;
+	bool has_rec;			/* a journal record came with it */
+	struct journal_attempt rec;	/* its fields (reason not kept) */
 	store_mark_cb cb;
 	void *arg;
 	bool done;
@@ -118,6 +120,8 @@ struct fx {
 	size_t nruns;
 	struct fake_mark marks[MAXRUNS];
 	size_t nmarks;
+	struct journal_attempt notes[MAXRUNS];	/* store_note records */
+	size_t nnotes;
 	size_t freed;			/* messages the scheduler released */
 	bool stopped;
 };
@@ -207,7 +211,8 @@ transport_request(const struct transport *tr, bool sync,
 /* Fake store: remember the mark; the test says when it is on disk. */
 int
 store_mark(struct store *st, struct store_msg *m, size_t rcpt,
-	enum rcpt_state state, store_mark_cb cb, void *arg)
+	enum rcpt_state state, const struct journal_attempt *rec,
+	store_mark_cb cb, void *arg)
 {
 	struct fx *f = (struct fx *)st;	/* deps.store is the fixture */
 	struct fake_mark *k;
@@ -218,8 +223,27 @@ store_mark(struct store *st, struct store_msg *m, size_t rcpt,
 	snprintf(k->id, sizeof(k->id), "%s", m->id);
 	k->rcpt = rcpt;
 	k->state = state;
+	if ((k->has_rec = rec != NULL)) {
+		k->rec = *rec;
+		k->rec.reason = NULL;
+	}
 	k->cb = cb;
 	k->arg = arg;
+	return 0;
+}
+
+/* Fake store: keep a deferral's record; it is on disk at once. */
+int
+store_note(struct store *st, struct store_msg *m,
+	const struct journal_attempt *rec, store_mark_cb cb, void *arg)
+{
+	struct fx *f = (struct fx *)st;
+
+	(void)m;
+	assert_true(f->nnotes < MAXRUNS);
+	f->notes[f->nnotes] = *rec;
+	f->notes[f->nnotes++].reason = NULL;
+	cb(arg, 0, false);
 	return 0;
 }
 
@@ -229,6 +253,9 @@ store_msg_free(struct store_msg *m)
 {
 	struct fx_msg *xm = (struct fx_msg *)m;	/* m is its first member */
 
+	for (size_t i = 0; m->hist && i < m->env.nrcpt; i++)
+		free(m->hist[i].reason);
+	free(m->hist);
 	envelope_free(&m->env);
 	free(m->relpath);
 	free(m->path);
@@ -548,9 +575,17 @@ test_retry_timing(void **state)
 	pump(&f);
 	assert_int_equal(f.nruns, 1);
 	for (size_t i = 0; i < 3; i++) {
+		int64_t wall = (int64_t)time(NULL);
+
 		t = f.now_ms;
 		finish_run(&f, f.nruns - 1, RESULT_DEFERRED);
 		assert_int_equal(f.nmarks, 0);	/* a deferral is not final */
+		/* ... but its attempt and next time are in the journal */
+		assert_int_equal(f.nnotes, i + 1);
+		assert_int_equal(f.notes[i].attempt, i + 1);
+		assert_int_equal(f.notes[i].kind, JOURNAL_DEFERRED);
+		assert_true(f.notes[i].next >= wall + (int64_t)gaps[i] &&
+		    f.notes[i].next <= (int64_t)time(NULL) + (int64_t)gaps[i]);
 		assert_int_equal(sched_running(f.sc), 0);
 		assert_true(uv_is_active((uv_handle_t *)&f.sc->timer));
 		clock_to(&f, t + 1000 * gaps[i] - 1);
@@ -578,6 +613,90 @@ test_retry_timing(void **state)
 }
 
 /*
+ * Hand over a recovered message whose one recipient's journal says
+ * `attempts` attempts so far and a next attempt `in` seconds from now.
+ */
+static void
+add_recovered(struct fx *f, const char *id, const char *rcpt,
+	unsigned attempts, int64_t in)
+{
+	struct fx_msg *xm = calloc(1, sizeof(*xm));
+	struct store_msg *m = &xm->m;
+	char path[64];
+
+	assert_non_null(xm);
+	xm->f = f;
+	envelope_init(&m->env);
+	snprintf(m->id, sizeof(m->id), "%s", id);
+	snprintf(m->env.uid, sizeof(m->env.uid), "u%s", id);
+	m->env.tag = strdup("PIPE");
+	m->env.from = strdup("sender@here.example");
+	m->env.submitted = (int64_t)time(NULL);
+	assert_int_equal(envelope_add_rcpt(&m->env, rcpt, NULL, 0), 0);
+	m->hist = calloc(1, sizeof(*m->hist));
+	assert_non_null(m->hist);
+	m->hist[0].attempts = attempts;
+	m->hist[0].next = (int64_t)time(NULL) + in;
+	m->hist[0].reason = strdup("fake deferred");
+	snprintf(path, sizeof(path), "/nowhere/Queue/%s.msg", id);
+	m->path = strdup(path);
+	m->relpath = strdup(path + strlen("/nowhere/"));
+	m->msg_len = 10;
+	m->pending = 1;
+	assert_int_equal(sched_add(f->sc, m), 0);
+}
+
+/*
+ * After a restart a recipient waits for the next attempt time its
+ * journal recorded (not earlier), its queue shows the recorded error,
+ * and its attempt count goes on (the next deferral uses the next
+ * interval); one already due runs at once; a time absurdly far ahead (a
+ * clock set back) waits no longer than the longest interval.
+ */
+static void
+test_restored_schedule(void **state)
+{
+	static const uint64_t r[] = { 60, 300, 900 };
+	struct fx f;
+	uint64_t t0;
+
+	(void)state;
+	fx_open(&f, 10, 1, r, 3, 86400);
+	t0 = f.now_ms;
+	add_recovered(&f, "0000000000000001", "\"queue[A] app x\"@pipe", 2,
+		120);
+	add_recovered(&f, "0000000000000002", "\"app due\"@pipe", 1, -5);
+	add_recovered(&f, "0000000000000003", "\"app far\"@pipe", 1,
+		10 * 86400);
+	pump(&f);
+	assert_int_equal(f.nruns, 1);	/* only the one already due */
+	assert_string_equal(f.runs[0].id, "0000000000000002");
+	/* the recorded wait, within the second time(NULL) may have moved */
+	clock_to(&f, t0 + 1000 * 118);
+	assert_int_equal(f.nruns, 1);
+	clock_to(&f, t0 + 1000 * 121);
+	assert_int_equal(f.nruns, 2);
+	assert_string_equal(f.runs[1].id, "0000000000000001");
+	finish_run(&f, 1, RESULT_DEFERRED);
+	assert_int_equal(f.nnotes, 1);
+	assert_int_equal(f.notes[0].attempt, 3);	/* 2 before the restart */
+	/* the far one: capped at the longest interval (900 s) */
+	clock_to(&f, t0 + 1000 * 899);
+	assert_int_equal(f.nruns, 2);
+	clock_to(&f, t0 + 1000 * 901);
+	assert_int_equal(f.nruns, 3);
+	assert_string_equal(f.runs[2].id, "0000000000000003");
+	finish_run(&f, 0, RESULT_DELIVERED);
+	finish_run(&f, 2, RESULT_DELIVERED);
+	finish_marks(&f);
+	clock_to(&f, t0 + 1000 * (121 + 900));
+	assert_int_equal(f.nruns, 4);
+	finish_run(&f, 3, RESULT_DELIVERED);
+	finish_marks(&f);
+	fx_close(&f, 3);
+}
+
+/*
  * A deferral after the message's lifetime fails the recipient at once
  * (no delay); a permanent failure is final too, and neither holds up the
  * other items.
@@ -597,10 +716,19 @@ test_lifetime_expiry(void **state)
 	finish_run(&f, 0, RESULT_DEFERRED);
 	assert_int_equal(f.nmarks, 1);
 	assert_int_equal(f.marks[0].state, RCPT_FAILED);
+	/* RFC 3463 4.4.7, answered by us, recorded with the failure */
+	assert_true(f.marks[0].has_rec);
+	assert_string_equal(f.marks[0].rec.status, "4.4.7");
+	assert_int_equal(f.marks[0].rec.src, JOURNAL_MTA);
+	assert_int_equal(f.marks[0].rec.kind, JOURNAL_FAILED);
+	assert_int_equal(f.nnotes, 0);	/* no retry time for a failure */
 	assert_false(uv_is_active((uv_handle_t *)&f.sc->timer));
 	finish_run(&f, 1, RESULT_FAILED);
 	assert_int_equal(f.nmarks, 2);
 	assert_int_equal(f.marks[1].state, RCPT_FAILED);
+	assert_string_equal(f.marks[1].rec.status, "5.1.1");
+	assert_int_equal(f.marks[1].rec.src, JOURNAL_PIPE);
+	assert_int_equal(f.marks[1].rec.reply, 550);
 	finish_marks(&f);
 	assert_int_equal(sched_messages(f.sc), 0);
 	fx_close(&f, 1);
@@ -733,6 +861,7 @@ main(void)
 		cmocka_unit_test(test_processor_cap),
 		cmocka_unit_test(test_named_queue_order),
 		cmocka_unit_test(test_retry_timing),
+		cmocka_unit_test(test_restored_schedule),
 		cmocka_unit_test(test_lifetime_expiry),
 		cmocka_unit_test(test_host_queue_delay_and_probe),
 		cmocka_unit_test(test_log_component),

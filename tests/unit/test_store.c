@@ -719,18 +719,18 @@ test_mark(void **state)
 	assert_int_equal(r.err, 0);
 	m = r.m;
 	before = slurp(m->path, &blen);
-	assert_int_equal(store_mark(fx->st, m, 0, RCPT_DELIVERED, on_mark,
+	assert_int_equal(store_mark(fx->st, m, 0, RCPT_DELIVERED, NULL, on_mark,
 		&m0), 0);
 	/* the in-memory state changes at once; the disk follows */
 	assert_int_equal(m->env.rcpt[0].state, RCPT_DELIVERED);
 	assert_int_equal(m->pending, 1);
 	assert_int_equal(m->marks, 1);
 	assert_int_equal(m0.calls, 0);
-	assert_int_equal(store_mark(fx->st, m, 0, RCPT_FAILED, on_mark, &m1),
+	assert_int_equal(store_mark(fx->st, m, 0, RCPT_FAILED, NULL, on_mark, &m1),
 		-EALREADY);
-	assert_int_equal(store_mark(fx->st, m, 2, RCPT_FAILED, on_mark, &m1),
+	assert_int_equal(store_mark(fx->st, m, 2, RCPT_FAILED, NULL, on_mark, &m1),
 		-EINVAL);
-	assert_int_equal(store_mark(fx->st, m, 1, RCPT_PENDING, on_mark, &m1),
+	assert_int_equal(store_mark(fx->st, m, 1, RCPT_PENDING, NULL, on_mark, &m1),
 		-EINVAL);
 	run_until(fx, &m0.calls, 1);
 	assert_int_equal(m0.err, 0);
@@ -745,7 +745,7 @@ test_mark(void **state)
 	assert_memory_equal(before, after, blen);
 	assert_int_equal(store_count(fx->st), 1);
 	/* the last recipient: the file goes */
-	assert_int_equal(store_mark(fx->st, m, 1, RCPT_FAILED, on_mark, &m1),
+	assert_int_equal(store_mark(fx->st, m, 1, RCPT_FAILED, NULL, on_mark, &m1),
 		0);
 	run_until(fx, &m1.calls, 1);
 	assert_int_equal(m1.err, 0);
@@ -763,7 +763,7 @@ test_mark(void **state)
 	path = strdup(m->path);
 	memset(mc, 0, sizeof(mc));
 	for (size_t i = 0; i < 3; i++)
-		assert_int_equal(store_mark(fx->st, m, i, RCPT_DELIVERED,
+		assert_int_equal(store_mark(fx->st, m, i, RCPT_DELIVERED, NULL,
 			on_mark, &mc[i]), 0);
 	assert_int_equal(m->marks, 3);
 	assert_int_equal(m->pending, 0);
@@ -776,6 +776,121 @@ test_mark(void **state)
 	assert_false(exists(path));
 	assert_int_equal(store_count(fx->st), 0);
 	store_msg_free(m);
+	free(path);
+}
+
+/* A journal record for recipient rcpt. */
+static struct journal_attempt
+jrec(size_t rcpt, unsigned n, enum journal_kind k, int64_t next,
+	const char *status, const char *reason)
+{
+	struct journal_attempt a = { .rcpt = rcpt, .time = 1765000000,
+		.attempt = n, .kind = k, .next = next, .src = JOURNAL_PIPE,
+		.reply = k == JOURNAL_DEFERRED ? 451 : 550, .reason = reason };
+
+	snprintf(a.status, sizeof(a.status), "%s", status);
+	return a;
+}
+
+/*
+ * The journal: notes and failure records are appended after the message
+ * in submission order (one append at a time per message), show in
+ * m->hist at once, survive a recovery, a record cut short by a crash is
+ * cut off before the next append, and a malformed complete record makes
+ * the file corrupt.
+ */
+static void
+test_journal(void **state)
+{
+	static const char want[] =
+	    "attempt 0 1765000000 1 deferred 1765000060 pipe 451 4.3.0 busy\n"
+	    "attempt 0 1765000000 2 deferred 1765000300 pipe 451 4.3.0 "
+	    "still busy\n"
+	    "attempt 1 1765000000 1 failed - pipe 550 5.1.1 no such user\n";
+	struct fx *fx = *state;
+	struct envelope env;
+	struct rec r;
+	struct mrec k[4];
+	struct journal_attempt a;
+	struct scan sc = { .nfound = 0 };
+	struct store_msg *m;
+	char *text, *path, *bad;
+	size_t len, end;
+
+	memset(k, 0, sizeof(k));
+	open_store(fx, 0, 100);
+	make_env(&env, 3, NULL);
+	commit_wait(fx, &env, BODY, NULL, 0, &r);
+	assert_int_equal(r.err, 0);
+	m = r.m;
+	end = m->msg_off + m->msg_len;
+	a = jrec(0, 1, JOURNAL_DEFERRED, 1765000060, "4.3.0", "busy");
+	assert_int_equal(store_note(fx->st, m, &a, on_mark, &k[0]), 0);
+	a = jrec(0, 2, JOURNAL_DEFERRED, 1765000300, "4.3.0", "still busy");
+	assert_int_equal(store_note(fx->st, m, &a, on_mark, &k[1]), 0);
+	a = jrec(1, 1, JOURNAL_FAILED, -1, "5.1.1", "no such user");
+	assert_int_equal(store_mark(fx->st, m, 1, RCPT_FAILED, &a, on_mark,
+	    &k[2]), 0);
+	/* memory first */
+	assert_non_null(m->hist);
+	assert_int_equal(m->hist[0].attempts, 2);
+	assert_int_equal(m->hist[0].next, 1765000300);
+	assert_string_equal(m->hist[1].reason, "no such user");
+	run_until(fx, &k[2].calls, 1);
+	run_until(fx, &k[1].calls, 1);
+	assert_int_equal(k[0].err | k[1].err | k[2].err, 0);
+	text = slurp(m->path, &len);
+	assert_int_equal(len, end + strlen(want));
+	assert_memory_equal(text + end, want, strlen(want));
+	assert_int_equal(text[m->env.rcpt[1].state_off], 'F');
+	free(text);
+	/* a crash in the middle of an append leaves a cut-short line */
+	path = strdup(m->path);
+	text = slurp(path, &len);
+	bad = fmt("%.*sattempt 2 17650", (int)len, text);
+	spit(path, bad, strlen(bad));
+	free(bad);
+	free(text);
+	store_msg_free(m);
+	store_close(fx->st);
+	fx->st = NULL;
+	open_store(fx, 0, 100);
+	recover_wait(fx, &sc);
+	assert_int_equal(sc.found, 1);
+	m = sc.m[0];
+	assert_int_equal(m->jend, end + strlen(want));
+	assert_int_equal(m->hist[0].attempts, 2);
+	assert_int_equal(m->hist[0].next, 1765000300);
+	assert_int_equal(m->hist[0].kind, JOURNAL_DEFERRED);
+	assert_string_equal(m->hist[0].reason, "still busy");
+	assert_int_equal(m->hist[1].kind, JOURNAL_FAILED);
+	assert_string_equal(m->hist[1].status, "5.1.1");
+	assert_int_equal(m->hist[2].attempts, 0);	/* nothing recorded */
+	assert_int_equal(m->env.rcpt[1].state, RCPT_FAILED);
+	/* the next append cuts the torn record off first */
+	a = jrec(2, 1, JOURNAL_DEFERRED, 1765000060, "4.4.1", "no answer");
+	assert_int_equal(store_note(fx->st, m, &a, on_mark, &k[3]), 0);
+	run_until(fx, &k[3].calls, 1);
+	assert_int_equal(k[3].err, 0);
+	text = slurp(path, &len);
+	assert_int_equal(len, m->jend);
+	assert_string_equal(text + end + strlen(want), "attempt 2 1765000000 "
+	    "1 deferred 1765000060 pipe 451 4.4.1 no answer\n");
+	/* a complete line that is no record: corrupt at the next recovery */
+	bad = fmt("%.*sattempt 9 1 1 deferred - pipe 451 4.0.0 x\n", (int)len,
+	    text);
+	spit(path, bad, strlen(bad));
+	free(bad);
+	free(text);
+	store_msg_free(m);
+	store_close(fx->st);
+	fx->st = NULL;
+	open_store(fx, 0, 100);
+	memset(&sc, 0, sizeof(sc));
+	recover_wait(fx, &sc);
+	assert_int_equal(sc.found, 0);
+	assert_int_equal(sc.corrupt, 1);
+	assert_true(log_has(fx, "bad journal record after the message"));
 	free(path);
 }
 
@@ -899,7 +1014,7 @@ test_recover(void **state)
 	free(p);
 	assert_true(log_has(fx, "corrupt queue file Queue/1700000000000030.msg"));
 	assert_true(log_has(fx, "corrupt queue file Queue/05/1700000000000031"
-		".msg (the file size is not the envelope length plus size)"));
+		".msg (the file is shorter than the envelope length plus size)"));
 	assert_true(log_has(fx, "corrupt queue file Queue/1700000000000032.msg"
 		" (line "));
 	assert_true(log_has(fx, "corrupt queue file Queue/1700000000000033.msg"
@@ -912,7 +1027,7 @@ test_recover(void **state)
 	assert_true(strcmp(r.m->id, "8999999999999999") > 0);
 	store_msg_free(r.m);
 	/* recovered offsets are good for marks */
-	assert_int_equal(store_mark(fx->st, sc.m[0], 1, RCPT_DELIVERED, on_mark,
+	assert_int_equal(store_mark(fx->st, sc.m[0], 1, RCPT_DELIVERED, NULL, on_mark,
 		&mr), 0);
 	run_until(fx, &mr.calls, 1);
 	assert_int_equal(mr.err, 0);
@@ -1102,7 +1217,7 @@ test_group_commit(void **state)
 	assert_true(fsyncs >= 1);
 	assert_true(fsyncs < N);
 	for (int i = 0; i < N; i++)
-		assert_int_equal(store_mark(fx->st, r[i].m, 0, RCPT_DELIVERED,
+		assert_int_equal(store_mark(fx->st, r[i].m, 0, RCPT_DELIVERED, NULL,
 			on_mark, &mr[i]), 0);
 	for (int i = 0; i < N; i++)
 		run_until(fx, &mr[i].calls, 1);
@@ -1779,7 +1894,7 @@ test_list(void **state)
 	make_env(&env, 2, NULL);
 	commit_wait(fx, &env, "x", NULL, 0, &r2);
 	assert_int_equal(r2.err, 0);
-	assert_int_equal(store_mark(fx->st, r2.m, 0, RCPT_DELIVERED, on_mark,
+	assert_int_equal(store_mark(fx->st, r2.m, 0, RCPT_DELIVERED, NULL, on_mark,
 		&mr), 0);
 	run_until(fx, &mr.calls, 1);
 	assert_int_equal(mr.err, 0);
@@ -1863,6 +1978,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_foldering_auto, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(test_mark, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover_busy, setup,
 			teardown),
