@@ -729,7 +729,7 @@ samples(const char *dir)
 	bin.remote_mta = NULL;
 	for (int i = 0; i < 2000; i++)
 		buf_printf(&big, "X-H%d: v\n", i);
-	buf_append(&big, "\nbody \0 \xff\r\n", 12);
+	buf_append(&big, "\nbody \0 \xff\r\n", 11);
 	s[n].name = "failed-full";
 	s[n++].in = mkin(&rc_smtp, 1);
 	s[n].name = "failed-headers";
