@@ -293,11 +293,11 @@ test_failed_smtp(void **state)
 		"Content-Transfer-Encoding: 7bit\n");
 	assert_string_equal(ret, msg1);	/* returned byte for byte */
 	assert_non_null(strstr(b.data, msg1));
+	free(h);
 	assert_int_equal(asprintf(&h, "\n\n--%s--\n", b1) > 0, 1);
 	assert_string_equal(b.data + b.len - strlen(h), h);
 	free(h);
 	gmime_check(&b, "message/rfc822");
-	free(h);
 	free(ret);
 	free(text);
 	free(ds);
