@@ -156,6 +156,7 @@ report__returned(const struct report_in *in, bool want,
 {
 	const char *m = in->msg ? in->msg : "";
 	size_t len = in->msg ? in->msg_len : 0, hend, bstart;
+	uint64_t cap;
 	bool complete;
 	int e;
 
@@ -165,9 +166,10 @@ report__returned(const struct report_in *in, bool want,
 	complete = len == in->msg_total;
 	r->full = want && complete && in->msg_total <= in->return_size_limit;
 	r->too_big = want && in->msg_total > in->return_size_limit;
-	report_scan_header(m, len, complete,
-		r->full ? UINT64_MAX : report__header_cap(in->return_size_limit),
-		&hend, &bstart, &r->hdr_cut);
+	cap = r->full ? UINT64_MAX
+		: report__header_cap(in->return_size_limit);
+	report_scan_header(m, len, complete, cap, &hend, &bstart,
+		&r->hdr_cut);
 	if ((e = report_put_repaired(&r->content, m, hend, &r->eightbit)) < 0)
 		goto fail;
 	if (r->full && ((e = buf_putc(&r->content, '\n')) < 0

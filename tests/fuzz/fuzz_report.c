@@ -141,9 +141,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		rc[i] = (struct report_rcpt){
 			.orcpt = (data[0] >> i) & 1 ? diag : "rfc822;x+2By@ex",
 			.addr = i == 2 ? "r\xc3\xa9@ex" : "rcpt@example.com",
-			.action = (enum report_action)((data[1] >> (2 * i)) & 3),
+			.action = (enum report_action)
+				((data[1] >> (2 * i)) & 3),
 			.status = i == 1 ? diag : "5.1.1",
-			.diag_type = (enum report_diag)((data[2] >> (2 * i)) & 3),
+			.diag_type = (enum report_diag)
+				((data[2] >> (2 * i)) & 3),
 			.diag = diag, .remote_mta = (data[0] & 8) ? diag : NULL,
 			.last_attempt = (data[0] & 16) ? -1 : 1795428000,
 			.will_retry_until = 1795500000,

@@ -336,14 +336,14 @@ test_actions(void **state)
 		"retried)\n"));
 	ds = part(b.data, 2, NULL);
 	assert_non_null(strstr(ds, "\n\nFinal-Recipient: rfc822;p@example.com"
-		"\nAction: delayed\nStatus: 4.3.0\nDiagnostic-Code: X-mailpipe; "
-		"exit 75 (EX_TEMPFAIL): disk full\nLast-Attempt-Date: Mon, 23 "
-		"Nov 2026 10:04:50 +0000\nWill-Retry-Until: Tue, 24 Nov 2026 "
-		"10:05:00 +0000\n\n"));
+		"\nAction: delayed\nStatus: 4.3.0\n"
+		"Diagnostic-Code: X-mailpipe; exit 75 (EX_TEMPFAIL): disk full\n"
+		"Last-Attempt-Date: Mon, 23 Nov 2026 10:04:50 +0000\n"
+		"Will-Retry-Until: Tue, 24 Nov 2026 10:05:00 +0000\n\n"));
 	/* Will-Retry-Until only for delayed; no Original-Recipient */
 	assert_non_null(strstr(ds, "\n\nFinal-Recipient: rfc822;q@example.com"
-		"\nAction: delivered\nStatus: 2.0.0\nLast-Attempt-Date: Mon, 23 "
-		"Nov 2026 10:04:55 +0000\n\n"));
+		"\nAction: delivered\nStatus: 2.0.0\n"
+		"Last-Attempt-Date: Mon, 23 Nov 2026 10:04:55 +0000\n\n"));
 	assert_true(strlen(ds) > strlen(last));
 	assert_string_equal(ds + strlen(ds) - strlen(last), last);
 	assert_null(strstr(ds, "Original-Recipient"));
@@ -482,7 +482,8 @@ test_text_cap_and_controls(void **state)
 		"Content-Transfer-Encoding: quoted-printable\n"));
 	free(p);
 	assert_non_null(strstr(text, "    exit 67 (EX_NOUSER): a=EF=BF=BD"
-		"=EF=BF=BD[31mb\n    caf=C3=A9 =EF=BF=BD=EF=BF=BD\tz=EF=BF=BD\n"));
+		"=EF=BF=BD[31mb\n    caf=C3=A9 =EF=BF=BD=EF=BF=BD\t"
+		"z=EF=BF=BD\n"));
 	p = unqp(text);
 	free(text);
 	text = p;
@@ -496,7 +497,8 @@ test_text_cap_and_controls(void **state)
 	/* controls are spaces, 8-bit is \x{...}, folded before a space */
 	assert_non_null(strstr(ds, "\nDiagnostic-Code: X-mailpipe; exit 67 "
 		"(EX_NOUSER): a [31mb caf\\x{00E9} \\x{FFFD}\n z\\x{0085} "
-		"01234567890123456789012345678901234567890123456789012345 [...\n"
+		"0123456789012345678901234567890123456789012345678901234"
+		"5 [...\n"
 		" truncated]\nLast-Attempt-Date: "));
 	free(ds);
 	free(text);
