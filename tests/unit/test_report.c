@@ -337,7 +337,8 @@ test_actions(void **state)
 	ds = part(b.data, 2, NULL);
 	assert_non_null(strstr(ds, "\n\nFinal-Recipient: rfc822;p@example.com"
 		"\nAction: delayed\nStatus: 4.3.0\n"
-		"Diagnostic-Code: X-mailpipe; exit 75 (EX_TEMPFAIL): disk full\n"
+		"Diagnostic-Code: X-mailpipe; exit 75 (EX_TEMPFAIL): disk "
+		"full\n"
 		"Last-Attempt-Date: Mon, 23 Nov 2026 10:04:50 +0000\n"
 		"Will-Retry-Until: Tue, 24 Nov 2026 10:05:00 +0000\n\n"));
 	/* Will-Retry-Until only for delayed; no Original-Recipient */
