@@ -67,6 +67,7 @@ config_defaults(struct config *c, const char *base_dir, const char *hostname)
 	c->reports.ret = RETURN_BODY;
 	c->reports.return_receipts = RECEIPTS_EVERYBODY;
 	c->reports.delay_warning_s = 4 * 3600;
+	c->reports.return_size_limit = 50 * 1024;
 	for (int i = 0; i < LOG_NCOMP; i++)
 		c->log.level[i] = LOG_MAJOR;
 

@@ -26,7 +26,7 @@ enum enqueue_async {
 	ASYNC_UNAUTHENTICATED, ASYNC_CLIENTS, ASYNC_NONCLIENTS,
 };
 
-enum report_return {
+enum reports_return {
 	RETURN_HEADERS, RETURN_BODY, RETURN_ALWAYS_HEADERS, RETURN_ALWAYS_BODY,
 };
 
@@ -129,10 +129,12 @@ struct config {
 
 	struct {
 		uint64_t reporting_delay_s;	/* default 0 */
-		enum report_return ret;		/* default body */
+		enum reports_return ret;	/* default body */
 		char *copy_failure_reports;	/* NULL = none */
 		enum return_receipts return_receipts;	/* default everybody */
 		uint64_t delay_warning_s;	/* default 4h */
+		uint64_t return_size_limit;	/* bytes; above it only the
+						   header is returned; 50k */
 	} reports;
 
 	struct {

@@ -414,7 +414,7 @@ apply_reports(struct pctx *p, enum key_id k, const char *v)
 			&c->reports.reporting_delay_s);
 	case K_REPORTS_RETURN:
 		if ((r = config__get_word(p, v, return_words, &w)) == 0)
-			c->reports.ret = (enum report_return)w;
+			c->reports.ret = (enum reports_return)w;
 		return r;
 	case K_REPORTS_COPY:
 		if (*v && (r = config__check_address(p, v)) < 0)
@@ -428,6 +428,9 @@ apply_reports(struct pctx *p, enum key_id k, const char *v)
 	case K_REPORTS_WARNING:
 		return config__get_duration(p, v, 0,
 			&c->reports.delay_warning_s);
+	case K_REPORTS_SIZE_LIMIT:
+		return config__get_size(p, v, 0,
+			&c->reports.return_size_limit);
 	default:
 		return config__why(p, "internal error: key %d", (int)k);
 	}

@@ -67,6 +67,7 @@ static const struct {
 	[K_REPORTS_COPY] = { S_REPORTS, "copy-failure-reports" },
 	[K_REPORTS_RECEIPTS] = { S_REPORTS, "return-receipts" },
 	[K_REPORTS_WARNING] = { S_REPORTS, "delay-warning" },
+	[K_REPORTS_SIZE_LIMIT] = { S_REPORTS, "return-size-limit" },
 	[K_MONITOR_HTTP] = { S_MONITOR, "http-listen" },
 	[K_LOG_LEVEL] = { S_LOG, "level" },
 	[K_LOG_COMP0 + LOG_SYSTEM] = { S_LOG, "system" },

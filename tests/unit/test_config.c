@@ -125,6 +125,7 @@ test_defaults(void **state)
 	assert_null(c.reports.copy_failure_reports);
 	assert_int_equal(c.reports.return_receipts, RECEIPTS_EVERYBODY);
 	assert_int_equal(c.reports.delay_warning_s, 4 * 3600);
+	assert_int_equal(c.reports.return_size_limit, 50 * 1024);
 	assert_string_equal(c.monitor.http_listen, "127.0.0.1:8025");
 	for (int i = 0; i < LOG_NCOMP; i++)
 		assert_int_equal(c.log.level[i], LOG_MAJOR);
@@ -548,6 +549,15 @@ test_reports(void **state)
 	expect_err("[reports]\nreporting-delay = -1s\n", "t.conf:2: bad value "
 		"for 'reporting-delay' in [reports]: '-1s' is not a duration "
 		"(examples: 30s, 10m, 2h, 3d; a bare number is seconds)");
+	parse_ok(&c, "[reports]\nreturn-size-limit = 10m\n");
+	assert_int_equal(c.reports.return_size_limit, 10 * 1024 * 1024);
+	config_free(&c);
+	parse_ok(&c, "[reports]\nreturn-size-limit = 0\n");
+	assert_int_equal(c.reports.return_size_limit, 0);
+	config_free(&c);
+	expect_err("[reports]\nreturn-size-limit = big\n", "t.conf:2: bad "
+		"value for 'return-size-limit' in [reports]: 'big' is not a "
+		"size (examples: 64k, 10m, 1g; a bare number is bytes)");
 }
 
 /* [monitor] http-listen, including off. */
