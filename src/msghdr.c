@@ -566,10 +566,24 @@ msghdr_is_null_path(const char *v)
 	return *v == '\0';
 }
 
-/* The return-path: first Return-Path:, else the first From: address. */
+/* The submitter, or -ESRCH when it is not known (see msghdr.h). */
+static int
+msghdr_submitter(const struct msghdr_submit_params *p, const char **why)
+{
+	if (p->submitter != NULL)
+		return 0;
+	*why = "no Return-Path: or From: and the submitting user is unknown";
+	return -ESRCH;
+}
+
+/*
+ * The return-path: first Return-Path:, else the first From: address,
+ * else the submitter.
+ */
 static int
 msghdr_return_path(const char *msg, const struct msghdr_block *h,
-	const char *domain, char **out, const char **why)
+	const struct msghdr_submit_params *p, const char *domain, char **out,
+	const char **why)
 {
 	struct strv addrs = STRV_INIT;
 	long i = msghdr_find(msg, h, "Return-Path");
@@ -578,8 +592,10 @@ msghdr_return_path(const char *msg, const struct msghdr_block *h,
 	int r;
 
 	if (from && (i = msghdr_find(msg, h, "From")) < 0) {
-		*why = "no return-path (no Return-Path: and no From:)";
-		return -EINVAL;
+		if ((r = msghdr_submitter(p, why)) < 0)
+			return r;
+		*out = text_strdup(p->submitter);
+		return *out ? 0 : -ENOMEM;
 	}
 	if (!from) {
 		if ((r = msghdr_value(msg, &h->v[i], &value)) < 0)
@@ -682,11 +698,13 @@ msghdr_add_message_id(const struct msghdr_submit_params *p, struct buf *b)
 
 /*
  * The stored message: every field but the removed ones, byte for byte,
- * then Date:/Message-ID: when missing, the empty line and the body.
+ * then From: (from, when not NULL), Date: and Message-ID: when missing,
+ * the empty line and the body.
  */
 static int
 msghdr_rewrite(const char *m, size_t len, const struct msghdr_block *h,
-	const struct msghdr_submit_params *p, struct buf *out)
+	const struct msghdr_submit_params *p, const char *from,
+	struct buf *out)
 {
 	int r;
 
@@ -704,6 +722,8 @@ msghdr_rewrite(const char *m, size_t len, const struct msghdr_block *h,
 	/* a header-only message may end without a line feed */
 	if (out->len > 0 && out->data[out->len - 1] != '\n' &&
 	    (r = buf_putc(out, '\n')) < 0)
+		return r;
+	if (from != NULL && (r = buf_printf(out, "From: %s\n", from)) < 0)
 		return r;
 	if (msghdr_find(m, h, "Date") < 0 &&
 	    ((r = buf_puts(out, "Date: ")) < 0 ||
@@ -728,6 +748,7 @@ msghdr_submission(const char *data, size_t len,
 		p->hostname;
 	struct buf m = BUF_INIT;
 	struct msghdr_block h = MSGHDR_INIT;
+	const char *from = NULL;
 	int r;
 
 	*out = (struct msghdr_submission)MSGHDR_SUBMISSION_INIT;
@@ -748,11 +769,20 @@ msghdr_submission(const char *data, size_t len,
 	if ((r = msghdr_parse(m.data ? m.data : "", m.len, &h, why)) < 0)
 		goto out;
 	if ((r = msghdr_rcpts(m.data, &h, domain, &out->rcpts, why)) < 0 ||
-	    (r = msghdr_return_path(m.data, &h, domain, &out->return_path,
+	    (r = msghdr_return_path(m.data, &h, p, domain, &out->return_path,
 	    why)) < 0)
 		goto out;
-	if ((r = msghdr_rewrite(m.data, m.len, &h, p, &out->message)) < 0) {
-		*why = "cannot make the Date: or Message-ID: field";
+	/* no From: names the return-path, or the submitter for a null one */
+	if (msghdr_find(m.data, &h, "From") < 0) {
+		from = out->return_path;
+		if (*from == '\0' && (r = msghdr_submitter(p, why)) < 0)
+			goto out;
+		if (*from == '\0')
+			from = p->submitter;
+	}
+	if ((r = msghdr_rewrite(m.data, m.len, &h, p, from,
+	    &out->message)) < 0) {
+		*why = "cannot make the From:, Date: or Message-ID: field";
 		goto out;
 	}
 out:
