@@ -440,7 +440,8 @@ test_routed_at_submission(void **state)
 		"known@example.org");
 	assert_int_equal(log_count(fx, "Submitted/mixed.sub rcpt "
 		"<gone@example.org> refused: 550 5.1.1 unknown user (not "
-		"queued: enqueue-async does not apply to local submission)"), 1);
+		"queued: enqueue-async does not apply to local "
+		"submission)"), 1);
 	submit_text(fx, "lone", lone, strlen(lone));
 	run_until_logged(fx, "Submitted/lone.sub rejected: every recipient "
 		"was refused (see the lines above); renaming it to .bad", 1);
