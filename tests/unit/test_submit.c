@@ -452,6 +452,7 @@ test_routed_at_submission(void **state)
 	run_until(fx, &fx->stopped, 1);
 	submit_close(fx->sb);
 	fx->sb = NULL;
+	fx->stopped = 0;	/* the teardown waits for the next stop */
 	uv_run(&fx->loop, UV_RUN_DEFAULT);
 	enqueue_close(fx->eq);
 	while (store_busy(fx->st) > 0)
