@@ -524,39 +524,45 @@ sub_no_submitter(const char *text)
 static void
 test_sub_submitter(void **state)
 {
+	/* whole results: the added From: after the file's own fields */
+	static const struct {
+		bool submitter;		/* q (joe@mx.example) or params */
+		const char *in, *rp, *out;
+	} t[] = {
+		{ true, "To: t@t.example\nSubject: x\nDate: d\n"
+		  "Message-ID: <m@x>\n\nbody\n", "joe@mx.example",
+		  "To: t@t.example\nSubject: x\nDate: d\nMessage-ID: <m@x>\n"
+		  "From: joe@mx.example\n\nbody\n" },
+		/* Return-Path: without From:: the From: is the return-path */
+		{ false, "Return-Path: <b@r.example>\nTo: t@t.example\n"
+		  "Date: d\nMessage-ID: <m@x>\n\n", "b@r.example",
+		  "To: t@t.example\nDate: d\nMessage-ID: <m@x>\n"
+		  "From: b@r.example\n\n" },
+		/* a null return-path: the From: names the submitter */
+		{ true, "Return-Path: <>\nTo: t@t.example\nDate: d\n"
+		  "Message-ID: <m@x>\n\n", "",
+		  "To: t@t.example\nDate: d\nMessage-ID: <m@x>\n"
+		  "From: joe@mx.example\n\n" },
+	};
 	struct msghdr_submit_params q = params;
 	struct msghdr_submission s;
 
 	(void)state;
 	q.submitter = "joe@mx.example";
-	sub_ok("To: t@t.example\nSubject: x\nDate: d\nMessage-ID: <m@x>\n"
-		"\nbody\n", &q, &s);
-	assert_string_equal(s.return_path, "joe@mx.example");
-	assert_string_equal(s.message.data, "To: t@t.example\nSubject: x\n"
-		"Date: d\nMessage-ID: <m@x>\nFrom: joe@mx.example\n\nbody\n");
-	msghdr_submission_free(&s);
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		sub_ok(t[i].in, t[i].submitter ? &q : &params, &s);
+		assert_string_equal(s.return_path, t[i].rp);
+		assert_string_equal(s.message.data, t[i].out);
+		msghdr_submission_free(&s);
+	}
 	/* the added From: comes before the added Date: and Message-ID: */
 	sub_ok("To: t@t.example\n\nbody\n", &q, &s);
 	assert_non_null(strstr(s.message.data,
 		"To: t@t.example\nFrom: joe@mx.example\nDate: "));
 	msghdr_submission_free(&s);
-	/* Return-Path: without From:: the From: is the return-path */
-	sub_ok("Return-Path: <b@r.example>\nTo: t@t.example\nDate: d\n"
-		"Message-ID: <m@x>\n\n", &params, &s);
-	assert_string_equal(s.return_path, "b@r.example");
-	assert_string_equal(s.message.data, "To: t@t.example\nDate: d\n"
-		"Message-ID: <m@x>\nFrom: b@r.example\n\n");
-	msghdr_submission_free(&s);
 	/* unqualified: qualified as every other address */
 	sub_ok("Return-Path: <bob>\nTo: t@t.example\n\n", &params, &s);
 	assert_non_null(strstr(s.message.data, "\nFrom: bob@example.com\n"));
-	msghdr_submission_free(&s);
-	/* a null return-path: the From: names the submitter */
-	sub_ok("Return-Path: <>\nTo: t@t.example\nDate: d\n"
-		"Message-ID: <m@x>\n\n", &q, &s);
-	assert_string_equal(s.return_path, "");
-	assert_string_equal(s.message.data, "To: t@t.example\nDate: d\n"
-		"Message-ID: <m@x>\nFrom: joe@mx.example\n\n");
 	msghdr_submission_free(&s);
 	/* a From: is never added twice, nor the submitter used then */
 	sub_ok("From: f@f.example\nTo: t@t.example\n\n", &q, &s);
