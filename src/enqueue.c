@@ -97,6 +97,27 @@ enqueue_received_local(int64_t uid, const char *hostname, int64_t now,
 	return buf_putc(out, '\n');
 }
 
+/* Does Enqueue Asynchronously apply to this submitter (see enqueue.h)? */
+bool
+enqueue_async_applies(enum enqueue_async a, bool authenticated, bool client)
+{
+	switch (a) {
+	case ASYNC_ANYBODY:
+		return true;
+	case ASYNC_AUTHENTICATED:
+		return authenticated;
+	case ASYNC_UNAUTHENTICATED:
+		return !authenticated;
+	case ASYNC_CLIENTS:
+		return authenticated || client;
+	case ASYNC_NONCLIENTS:
+		return !authenticated && !client;
+	case ASYNC_NOBODY:
+		break;
+	}
+	return false;
+}
+
 /*
  * Hand a durable message to the scheduler; when it cannot take it, a log
  * line (in component c, ending in tail) and the message stays on disk for

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "config.h"
 #include "envelope.h"
 #include "log.h"
 #include "store.h"
@@ -125,5 +126,18 @@ int enqueue_import(struct enqueue *eq, const char *path, enqueue_cb cb,
  */
 int enqueue_received_local(int64_t uid, const char *hostname, int64_t now,
 	struct buf *out);
+
+/*
+ * Does Enqueue Asynchronously (setting a) apply to a submitter? When it
+ * does, recipients that fail routing are accepted and fail in the queue
+ * (a delivery report tells the sender); when it does not, they are
+ * refused at once (the SMTP reply at RCPT; for local submission a SUBMIT
+ * log line, docs/LOCAL-SUBMISSION.md). authenticated: local submission
+ * (SPEC decision: no SMTP AUTH yet); client: an SMTP client in
+ * trusted-networks. As in the seed, `clients` takes authenticated
+ * sources too, and `non-clients` is neither.
+ */
+bool enqueue_async_applies(enum enqueue_async a, bool authenticated,
+	bool client);
 
 #endif

@@ -32,6 +32,7 @@
 /* Arguments checked before stdin is read (sendmail). */
 struct localsub__prep {
 	char *return_path;	/* canonical; "" = null */
+	char *from;		/* an added From:'s address (see below) */
 	struct strv rcpts;	/* canonical argument recipients */
 };
 
@@ -266,10 +267,15 @@ localsub__rcpt_header(const char *msg, const struct msghdr_block *h,
 	return r;
 }
 
-/* The return-path of -f (brackets optional, "" / "<>" null) or ours. */
+/*
+ * The return-path of -f (brackets optional, "" / "<>" null) or ours, and
+ * the address of a From: added to a message without one: the return-path
+ * (qualified as the server would), or ours when it is null (SPEC
+ * "Submitted folder", Postfix cleanup's rule).
+ */
 static int
 localsub__return_path(const struct localsub *ls, const char *from,
-	char **out, struct localsub_err *err)
+	char **out, char **from_addr, struct localsub_err *err)
 {
 	struct address a = ADDRESS_INIT;
 	const char *why = NULL, *s = from;
@@ -278,7 +284,9 @@ localsub__return_path(const struct localsub *ls, const char *from,
 
 	if (from == NULL) {
 		*out = text_strdup(ls->address);
-		return *out ? 0 : localsub__oserr(err, -ENOMEM, "return-path");
+		*from_addr = text_strdup(ls->address);
+		return *out && *from_addr ? 0 :
+			localsub__oserr(err, -ENOMEM, "return-path");
 	}
 	n = strlen(s);
 	if (text_has_ctl(s, n, false))
@@ -299,6 +307,11 @@ localsub__return_path(const struct localsub *ls, const char *from,
 	if (r < 0)
 		return localsub__oserr(err, r, "return-path");
 	r = address_format(&a, out);
+	if (r == 0 && **out == '\0')
+		r = (*from_addr = text_strdup(ls->address)) ? 0 : -ENOMEM;
+	else if (r == 0)
+		r = address_join(a.local, a.domain ? a.domain : ls->domain,
+			from_addr);
 	address_free(&a);
 	return r < 0 ? localsub__oserr(err, r, "return-path") : 0;
 }
@@ -311,6 +324,8 @@ localsub__prep_free(struct localsub__prep *p)
 {
 	free(p->return_path);
 	p->return_path = NULL;
+	free(p->from);
+	p->from = NULL;
 	strv_free(&p->rcpts);
 }
 
@@ -326,7 +341,8 @@ localsub__sendmail_prep(const struct localsub *ls,
 	if (o->fullname && !localsub__text_ok(o->fullname))
 		return localsub_fail(err, EX_USAGE, -EINVAL,
 			"the -F name must be UTF-8 text without control characters");
-	if ((r = localsub__return_path(ls, o->from, &p->return_path, err)) < 0)
+	if ((r = localsub__return_path(ls, o->from, &p->return_path, &p->from,
+	    err)) < 0)
 		return r;
 	if ((r = localsub__rcpt_args(&o->rcpts, NULL, &p->rcpts, err)) < 0)
 		return r;
@@ -389,9 +405,11 @@ localsub__sendmail_compose(const struct localsub *ls,
 	r = buf_printf(out, "Return-Path: <%s>\n", p->return_path);
 	if (r == 0 && env.n > 0)
 		r = localsub__hdr_list(out, "Envelope-To", &env);
+	/* -F names any From: we add, the gecos name only our own address */
 	if (r == 0 && !has_from)
 		r = localsub__hdr_from(out, o->fullname ? o->fullname :
-			ls->fullname, ls->address);
+			strcmp(p->from, ls->address) == 0 ? ls->fullname : NULL,
+			p->from);
 	for (size_t i = 0; r == 0 && i < h.n; i++) {
 		const struct msghdr_field *f = &h.v[i];
 

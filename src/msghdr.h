@@ -74,6 +74,7 @@ struct msghdr_submit_params {
 	const char *default_domain;	/* qualifies unqualified addresses */
 	const char *id;			/* queue ID, for Message-ID */
 	int64_t now;			/* unix time, for Date */
+	const char *submitter;		/* login@hostname, or NULL: unknown */
 };
 
 struct msghdr_submission {
@@ -88,10 +89,13 @@ struct msghdr_submission {
  * Apply the Submitted-folder rules to a .sub file's bytes (CRLF line ends
  * are converted to LF first): recipients from Envelope-To: fields if any,
  * else To/Cc/Bcc minus the Envelope-Ignore: addresses; return-path from
- * Return-Path: (removed) else the first From: address; Bcc:, Envelope-To:,
- * Envelope-Ignore: and Return-Path: removed; Date: and Message-ID: added
- * when missing (at the end of the header). -EINVAL with *why on: bad
- * header, no recipient, no return-path, an unparsable address. Addresses
+ * Return-Path: (removed) else the first From: address, else the
+ * submitter; Bcc:, Envelope-To:, Envelope-Ignore: and Return-Path:
+ * removed; From: (the return-path, or the submitter when it is null),
+ * Date: and Message-ID: added when missing (at the end of the header).
+ * -EINVAL with *why on: bad header, no recipient, a Return-Path: or From:
+ * without an address, an unparsable address; -ESRCH (*why set) when the
+ * submitter is needed and p->submitter is NULL. Addresses
  * compare exactly on the local part and ASCII case-insensitively on the
  * domain; unqualified ones take default_domain, else hostname. out is
  * overwritten, and left empty on error.

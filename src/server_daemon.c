@@ -387,6 +387,9 @@ open_modules(struct server *s)
 	sbs.set_owner = false;		/* the root part did it */
 	gr = getgrnam(MAILPIPE_SUBMIT_GROUP);
 	sbs.submit_gid = gr ? gr->gr_gid : (gid_t)-1;
+	sbs.router = &s->rctx;
+	sbs.enqueue_async = s->cfg.smtp.enqueue_async;
+	sbs.direct_pipe = s->cfg.pipe.direct == DIRECT_LOCAL;
 	if ((r = submit_open(&s->loop, &sbs, s->enq, s->store, &s->log,
 	    &s->submit)) < 0)
 		return r;

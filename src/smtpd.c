@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "enqueue.h"
 #include "log.h"
 #include "smtpd_int.h"
 #include "strv.h"
@@ -30,26 +31,6 @@
 
 /* ------------------------------------------------------------------ */
 /* Listeners and connections */
-
-/* Is the client one that Enqueue Asynchronously applies to? */
-static bool
-async_applies(const struct config *cfg, bool trusted)
-{
-	switch (cfg->smtp.enqueue_async) {
-	case ASYNC_ANYBODY:
-	case ASYNC_UNAUTHENTICATED:	/* no SMTP AUTH: every client */
-		return true;
-	case ASYNC_CLIENTS:
-		return trusted;
-	case ASYNC_NONCLIENTS:
-		return !trusted;
-	case ASYNC_NOBODY:
-	case ASYNC_AUTHENTICATED:	/* local submission only */
-		break;
-	}
-	return false;
-}
-
 
 /* Nothing left open after smtpd_stop: tell the caller. */
 void
@@ -205,7 +186,9 @@ on_connection(uv_stream_t *server, int status)
 		smtpd__session_kill(s, "too many connections from this client");
 		return;
 	}
-	s->async = async_applies(sd->d.cfg, s->trusted);
+	/* no SMTP AUTH: every SMTP client is unauthenticated */
+	s->async = enqueue_async_applies(sd->d.cfg->smtp.enqueue_async, false,
+		s->trusted);
 	uv_tcp_nodelay(&s->tcp, 1);
 	log_msg(sd->d.log, LOG_SMTPI, LOG_MAJOR,
 		"session=%llu client=%s connected (trusted=%s, sessions=%u)",

@@ -5,8 +5,10 @@
  * safely (no symlinks, regular single-link files only, the owner recorded
  * as the submitting user), applies the Submitted rules and enqueues them;
  * the .sub is removed only once the queue file is durable. A file that
- * cannot be submitted is renamed to NAME.bad with a log line. Above the
- * queue limit files stay where they are until there is room.
+ * cannot be submitted is renamed to NAME.bad with a log line; so is one
+ * whose every recipient is refused at submission (Enqueue Asynchronously
+ * off for local submission). Above the queue limit files stay where they
+ * are until there is room.
  */
 #ifndef MP_SUBMIT_H
 #define MP_SUBMIT_H
@@ -21,6 +23,7 @@
 #include "store.h"
 
 struct submit;
+struct router_ctx;	/* router.h */
 
 struct submit_settings {
 	const char *base_dir;		/* absolute */
@@ -29,6 +32,16 @@ struct submit_settings {
 	const char *default_domain;	/* qualifies unqualified addresses */
 	bool set_owner;			/* running as root: enforce 1730 */
 	gid_t submit_gid;		/* mailpipe-submit, or (gid_t)-1 */
+	/*
+	 * When Enqueue Asynchronously (enqueue_async) does not apply to
+	 * local submission, each recipient is routed with router before
+	 * the file is queued, and one the queue would fail at once is
+	 * refused (logged, not queued); NULL: every recipient is queued.
+	 * The router is borrowed (it may change between files: SIGHUP).
+	 */
+	const struct router_ctx *router;
+	enum enqueue_async enqueue_async;
+	bool direct_pipe;		/* [pipe] direct = local */
 };
 
 /*

@@ -28,6 +28,7 @@
 #define SUBMIT_RETRY_MS 1000		/* a file that changed: look again */
 #define SUBMIT_MAX_NAMES 4096		/* names with hints kept, at most */
 #define SUBMIT_EVENTS 4096		/* inotify read size */
+#define SUBMIT_PW_MAX (1 << 20)		/* getpwuid_r buffer, at most */
 
 struct sub_job;
 TAILQ_HEAD(job_list, sub_job);
@@ -102,6 +103,9 @@ struct sub_job {
 	dev_t dev;
 	ino_t ino;
 	int err;		/* read error (-errno) */
+	char *submitter;	/* the owner's login@hostname, or NULL */
+	const char *owner_why;	/* why there is none ("no passwd entry") */
+	int owner_err;		/* the owner's look-up failed (-errno) */
 	const char *bad;	/* reason to rename to .bad */
 	char *bad_text;		/* owned detail for the log */
 	bool vanished, submit__forgotten;

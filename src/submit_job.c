@@ -19,6 +19,7 @@
 
 #include "envelope.h"
 #include "msghdr.h"
+#include "router.h"
 #include "strv.h"
 #include "submit_int.h"
 #include "subready.h"
@@ -55,6 +56,7 @@ job_done(struct sub_job *j)
 	if (j->stream_counted)
 		sb->streams--;
 	buf_free(&j->data);
+	free(j->submitter);
 	free(j->bad_text);
 	free(j->name);
 	free(j->path);
@@ -284,6 +286,60 @@ on_copied(void *arg, int err, uint64_t n)
 		copy_failed(j, r);
 }
 
+/*
+ * Would the queue fail this route at once (sched.c's final kinds)? Those
+ * are what SMTP refuses at RCPT when Enqueue Asynchronously is off.
+ */
+static bool
+route_fails(const struct route *rt)
+{
+	return rt->kind == ROUTE_ERROR || rt->kind == ROUTE_UNKNOWN ||
+		rt->kind == ROUTE_NO_RELAY || rt->kind == ROUTE_REFUSED;
+}
+
+/*
+ * Enqueue Asynchronously does not apply to local submission: route each
+ * recipient now and drop (with a log line) those the queue would fail,
+ * so that no report is owed for them; *left: how many remain.
+ */
+static int
+route_now(struct sub_job *j, struct strv *rcpts, size_t *left)
+{
+	struct submit *sb = j->sb;
+	struct router_ctx rc;
+	size_t i, k = 0;
+	int r = 0;
+
+	*left = rcpts->n;
+	if (sb->s.router == NULL ||
+	    enqueue_async_applies(sb->s.enqueue_async, true, true))
+		return 0;
+	rc = *sb->s.router;
+	rc.direct_pipe_allowed = sb->s.direct_pipe;
+	for (i = 0; i < rcpts->n; i++) {
+		struct route rt = ROUTE_INIT;
+
+		if (r == 0 && (r = router_route(&rc, rcpts->v[i], &rt)) == 0 &&
+		    route_fails(&rt)) {
+			log_msg(sb->log, LOG_SUBMIT, LOG_PROBLEMS,
+				"Submitted/%s rcpt <%s> refused: %d %s %s (not "
+				"queued: enqueue-async does not apply to local "
+				"submission)", j->name, rcpts->v[i], rt.reply,
+				rt.status[0] ? rt.status : "5.0.0",
+				rt.text ? rt.text : "recipient refused");
+			free(rcpts->v[i]);
+		} else {
+			rcpts->v[k++] = rcpts->v[i];
+		}
+		route_free(&rt);
+	}
+	rcpts->n = k;
+	if (rcpts->v != NULL)
+		rcpts->v[k] = NULL;
+	*left = k;
+	return r;
+}
+
 /* Hand a parsed file to the enqueuer: whole, or its body streamed. */
 static void
 submit_parsed(struct sub_job *j, struct msghdr_submission *sub,
@@ -292,8 +348,20 @@ submit_parsed(struct sub_job *j, struct msghdr_submission *sub,
 	struct submit *sb = j->sb;
 	struct envelope env;
 	struct buf rcv = BUF_INIT;
+	size_t left;
 	int r;
 
+	if (route_now(j, &sub->rcpts, &left) < 0) {
+		log_msg(sb->log, LOG_SUBMIT, LOG_FAILURES,
+			"Submitted/%s: out of memory (kept)", j->name);
+		job_done(j);
+		return;
+	}
+	if (left == 0) {
+		reject_file(j, "every recipient was refused (see the lines "
+			"above)");
+		return;
+	}
 	if (build_env(j, sub, uid, &env, &rcv) < 0) {
 		log_msg(sb->log, LOG_SUBMIT, LOG_FAILURES,
 			"Submitted/%s: out of memory (kept)", j->name);
@@ -322,6 +390,32 @@ submit_parsed(struct sub_job *j, struct msghdr_submission *sub,
 		copy_failed(j, r);
 }
 
+/*
+ * The Submitted rules refused the file (r, why): .bad, except when only
+ * the owner's look-up failed (the file waits for the next scan).
+ */
+static void
+submission_refused(struct sub_job *j, int r, const char *why)
+{
+	struct submit *sb = j->sb;
+	struct buf t = BUF_INIT;
+
+	if (r == -ESRCH && j->owner_err < 0) {
+		log_msg(sb->log, LOG_SUBMIT, LOG_FAILURES, "Submitted/%s: "
+			"cannot look up its owner uid %lu: %s (kept, retried "
+			"at the next scan)", j->name, (unsigned long)j->uid,
+			strerror(-j->owner_err));
+		job_done(j);
+		return;
+	}
+	if (r == -ESRCH && buf_printf(&t, "its owner uid %lu %s",
+	    (unsigned long)j->uid, j->owner_why ? j->owner_why :
+	    "is unknown") == 0)
+		(void)buf_steal(&t, &j->bad_text);
+	buf_free(&t);
+	reject_file(j, why ? why : "cannot be parsed");
+}
+
 /* Check a file that was read and pass it on. */
 static void
 dispatch_job(struct sub_job *j, int status)
@@ -331,6 +425,7 @@ dispatch_job(struct sub_job *j, int status)
 	struct msghdr_submit_params p;
 	char uid[ENVELOPE_UID_LEN + 1];
 	const char *why = NULL;
+	int r;
 
 	if (status < 0 || j->vanished) {
 		job_done(j);
@@ -385,10 +480,11 @@ dispatch_job(struct sub_job *j, int status)
 	p.default_domain = sb->default_domain;
 	p.id = uid;
 	p.now = (int64_t)time(NULL);
-	if (msghdr_submission(j->data.data ? j->data.data : "", j->data.len,
-	    &p, &sub, &why) < 0) {
+	p.submitter = j->submitter;
+	if ((r = msghdr_submission(j->data.data ? j->data.data : "",
+	    j->data.len, &p, &sub, &why)) < 0) {
 		msghdr_submission_free(&sub);
-		reject_file(j, why ? why : "cannot be parsed");
+		submission_refused(j, r, why);
 		return;
 	}
 	buf_free(&j->data);

@@ -12,12 +12,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "address.h"
 #include "msghdr.h"
 #include "submit_int.h"
 #include "subready.h"
@@ -104,6 +107,44 @@ classify(struct sub_job *j, bool eof, bool last)
 		j->bad = "header larger than 1 MiB";
 }
 
+/*
+ * Pool: the file owner's address, login@hostname (the submitting user of
+ * SPEC "Submitted folder"), through getpwuid_r: NSS may block, and needs
+ * no privilege. No entry, or a login that makes no address: owner_why;
+ * a look-up that failed: owner_err (the file is then looked at again).
+ */
+static void
+owner_address(struct sub_job *j)
+{
+	long max = sysconf(_SC_GETPW_R_SIZE_MAX);
+	size_t size = max > 0 ? (size_t)max : 1024;
+	struct passwd pw, *res = NULL;
+	char *buf = NULL, *nb;
+	int e;
+
+	for (;;) {
+		if ((nb = realloc(buf, size)) == NULL) {
+			e = ENOMEM;
+			break;
+		}
+		buf = nb;
+		e = getpwuid_r(j->uid, &pw, buf, size, &res);
+		if (e != ERANGE || size >= SUBMIT_PW_MAX)
+			break;
+		size *= 2;
+	}
+	if (e == 0 && res == NULL)
+		j->owner_why = "has no passwd entry";
+	else if (e != 0)
+		j->owner_err = -e;
+	else if ((e = address_join(pw.pw_name, j->sb->hostname,
+	    &j->submitter)) == -ENOMEM)
+		j->owner_err = e;
+	else if (e < 0)
+		j->owner_why = "has a login name that is not an address";
+	free(buf);
+}
+
 /* Worker: open the .sub safely; read a small one, or the start of it. */
 void
 submit__work_read(uv_work_t *w)
@@ -168,6 +209,8 @@ submit__work_read(uv_work_t *w)
 		return;
 	}
 	classify(j, eof, false);
+	if (j->bad == NULL && !j->changed)
+		owner_address(j);
 }
 
 /* Worker: its turn came; read the rest of a long header. */

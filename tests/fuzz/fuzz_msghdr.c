@@ -95,7 +95,8 @@ fz_check_submission(const struct msghdr_submission *s)
 		if (msghdr_find(m, &h, gone[i]) >= 0)
 			__builtin_trap();
 	if (msghdr_find(m, &h, "Date") < 0 ||
-	    msghdr_find(m, &h, "Message-ID") < 0)
+	    msghdr_find(m, &h, "Message-ID") < 0 ||
+	    msghdr_find(m, &h, "From") < 0)
 		__builtin_trap();
 	msghdr_free(&h);
 }
@@ -140,11 +141,13 @@ fz_check_split(const char *msg, size_t size,
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct msghdr_submit_params p = {
+	/* every other input without a submitter: -ESRCH is an answer too */
+	const struct msghdr_submit_params p = {
 		.hostname = "mx.example",
 		.default_domain = "example.com",
 		.id = "1795428300000001",
 		.now = 1795428300,
+		.submitter = (size & 1) ? "\"j d\"@mx.example" : NULL,
 	};
 	struct msghdr_submission s = MSGHDR_SUBMISSION_INIT;
 	struct msghdr_block h = MSGHDR_INIT;
@@ -176,7 +179,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r = msghdr_submission(msg, size, &p, &s, &why);
 	if (r == 0)
 		fz_check_submission(&s);
-	else if (r != -EINVAL || why == NULL || s.message.data != NULL)
+	else if ((r != -EINVAL && (r != -ESRCH || p.submitter != NULL)) ||
+	    why == NULL || s.message.data != NULL)
 		__builtin_trap();
 	fz_check_split(msg, size, &p, &s, r);
 	msghdr_submission_free(&s);

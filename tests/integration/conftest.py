@@ -360,6 +360,15 @@ def smtp_config(listen, smtp="", extra="", config=BASE_CONFIG):
     return config.replace(marker, f"[smtp]\nlisten = {listen}\n{smtp}") + extra
 
 
+def async_config(value, config=BASE_CONFIG):
+    """config with [smtp] enqueue-async = value (e.g. "authenticated": local
+    submission queues every recipient and routing failures fail in the
+    queue, as the tests of the queue's own failure paths need)."""
+    marker = "[smtp]\n"
+    assert marker in config
+    return config.replace(marker, f"[smtp]\nenqueue-async = {value}\n", 1)
+
+
 class RawSMTP:
     """A bare SMTP client on a socket: exact bytes out, replies parsed."""
 

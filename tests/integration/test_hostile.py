@@ -9,7 +9,8 @@ import os
 
 import pytest
 
-from conftest import BASE_CONFIG, install_app, nobody_dir, wait_for
+from conftest import (BASE_CONFIG, async_config, install_app, nobody_dir,
+                      wait_for)
 
 ARGV = r"""
     #!/bin/sh
@@ -152,7 +153,8 @@ def test_hostile_local_parts_never_inject(server_factory, out):
 def test_substituted_text_never_changes_program_queue_or_tags(server_factory, out):
     cfg = BASE_CONFIG.replace("local-domains = test.example, other.example",
                               "local-domains = test.example, hostile.example")
-    s = server_factory(config=cfg, router=(
+    # asynchronous local submission: every refusal is a failed delivery
+    s = server_factory(config=async_config("authenticated", cfg), router=(
         '<exec*@hostile.example> = exec*@pipe\n'))
     install_app(s.base, "argv", ARGV)
     s.start()

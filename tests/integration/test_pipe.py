@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from conftest import (BASE_CONFIG, NOBODY, install_app, copy_app, message,
-                      nobody_dir, built_program, wait_for)
+from conftest import (BASE_CONFIG, NOBODY, async_config, install_app, copy_app,
+                      message, nobody_dir, built_program, wait_for)
 
 RECORD = r"""
     #!/bin/sh
@@ -420,7 +420,10 @@ def test_direct_pipe_address_from_local_submission(server_factory, out):
 
 def test_direct_pipe_addresses_refused_when_direct_is_none(server_factory, out):
     cfg = BASE_CONFIG.replace("processors = 4", "processors = 4\ndirect = none")
-    s = start(server_factory, "", config=cfg).start()
+    # refused in the queue (a failed delivery line): local submission is
+    # asynchronous here (refused at submission: test_enqueue_async.py)
+    s = start(server_factory, "", config=async_config("authenticated", cfg))
+    s.start()
     s.submit(message(to=f'"record {out}"@pipe'))
     d = s.wait_deliveries(1)[0]
     assert d["result"] == "failed"

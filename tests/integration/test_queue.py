@@ -7,8 +7,8 @@ import stat
 
 import pytest
 
-from conftest import (BASE_CONFIG, DAEMON, NOBODY, install_app, message,
-                      nobody_dir, wait_for)
+from conftest import (BASE_CONFIG, DAEMON, NOBODY, async_config, install_app,
+                      message, nobody_dir, wait_for)
 
 # blocks until OUT/go exists, then records the delivery
 GATE = r"""
@@ -240,7 +240,10 @@ def test_unknown_user_and_null_and_error_targets(server_factory, out):
     router = ('<gone> = null\n'
               '<closed> = error\n'
               f'<x> = "gate {out}"@pipe\n')
-    s = gated(server_factory, out, router=router)
+    # routing failures of local submission fail in the queue only when
+    # Enqueue Asynchronously applies to it (else: test_enqueue_async.py)
+    s = gated(server_factory, out, router=router,
+              config=async_config("authenticated"))
     release(out)
     s.start()
     s.submit(message(to="gone@test.example, closed@test.example, "
@@ -257,7 +260,8 @@ def test_unknown_user_and_null_and_error_targets(server_factory, out):
 
 def test_sighup_reloads_the_router_and_keeps_it_on_errors(server_factory, out):
     import signal as sig
-    s = server_factory(router="<x> = null\n").start()
+    s = server_factory(router="<x> = null\n",
+                       config=async_config("authenticated")).start()
     s.submit(message(to="x@test.example"), name="first")
     assert s.wait_deliveries(1)[0]["result"] == "delivered"
     with open(os.path.join(s.base, "router"), "w") as f:

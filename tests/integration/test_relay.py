@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from conftest import BASE_CONFIG, free_port, message, parse_kv, wait_for
+from conftest import (BASE_CONFIG, async_config, free_port, message, parse_kv,
+                      wait_for)
 from smtpsink import Sink
 
 FAR = "someone@far.example"
@@ -218,7 +219,9 @@ def test_8bit_without_8bitmime_fails(server_factory, sink_factory):
 
 
 def test_without_relay_host_non_local_fails(server_factory):
-    s = server_factory().start()
+    # in the queue: local submission is asynchronous here (refused at
+    # submission otherwise: test_enqueue_async.py)
+    s = server_factory(config=async_config("authenticated")).start()
     s.submit(message(to=FAR))
     (d,) = s.wait_deliveries(1, rcpt=FAR)
     assert d["result"] == "failed"

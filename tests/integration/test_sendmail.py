@@ -273,6 +273,26 @@ def test_f_sets_return_path(sbase, args, rp):
     assert one_sub(sbase).startswith(f"Return-Path: {rp}\nEnvelope-To: ")
 
 
+@pytest.mark.parametrize("args,rp,frm", [
+    # the From: added to a message without one names the return-path
+    (["-f", "x@y.example"], "<x@y.example>", "From: x@y.example"),
+    # -F names it; the caller's gecos name goes only with their own address
+    (["-f", "x@y.example", "-F", "Joe Q"], "<x@y.example>",
+     "From: Joe Q <x@y.example>"),
+    (["-f", ME], f"<{ME}>", None),
+    # unqualified: qualified as the server will qualify the return-path
+    (["-f", "bob"], "<bob>", f"From: bob@{HOST}"),
+    # a null return-path: the From: names the submitting user
+    (["-f", "<>"], "<>", None),
+    ([], f"<{ME}>", None),
+])
+def test_added_from_names_the_return_path(sbase, args, rp, frm):
+    ok(sendmail(sbase, *args, "joe@x.example", input="Subject: s\n\nb\n"))
+    assert one_sub(sbase) == (
+        f"Return-Path: {rp}\nEnvelope-To: joe@x.example\n"
+        f"{frm or from_root()}\nSubject: s\n\nb\n")
+
+
 def test_input_without_header_is_all_body(sbase):
     ok(sendmail(sbase, "joe@x.example", input="Hello there\nTo: not@header\n"))
     assert one_sub(sbase) == (

@@ -3,6 +3,7 @@ and mail as an unprivileged user, picked up by the real server and
 delivered to a real program."""
 import grp
 import os
+import pwd
 import re
 import shutil
 import stat
@@ -135,7 +136,6 @@ def test_crlf_files_are_stored_with_lf(srv, out):
 
 @pytest.mark.parametrize("content,reason", [
     ("From: joe@remote.example\nSubject: none\n\nno recipient\n", "recipient"),
-    ("To: a@test.example\nSubject: x\n\nno sender\n", "return-path"),
     ("this is not a header\n\nbody\n", "header"),
     ('From: joe@remote.example\nTo: "unterminated@test.example\n\nx\n', "address"),
     ("From: joe@remote.example\nTo: a@-bad-.example\n\nx\n", "address"),
@@ -150,6 +150,80 @@ def test_bad_files_are_renamed_with_a_reason(srv, out, content, reason):
     line = srv.wait_log(r"Submitted/bad1\.sub rejected: [^\n]*")[0]
     assert reason in line.lower()
     assert delivered(out) == {}
+
+
+# Point 7 of issue 13 (SPEC "Submitted folder"): no Return-Path: and no
+# From: takes the submitting user (the file owner's login at [server]
+# hostname); a message without From: gets one.
+
+def header_of(text):
+    return text.split("\n\n", 1)[0] + "\n"
+
+
+@pytest.mark.parametrize("owner", [None, NOBODY], ids=["root", "nobody"])
+def test_no_return_path_and_no_from_takes_the_submitting_user(srv, out, owner):
+    srv.start()
+    path = srv.submit("To: a@test.example\nSubject: x\n\nno sender\n",
+                      owner=owner)
+    login = owner.pw_name if owner else "root"
+    sender, text = wait_delivered(out, 1)["a@test.example"]
+    assert sender == f"{login}@mx.test.example"
+    header = header_of(text)
+    assert header.count("From:") == 1
+    assert f"\nFrom: {login}@mx.test.example\n" in header
+    assert not os.path.exists(path[:-4] + ".bad")
+
+
+def test_a_missing_from_names_the_return_path(srv, out):
+    srv.start()
+    srv.submit("Return-Path: <bounces@lists.example>\nTo: a@test.example\n"
+               "\nhi\n", owner=NOBODY)
+    sender, text = wait_delivered(out, 1)["a@test.example"]
+    assert sender == "bounces@lists.example"
+    assert "\nFrom: bounces@lists.example\n" in header_of(text)
+
+
+def test_a_missing_from_with_a_null_return_path_names_the_user(srv, out):
+    srv.start()
+    srv.submit("Return-Path: <>\nTo: a@test.example\n\nhi\n", owner=NOBODY)
+    sender, text = wait_delivered(out, 1)["a@test.example"]
+    assert sender == ""
+    assert f"\nFrom: nobody@mx.test.example\n" in header_of(text)
+
+
+def unused_uid():
+    uid = 54321
+    while True:
+        try:
+            pwd.getpwuid(uid)
+            uid += 1
+        except KeyError:
+            return uid
+
+
+def test_an_owner_without_passwd_entry_is_rejected_when_needed(srv, out):
+    """The submitting user has no name: a file that needs it (no
+    Return-Path: and no From:, or a null one and no From:) is renamed
+    .bad with the uid in the log line; one that does not is queued."""
+    uid = unused_uid()
+    srv.start()
+    ghost = pwd.struct_passwd(("ghost", "x", uid, uid, "", "/", "/bin/sh"))
+    need = srv.submit("To: a@test.example\n\nwho?\n", name="ghost1",
+                      owner=ghost)
+    null = srv.submit("Return-Path: <>\nTo: a@test.example\n\nwho?\n",
+                      name="ghost2", owner=ghost)
+    for p in (need, null):
+        wait_for(lambda: os.path.exists(p[:-4] + ".bad"), what=".bad file")
+        assert not os.path.exists(p)
+    for name in ("ghost1", "ghost2"):
+        line = srv.wait_log(rf"Submitted/{name}\.sub rejected: [^\n]*")[0]
+        assert "submitting user is unknown" in line
+        assert f"owner uid {uid} has no passwd entry" in line
+    srv.submit("From: joe@remote.example\nTo: a@test.example\n\nok\n",
+               owner=ghost)
+    sender, text = wait_delivered(out, 1)["a@test.example"]
+    assert sender == "joe@remote.example"
+    assert text.startswith(f"Received: from local user {uid}\n")
 
 
 def test_too_many_hops_is_rejected(srv, out):

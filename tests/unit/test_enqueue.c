@@ -5,8 +5,9 @@
  * limit, queue full, header refused, nothing left behind), Received:
  * prepended, uid and time filled, the release order with ordered and
  * unordered drafts and aborts, enqueue_judge / enqueue_judged (the header
- * parsed once), imports and recovery through the enqueuer. No sleeps: the
- * loop runs until the callbacks fired or the store is idle.
+ * parsed once), imports and recovery through the enqueuer, the Enqueue
+ * Asynchronously classes. No sleeps: the loop runs until the callbacks
+ * fired or the store is idle.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -754,6 +755,40 @@ test_recover(void **state)
 	assert_int_equal(fx->sc.n, 2);
 }
 
+/*
+ * The six Enqueue Asynchronously classes against the three kinds of
+ * submitter: local submission (authenticated), an SMTP client in
+ * trusted-networks, an SMTP client outside it.
+ */
+static void
+test_async_classes(void **state)
+{
+	static const struct {
+		enum enqueue_async a;
+		bool local, client, other;
+	} t[] = {
+		{ ASYNC_ANYBODY, true, true, true },
+		{ ASYNC_NOBODY, false, false, false },
+		{ ASYNC_AUTHENTICATED, true, false, false },
+		{ ASYNC_UNAUTHENTICATED, false, true, true },
+		{ ASYNC_CLIENTS, true, true, false },
+		{ ASYNC_NONCLIENTS, false, false, true },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		assert_int_equal(enqueue_async_applies(t[i].a, true, false),
+			t[i].local);
+		/* local submission is counted as a client as well */
+		assert_int_equal(enqueue_async_applies(t[i].a, true, true),
+			t[i].local);
+		assert_int_equal(enqueue_async_applies(t[i].a, false, true),
+			t[i].client);
+		assert_int_equal(enqueue_async_applies(t[i].a, false, false),
+			t[i].other);
+	}
+}
+
 int
 main(void)
 {
@@ -777,6 +812,7 @@ main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_import, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover, setup, teardown),
+		cmocka_unit_test(test_async_classes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

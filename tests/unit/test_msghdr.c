@@ -494,8 +494,96 @@ test_sub_null_return_path(void **state)
 		&params, &s);
 	assert_string_equal(s.return_path, "");
 	msghdr_submission_free(&s);
-	sub_ok("Return-Path:  < >  \nTo: t@t.example\n\n", &params, &s);
+	sub_ok("Return-Path:  < >  \nFrom: f@f.example\nTo: t@t.example\n\n",
+		&params, &s);
 	assert_string_equal(s.return_path, "");
+	msghdr_submission_free(&s);
+}
+
+/* Refused with -ESRCH: the submitter is needed and not known. */
+static void
+sub_no_submitter(const char *text)
+{
+	struct msghdr_submission s = MSGHDR_SUBMISSION_INIT;
+	const char *why = NULL;
+
+	assert_int_equal(msghdr_submission(text, strlen(text), &params, &s,
+		&why), -ESRCH);
+	assert_non_null(why);
+	assert_non_null(strstr(why, "submitting user is unknown"));
+	assert_null(s.return_path);
+	assert_int_equal(s.rcpts.n, 0);
+	assert_null(s.message.data);
+}
+
+/*
+ * No Return-Path: and no From: takes the submitter as return-path; a
+ * message without From: gets one naming the return-path, or the
+ * submitter when the return-path is null (SPEC "Submitted folder").
+ */
+static void
+test_sub_submitter(void **state)
+{
+	/* whole results: the added From: after the file's own fields */
+	static const struct {
+		bool submitter;		/* q (joe@mx.example) or params */
+		const char *in, *rp, *out;
+	} t[] = {
+		{ true, "To: t@t.example\nSubject: x\nDate: d\n"
+		  "Message-ID: <m@x>\n\nbody\n", "joe@mx.example",
+		  "To: t@t.example\nSubject: x\nDate: d\nMessage-ID: <m@x>\n"
+		  "From: joe@mx.example\n\nbody\n" },
+		/* Return-Path: without From:: the From: is the return-path */
+		{ false, "Return-Path: <b@r.example>\nTo: t@t.example\n"
+		  "Date: d\nMessage-ID: <m@x>\n\n", "b@r.example",
+		  "To: t@t.example\nDate: d\nMessage-ID: <m@x>\n"
+		  "From: b@r.example\n\n" },
+		/* a null return-path: the From: names the submitter */
+		{ true, "Return-Path: <>\nTo: t@t.example\nDate: d\n"
+		  "Message-ID: <m@x>\n\n", "",
+		  "To: t@t.example\nDate: d\nMessage-ID: <m@x>\n"
+		  "From: joe@mx.example\n\n" },
+	};
+	struct msghdr_submit_params q = params;
+	struct msghdr_submission s;
+
+	(void)state;
+	q.submitter = "joe@mx.example";
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		sub_ok(t[i].in, t[i].submitter ? &q : &params, &s);
+		assert_string_equal(s.return_path, t[i].rp);
+		assert_string_equal(s.message.data, t[i].out);
+		msghdr_submission_free(&s);
+	}
+	/* the added From: comes before the added Date: and Message-ID: */
+	sub_ok("To: t@t.example\n\nbody\n", &q, &s);
+	assert_non_null(strstr(s.message.data,
+		"To: t@t.example\nFrom: joe@mx.example\nDate: "));
+	msghdr_submission_free(&s);
+	/* unqualified: qualified as every other address */
+	sub_ok("Return-Path: <bob>\nTo: t@t.example\n\n", &params, &s);
+	assert_non_null(strstr(s.message.data, "\nFrom: bob@example.com\n"));
+	msghdr_submission_free(&s);
+	/* a From: is never added twice, nor the submitter used then */
+	sub_ok("From: f@f.example\nTo: t@t.example\n\n", &q, &s);
+	assert_string_equal(s.return_path, "f@f.example");
+	assert_null(strstr(s.message.data, "joe@"));
+	msghdr_submission_free(&s);
+	sub_ok("from: f@f.example\nTo: t@t.example\n\n", &q, &s);
+	assert_null(strstr(s.message.data, "joe@"));
+	msghdr_submission_free(&s);
+	/* a quoted login stays quoted, as the canonical form has it */
+	q.submitter = "\"j d\"@mx.example";
+	sub_ok("To: t@t.example\n\n", &q, &s);
+	assert_string_equal(s.return_path, "\"j d\"@mx.example");
+	assert_non_null(strstr(s.message.data, "\nFrom: \"j d\"@mx.example\n"));
+	msghdr_submission_free(&s);
+	/* the submitter is needed and unknown */
+	sub_no_submitter("To: t@t.example\nSubject: x\n\n");
+	sub_no_submitter("Return-Path: <>\nTo: t@t.example\n\n");
+	/* not needed: Return-Path: and From:, or a From: alone */
+	sub_ok("Return-Path: <>\nFrom: f@f.example\nTo: t@t.example\n\n",
+		&params, &s);
 	msghdr_submission_free(&s);
 }
 
@@ -829,8 +917,6 @@ test_sub_errors(void **state)
 		"more than one");
 	BAD("From: Not An Address\nTo: t@t.example\n\n", "From:");
 	BAD("From: undisclosed:;\nTo: t@t.example\n\n", "no return-path");
-	BAD("To: t@t.example\nSubject: x\n\n",
-		"no return-path (no Return-Path: and no From:)");
 #undef BAD
 	/* a NUL in the body is not the header's business */
 	assert_int_equal(msghdr_submission(nul_body, sizeof(nul_body) - 1,
@@ -1006,6 +1092,7 @@ main(void)
 		cmocka_unit_test(test_sub_bcc_removed_still_rcpt),
 		cmocka_unit_test(test_sub_return_path),
 		cmocka_unit_test(test_sub_null_return_path),
+		cmocka_unit_test(test_sub_submitter),
 		cmocka_unit_test(test_sub_from_fallback),
 		cmocka_unit_test(test_sub_date_mid_added),
 		cmocka_unit_test(test_sub_byte_exact),

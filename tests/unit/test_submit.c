@@ -9,7 +9,9 @@
  * .bad with its log line, a large file streamed (the queue file is the
  * file with CR LF -> LF under Received:), a file still being written left
  * until its writer closes it, an unreadable file left in place and logged
- * once, and the queue limit leaving files for later. No sleeps: the loop
+ * once, the queue limit leaving files for later, the submitting user as
+ * return-path and From:, recipients routed at submission when Enqueue
+ * Asynchronously does not apply. No sleeps: the loop
  * runs until a log line, a count or the stop callback (bounded in turns).
  */
 #include <stdarg.h>
@@ -22,6 +24,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/capability.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +33,7 @@
 #include <unistd.h>
 
 #include "enqueue.h"
+#include "router.h"
 #include "sched.h"
 #include "store.h"
 #include "submit.h"
@@ -121,16 +125,21 @@ setup(void **state)
 	return 0;
 }
 
-/* Open the store (queue limit), the enqueuer and the scanner; start it. */
+/*
+ * Open the store (queue limit), the enqueuer and the scanner with router
+ * (NULL: no routing at submission) and enqueue-async a; start it.
+ */
 static void
-start_all(struct fx *fx, uint64_t limit)
+start_routed(struct fx *fx, uint64_t limit, const struct router_ctx *router,
+	enum enqueue_async a)
 {
 	struct store_settings ss = { .foldering = 0, .limit = limit };
 	struct enqueue_settings es = { HOST, 30 };
 	struct submit_settings s = {
 		.base_dir = fx->base, .scan_interval_s = 1, .hostname = HOST,
 		.default_domain = "example.com", .set_owner = false,
-		.submit_gid = (gid_t)-1,
+		.submit_gid = (gid_t)-1, .router = router,
+		.enqueue_async = a,
 	};
 
 	assert_int_equal(store_open(&fx->loop, fx->base, &ss, &fx->lg,
@@ -140,6 +149,13 @@ start_all(struct fx *fx, uint64_t limit)
 	assert_int_equal(submit_open(&fx->loop, &s, fx->eq, fx->st, &fx->lg,
 		&fx->sb), 0);
 	assert_int_equal(submit_start(fx->sb), 0);
+}
+
+/* Open and start everything; every recipient queued. */
+static void
+start_all(struct fx *fx, uint64_t limit)
+{
+	start_routed(fx, limit, NULL, ASYNC_NOBODY);
 }
 
 /* submit_stop's callback. */
@@ -354,6 +370,102 @@ test_small(void **state)
 	free(msg);
 	assert_int_equal(store_count(fx->st), 1);
 	assert_true(logged(fx, "user=0") == (getuid() == 0));
+}
+
+/*
+ * Neither Return-Path: nor From:: the return-path is the file owner's
+ * login@hostname and a From: naming it is added, for a small file and
+ * for a streamed one (only its header held).
+ */
+static void
+test_submitter(void **state)
+{
+	static const char head[] = "To: r@example.org\nSubject: who\n\n";
+	struct fx *fx = *state;
+	struct passwd *pw = getpwuid(getuid());
+	size_t big = 300 * 1024, len;
+	char *large = malloc(big), *msg, want[256];
+
+	assert_non_null(pw);
+	assert_non_null(large);
+	memset(large, 'x', big);
+	memcpy(large, head, strlen(head));
+	large[big - 1] = '\n';
+	tu_snprintf(want, sizeof(want), "%s@%s", pw->pw_name, HOST);
+	start_all(fx, 100);
+	submit_text(fx, "a", head, strlen(head));
+	submit_text(fx, "b", large, big);
+	free(large);
+	run_until(fx, &fx->sc.n, 2);
+	for (int i = 0; i < 2; i++) {
+		assert_string_equal(fx->sc.m[i]->env.from, want);
+		msg = stored(fx->sc.m[i], &len);
+		assert_non_null(strstr(msg, "\nSubject: who\nFrom: "));
+		assert_non_null(strstr(msg, want));
+		free(msg);
+	}
+}
+
+/*
+ * Enqueue Asynchronously off for local submission: a recipient the queue
+ * would fail is refused at submission (a log line, not queued); a file
+ * left without recipient is renamed .bad. On: all of them are queued.
+ */
+static void
+test_routed_at_submission(void **state)
+{
+	static const char mixed[] = "From: joe@example.com\n"
+		"To: known@example.org, gone@example.org\n\nhi\n";
+	static const char lone[] = "From: joe@example.com\n"
+		"To: gone@example.org\n\nhi\n";
+	static const char table_text[] = "<known> = null\n";
+	struct fx *fx = *state;
+	struct router_table t = ROUTER_TABLE_INIT;
+	struct strv local = STRV_INIT;
+	struct router_ctx rc = { 0 };
+	char *err = NULL;
+
+	assert_int_equal(router_table_parse(table_text, strlen(table_text),
+		"router", &t, &err), 0);
+	assert_int_equal(strv_push(&local, "example.org"), 0);
+	rc.table = &t;
+	rc.local_domains = &local;
+	rc.default_domain = "example.org";
+	start_routed(fx, 100, &rc, ASYNC_NONCLIENTS);
+	submit_text(fx, "mixed", mixed, strlen(mixed));
+	run_until_logged(fx, "Submitted/mixed.sub queued id=", 1);
+	assert_int_equal(fx->sc.n, 1);
+	assert_int_equal(fx->sc.m[0]->env.nrcpt, 1);
+	assert_string_equal(fx->sc.m[0]->env.rcpt[0].addr,
+		"known@example.org");
+	assert_int_equal(log_count(fx, "Submitted/mixed.sub rcpt "
+		"<gone@example.org> refused: 550 5.1.1 unknown user (not "
+		"queued: enqueue-async does not apply to local "
+		"submission)"), 1);
+	submit_text(fx, "lone", lone, strlen(lone));
+	run_until_logged(fx, "Submitted/lone.sub rejected: every recipient "
+		"was refused (see the lines above); renaming it to .bad", 1);
+	run_until_there(fx, "Submitted/lone.bad");
+	assert_int_equal(fx->sc.n, 1);
+	/* async (authenticated: local submission): everything is queued */
+	submit_stop(fx->sb, on_stopped, fx);
+	run_until(fx, &fx->stopped, 1);
+	submit_close(fx->sb);
+	fx->sb = NULL;
+	fx->stopped = 0;	/* the teardown waits for the next stop */
+	uv_run(&fx->loop, UV_RUN_DEFAULT);
+	enqueue_close(fx->eq);
+	while (store_busy(fx->st) > 0)
+		uv_run(&fx->loop, UV_RUN_ONCE);
+	store_close(fx->st);
+	start_routed(fx, 100, &rc, ASYNC_AUTHENTICATED);
+	submit_text(fx, "again", mixed, strlen(mixed));
+	run_until_logged(fx, "Submitted/again.sub queued id=", 1);
+	assert_int_equal(fx->sc.n, 2);
+	assert_int_equal(fx->sc.m[1]->env.nrcpt, 2);
+	assert_int_equal(log_count(fx, "again.sub rcpt"), 0);
+	router_table_free(&t);
+	strv_free(&local);
 }
 
 /* Files found in one scan are released in name order, whatever size. */
@@ -626,6 +738,10 @@ main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_queue_limit, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(test_submitter, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_routed_at_submission,
+			setup, teardown),
 	};
 
 	drop_dac();
