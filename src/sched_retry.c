@@ -131,6 +131,22 @@ sched__arm_timer(struct sched *sc)
 		0);
 }
 
+/*
+ * A mark or note of sm is over: a stop may have been waiting for it. When
+ * the message goes with it, sched__msg_unref does that check (and the
+ * stop's callback may free sc); otherwise it is done here.
+ */
+static void
+mark_done(struct sched *sc, struct sched_msg *sm)
+{
+	bool last = sm->refs == 1;
+
+	sc->marks--;
+	sched__msg_unref(sm);
+	if (!last)
+		sched__check_stopped(sc);
+}
+
 /* The mark of one recipient reached the disk (or failed to). */
 static void
 on_marked(void *arg, int err, bool removed)
@@ -150,8 +166,7 @@ on_marked(void *arg, int err, bool removed)
 	if (mc->slot)
 		sched__slot_put(sc, mc->slot->mod, mc->slot);
 	free(mc);
-	sc->marks--;
-	sched__msg_unref(sm);
+	mark_done(sc, sm);
 }
 
 /*
@@ -336,8 +351,7 @@ on_noted(void *arg, int err, bool removed)
 			"(it is retried at once after a restart)", sm->m->id,
 			mc->rcpt, strerror(-err));
 	free(mc);
-	sc->marks--;
-	sched__msg_unref(sm);
+	mark_done(sc, sm);
 }
 
 /*
