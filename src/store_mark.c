@@ -152,6 +152,16 @@ out:
 
 static void mark_after(uv_work_t *req, int status);
 
+/*
+ * Does j run in the message's one-at-a-time order (it appends a record,
+ * or removes the file that a waiting append would write)?
+ */
+static bool
+job_serial(const struct store_mark_job *j)
+{
+	return j->rec.len > 0 || j->remove;
+}
+
 /* Loop: hand j to the pool (its record goes at the journal's end now). */
 static int
 job_start(struct store_mark_job *j)
@@ -163,14 +173,14 @@ job_start(struct store_mark_job *j)
 	if ((r = uv_queue_work(j->st->loop, &j->req, mark_work,
 	    mark_after)) < 0)
 		return r;
-	if (j->rec.len > 0 || j->remove)
+	if (job_serial(j))
 		m->appending = true;
 	return 0;
 }
 
 /* Loop: j's append is over: start the message's next waiting job. */
 static void
-job_next(struct store *st, struct store_msg *m)
+job_next(struct store_msg *m)
 {
 	struct store_mark_job *n;
 
@@ -186,7 +196,6 @@ job_next(struct store *st, struct store_msg *m)
 			mark_after(&n->req, r);
 		}
 	}
-	(void)st;
 }
 
 /* Free a job. */
@@ -206,8 +215,7 @@ mark_after(uv_work_t *req, int status)
 	struct store *st = j->st;
 	struct store_msg *m = j->m;
 	int err = status < 0 ? status : j->err;
-	bool removed = j->removed, last, appended = j->rec.len > 0 ||
-		j->remove;
+	bool removed = j->removed, last, serial = job_serial(j);
 
 	store__notes_flush(st, &j->notes);
 	if (j->removed && st->live > 0)
@@ -223,8 +231,8 @@ mark_after(uv_work_t *req, int status)
 		m->jend = j->end + j->rec.len;
 	m->marks--;
 	last = store__work_done(st);
-	if (appended)
-		job_next(st, m);
+	if (serial)
+		job_next(m);
 	j->cb(j->arg, err, removed);
 	job_free(j);
 	if (last)
@@ -297,7 +305,7 @@ job_submit(struct store_mark_job *j)
 	struct store_msg *m = j->m;
 	int r;
 
-	if ((j->rec.len > 0 || j->remove) && m->appending) {
+	if (job_serial(j) && m->appending) {
 		if (m->apq_tail)
 			m->apq_tail->next = j;
 		else

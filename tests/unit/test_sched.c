@@ -347,11 +347,11 @@ fx_close(struct fx *f, size_t added)
 }
 
 /*
- * Hand the scheduler a message with queue ID id (16 digits), submitted
- * `age` seconds ago, for the recipients rcpts[0..n).
+ * A message with queue ID id (16 digits), submitted `age` seconds ago,
+ * for the recipients rcpts[0..n), as the store would hand it over.
  */
-static void
-add_msg(struct fx *f, const char *id, int64_t age, const char *const *rcpts,
+static struct store_msg *
+new_msg(struct fx *f, const char *id, int64_t age, const char *const *rcpts,
 	size_t n)
 {
 	struct fx_msg *xm = calloc(1, sizeof(*xm));
@@ -374,7 +374,15 @@ add_msg(struct fx *f, const char *id, int64_t age, const char *const *rcpts,
 	m->relpath = strdup(path + strlen("/nowhere/"));
 	m->msg_len = 10;
 	m->pending = n;
-	assert_int_equal(sched_add(f->sc, m), 0);
+	return m;
+}
+
+/* Hand the scheduler a new_msg(). */
+static void
+add_msg(struct fx *f, const char *id, int64_t age, const char *const *rcpts,
+	size_t n)
+{
+	assert_int_equal(sched_add(f->sc, new_msg(f, id, age, rcpts, n)), 0);
 }
 
 /* Hand over a message with one recipient. */
@@ -620,29 +628,13 @@ static void
 add_recovered(struct fx *f, const char *id, const char *rcpt,
 	unsigned attempts, int64_t in)
 {
-	struct fx_msg *xm = calloc(1, sizeof(*xm));
-	struct store_msg *m = &xm->m;
-	char path[64];
+	struct store_msg *m = new_msg(f, id, 0, &rcpt, 1);
 
-	assert_non_null(xm);
-	xm->f = f;
-	envelope_init(&m->env);
-	snprintf(m->id, sizeof(m->id), "%s", id);
-	snprintf(m->env.uid, sizeof(m->env.uid), "u%s", id);
-	m->env.tag = strdup("PIPE");
-	m->env.from = strdup("sender@here.example");
-	m->env.submitted = (int64_t)time(NULL);
-	assert_int_equal(envelope_add_rcpt(&m->env, rcpt, NULL, 0), 0);
 	m->hist = calloc(1, sizeof(*m->hist));
 	assert_non_null(m->hist);
 	m->hist[0].attempts = attempts;
 	m->hist[0].next = (int64_t)time(NULL) + in;
 	m->hist[0].reason = strdup("fake deferred");
-	snprintf(path, sizeof(path), "/nowhere/Queue/%s.msg", id);
-	m->path = strdup(path);
-	m->relpath = strdup(path + strlen("/nowhere/"));
-	m->msg_len = 10;
-	m->pending = 1;
 	assert_int_equal(sched_add(f->sc, m), 0);
 }
 

@@ -793,6 +793,26 @@ jrec(size_t rcpt, unsigned n, enum journal_kind k, int64_t next,
 }
 
 /*
+ * Write text[0..len) + tail over m's file (text is freed), forget m,
+ * reopen the store and recover into sc: a crash's aftermath.
+ */
+static void
+append_and_recover(struct fx *fx, struct store_msg *m, char *text,
+	size_t len, const char *tail, struct scan *sc)
+{
+	char *bad = fmt("%.*s%s", (int)len, text, tail);
+
+	spit(m->path, bad, strlen(bad));
+	free(bad);
+	free(text);
+	store_msg_free(m);
+	store_close(fx->st);
+	fx->st = NULL;
+	open_store(fx, 0, 100);
+	recover_wait(fx, sc);
+}
+
+/*
  * The journal: notes and failure records are appended after the message
  * in submission order (one append at a time per message), show in
  * m->hist at once, survive a recovery, a record cut short by a crash is
@@ -814,7 +834,7 @@ test_journal(void **state)
 	struct journal_attempt a;
 	struct scan sc = { .nfound = 0 };
 	struct store_msg *m;
-	char *text, *path, *bad;
+	char *text, *path;
 	size_t len, end;
 
 	memset(k, 0, sizeof(k));
@@ -847,15 +867,7 @@ test_journal(void **state)
 	/* a crash in the middle of an append leaves a cut-short line */
 	path = strdup(m->path);
 	text = slurp(path, &len);
-	bad = fmt("%.*sattempt 2 17650", (int)len, text);
-	spit(path, bad, strlen(bad));
-	free(bad);
-	free(text);
-	store_msg_free(m);
-	store_close(fx->st);
-	fx->st = NULL;
-	open_store(fx, 0, 100);
-	recover_wait(fx, &sc);
+	append_and_recover(fx, m, text, len, "attempt 2 17650", &sc);
 	assert_int_equal(sc.found, 1);
 	m = sc.m[0];
 	assert_int_equal(m->jend, end + strlen(want));
@@ -877,17 +889,9 @@ test_journal(void **state)
 	assert_string_equal(text + end + strlen(want), "attempt 2 1765000000 "
 	    "1 deferred 1765000060 pipe 451 4.4.1 no answer\n");
 	/* a complete line that is no record: corrupt at the next recovery */
-	bad = fmt("%.*sattempt 9 1 1 deferred - pipe 451 4.0.0 x\n", (int)len,
-	    text);
-	spit(path, bad, strlen(bad));
-	free(bad);
-	free(text);
-	store_msg_free(m);
-	store_close(fx->st);
-	fx->st = NULL;
-	open_store(fx, 0, 100);
 	memset(&sc, 0, sizeof(sc));
-	recover_wait(fx, &sc);
+	append_and_recover(fx, m, text, len,
+	    "attempt 9 1 1 deferred - pipe 451 4.0.0 x\n", &sc);
 	assert_int_equal(sc.found, 0);
 	assert_int_equal(sc.corrupt, 1);
 	assert_true(log_has(fx, "bad journal record after the message"));
