@@ -15,6 +15,8 @@
 
 static const char *const kind_names[] = { "deferred", "failed" };
 static const char *const src_names[] = { "pipe", "relay", "router", "mta" };
+static const char *const action_names[] = { "failed", "delayed",
+	"delivered", "relayed" };
 
 /* The word of a kind. */
 const char *
@@ -28,6 +30,26 @@ const char *
 journal_src_name(enum journal_src s)
 {
 	return (unsigned)s < 4 ? src_names[s] : "?";
+}
+
+/* The word of an action. */
+const char *
+journal_action_name(enum journal_action a)
+{
+	return (unsigned)a < 4 ? action_names[a] : "?";
+}
+
+/* Is p[0..n) an envelope uid (JOURNAL_UID_LEN lower-case hex digits)? */
+static bool
+uid_ok(const char *p, size_t n)
+{
+	if (n != JOURNAL_UID_LEN)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((p[i] >= '0' && p[i] <= '9') ||
+		    (p[i] >= 'a' && p[i] <= 'f')))
+			return false;
+	return true;
 }
 
 /* Is s an RFC 3463 status "C.S.D" (class 2, 4 or 5, 1-3 digits each)? */
@@ -50,6 +72,19 @@ status_ok(const char *s, size_t n)
 	return i == n;
 }
 
+/* Append a `reported` record. */
+static int
+format_reported(const struct journal_attempt *a, struct buf *out)
+{
+	size_t un = strlen(a->report);
+
+	if ((unsigned)a->action > JOURNAL_ACT_RELAYED || a->time < 0 ||
+	    (un != 0 && !uid_ok(a->report, un)))
+		return -EINVAL;
+	return buf_printf(out, "reported %zu %" PRId64 " %s %s\n", a->rcpt,
+		a->time, action_names[a->action], un ? a->report : "-");
+}
+
 /* Append a's record. */
 int
 journal_format(const struct journal_attempt *a, struct buf *out)
@@ -58,7 +93,14 @@ journal_format(const struct journal_attempt *a, struct buf *out)
 	size_t rn = strlen(rs), start = out->len;
 	int r;
 
-	if ((unsigned)a->kind > JOURNAL_FAILED ||
+	if (a->type == JOURNAL_REPORTED) {
+		if ((r = format_reported(a, out)) < 0 && out->data) {
+			out->len = start;
+			out->data[start] = '\0';
+		}
+		return r;
+	}
+	if (a->type != JOURNAL_ATTEMPT || (unsigned)a->kind > JOURNAL_FAILED ||
 	    (unsigned)a->src > JOURNAL_MTA || a->time < 0 || a->attempt == 0 ||
 	    a->reply < 200 || a->reply > 599 ||
 	    !status_ok(a->status, strlen(a->status)))
@@ -132,6 +174,36 @@ lookup(const char *const *names, int n, const char *w, size_t wn)
 	return -1;
 }
 
+/* The rest of a `reported` line, from its ACTION word at p[*i]. */
+static int
+parse_reported(const char *p, size_t n, size_t i, struct journal_attempt *a,
+	const char **why)
+{
+	const char *w;
+	size_t wn;
+	int k;
+
+	a->type = JOURNAL_REPORTED;
+	*why = "bad reported action";
+	if (!word(p, n, &i, &w, &wn) || (k = lookup(action_names, 4, w,
+	    wn)) < 0)
+		return -EBADMSG;
+	a->action = (enum journal_action)k;
+	*why = "bad report uid";	/* the last word: no space after it */
+	w = p + i;
+	wn = n - i;
+	if (wn == 1 && w[0] == '-')
+		a->report[0] = '\0';
+	else if (uid_ok(w, wn)) {
+		memcpy(a->report, w, wn);	/* wn == JOURNAL_UID_LEN */
+		a->report[wn] = '\0';
+	} else {
+		return -EBADMSG;
+	}
+	*why = NULL;
+	return 0;
+}
+
 /* Parse one record line p[0..n) (without its LF). */
 static int
 parse_line(const char *p, size_t n, size_t nrcpt, struct journal_attempt *a,
@@ -140,11 +212,15 @@ parse_line(const char *p, size_t n, size_t nrcpt, struct journal_attempt *a,
 	const char *w;
 	size_t i = 0, wn;
 	uint64_t v;
+	bool reported;
 	int k;
 
 	memset(a, 0, sizeof(*a));
 	*why = "not an attempt record";
-	if (!word(p, n, &i, &w, &wn) || wn != 7 || memcmp(w, "attempt", 7))
+	if (!word(p, n, &i, &w, &wn))
+		return -EBADMSG;
+	reported = wn == 8 && memcmp(w, "reported", 8) == 0;
+	if (!reported && (wn != 7 || memcmp(w, "attempt", 7)))
 		return -EBADMSG;
 	*why = "bad recipient index";
 	if (!word(p, n, &i, &w, &wn) || !number(w, wn, SIZE_MAX, &v) ||
@@ -155,6 +231,8 @@ parse_line(const char *p, size_t n, size_t nrcpt, struct journal_attempt *a,
 	if (!word(p, n, &i, &w, &wn) || !number(w, wn, INT64_MAX, &v))
 		return -EBADMSG;
 	a->time = (int64_t)v;
+	if (reported)
+		return parse_reported(p, n, i, a, why);
 	*why = "bad attempt number";
 	if (!word(p, n, &i, &w, &wn) || !number(w, wn, UINT32_MAX, &v) ||
 	    v == 0)

@@ -52,6 +52,8 @@ struct store_hist {
 	int reply;
 	char status[JOURNAL_STATUS_MAX];
 	char *reason;		/* malloc'ed */
+	unsigned reported;	/* bits 1 << JOURNAL_ACT_*: outcomes already
+				   settled by a `reported` record */
 };
 
 struct store_mark_job;
@@ -77,6 +79,12 @@ struct store_msg {
 	uint64_t jend;		/* end of the journal's complete records
 				   (0: no journal, the file ends with the
 				   message) */
+	bool keep;		/* set by the owner while reports are owed:
+				   the last mark leaves the file (state
+				   byte and record written like any other);
+				   store_remove takes it away */
+	bool gone;		/* its removal is under way or done: no
+				   more marks, notes or removals */
 	/* journal appends run one at a time per message, in this order */
 	struct store_mark_job *apq_head, *apq_tail;
 	bool appending;
@@ -203,9 +211,19 @@ int store_mark(struct store *st, struct store_msg *m, size_t rcpt,
 	enum rcpt_state state, const struct journal_attempt *rec,
 	store_mark_cb cb, void *arg);
 /*
+ * Remove m's file (unlink, directory fsync) once every recipient is final
+ * (-EBUSY otherwise): for a file kept by m->keep, when every report it
+ * owes is itself queued and settled by a `reported` record. Runs after
+ * the message's appends in flight; cb's removed says it is gone.
+ */
+int store_remove(struct store *st, struct store_msg *m, store_mark_cb cb,
+	void *arg);
+
+/*
  * Append the journal record of an attempt that left its recipient pending
- * (a deferral) and fdatasync it; m->hist shows it at once. cb's removed
- * is always false.
+ * (a deferral), or a `reported` record (JOURNAL_REPORTED: an outcome
+ * the sender was told of, or that owes no report), and fdatasync it;
+ * m->hist shows it at once. cb's removed is always false.
  */
 int store_note(struct store *st, struct store_msg *m,
 	const struct journal_attempt *rec, store_mark_cb cb, void *arg);

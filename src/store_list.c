@@ -46,9 +46,13 @@ static int
 hist_take(void *arg, const struct journal_attempt *a)
 {
 	struct store_hist *h = (struct store_hist *)arg + a->rcpt;
-	char *reason = text_strndup(a->reason, a->reason_len);
+	char *reason;
 
-	if (reason == NULL)
+	if (a->type == JOURNAL_REPORTED) {
+		h->reported |= 1u << a->action;	/* the attempt stays */
+		return 0;
+	}
+	if ((reason = text_strndup(a->reason, a->reason_len)) == NULL)
 		return -ENOMEM;
 	free(h->reason);
 	h->reason = reason;

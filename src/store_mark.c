@@ -256,12 +256,13 @@ hist_note(struct store_msg *m, const struct buf *rec)
 
 /*
  * A new job on m for recipient rcpt: the record of rec (may be NULL)
- * formatted, the folder and name found.
+ * formatted, the folder and name found. Unless final_ok, rcpt must be
+ * pending.
  */
 static int
 job_new(struct store *st, struct store_msg *m, size_t rcpt,
-	const struct journal_attempt *rec, store_mark_cb cb, void *arg,
-	struct store_mark_job **out)
+	const struct journal_attempt *rec, bool final_ok, store_mark_cb cb,
+	void *arg, struct store_mark_job **out)
 {
 	struct store_mark_job *j;
 	const char *rel, *slash;
@@ -273,8 +274,11 @@ job_new(struct store *st, struct store_msg *m, size_t rcpt,
 		return -EINVAL;
 	if (st->closing)
 		return -EBUSY;
-	if (m->env.rcpt[rcpt].state != RCPT_PENDING || m->pending == 0)
+	if (!final_ok && (m->env.rcpt[rcpt].state != RCPT_PENDING ||
+	    m->pending == 0))
 		return -EALREADY;
+	if (m->gone)
+		return -ENOENT;	/* removed or being removed */
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return -ENOMEM;
 	rel = m->relpath + 6;
@@ -326,16 +330,22 @@ store_mark(struct store *st, struct store_msg *m, size_t rcpt,
 	store_mark_cb cb, void *arg)
 {
 	struct store_mark_job *j;
+	bool last;
 	int r;
 
 	if (state != RCPT_DELIVERED && state != RCPT_FAILED)
 		return -EINVAL;
-	if ((r = job_new(st, m, rcpt, m && m->pending == 1 ? NULL : rec, cb,
-	    arg, &j)) < 0)
+	if (rec && rec->type != JOURNAL_ATTEMPT)
+		return -EINVAL;
+	last = m && m->pending == 1 && !m->keep;
+	if ((r = job_new(st, m, rcpt, last ? NULL : rec, false, cb, arg,
+	    &j)) < 0)
 		return r;
 	j->byte = true;
 	j->state = (char)state;
-	j->remove = m->pending == 1;
+	j->remove = last;
+	if (last)
+		m->gone = true;
 	if (rec && !j->remove)
 		(void)hist_note(m, &j->rec);	/* memory only; disk follows */
 	if ((r = job_submit(j)) < 0) {
@@ -348,7 +358,7 @@ store_mark(struct store *st, struct store_msg *m, size_t rcpt,
 	return 0;
 }
 
-/* Append a deferral's record. */
+/* Append a deferral's or a `reported` record. */
 int
 store_note(struct store *st, struct store_msg *m,
 	const struct journal_attempt *rec, store_mark_cb cb, void *arg)
@@ -358,12 +368,37 @@ store_note(struct store *st, struct store_msg *m,
 
 	if (rec == NULL)
 		return -EINVAL;
-	if ((r = job_new(st, m, rec->rcpt, rec, cb, arg, &j)) < 0)
+	/* a `reported` record follows a final state; a deferral may not */
+	if ((r = job_new(st, m, rec->rcpt, rec, rec->type == JOURNAL_REPORTED,
+	    cb, arg, &j)) < 0)
 		return r;
 	(void)hist_note(m, &j->rec);
 	if ((r = job_submit(j)) < 0) {
 		job_free(j);
 		return r;
 	}
+	return 0;
+}
+
+/* Remove a kept file whose recipients are all final. */
+int
+store_remove(struct store *st, struct store_msg *m, store_mark_cb cb,
+	void *arg)
+{
+	struct store_mark_job *j;
+	int r;
+
+	if (m == NULL || m->env.nrcpt == 0)
+		return -EINVAL;
+	if (m->pending != 0)
+		return -EBUSY;
+	if ((r = job_new(st, m, 0, NULL, true, cb, arg, &j)) < 0)
+		return r;
+	j->remove = true;	/* after the appends in flight (job_serial) */
+	if ((r = job_submit(j)) < 0) {
+		job_free(j);
+		return r;
+	}
+	m->gone = true;
 	return 0;
 }

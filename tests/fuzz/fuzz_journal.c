@@ -30,7 +30,8 @@ check(void *arg, const struct journal_attempt *a)
 
 	if (reason == NULL)
 		return -1;
-	memcpy(reason, a->reason, a->reason_len);
+	if (a->reason_len)	/* a `reported` record has no reason */
+		memcpy(reason, a->reason, a->reason_len);
 	reason[a->reason_len] = '\0';
 	c.reason = reason;
 	if (journal_format(&c, &b) < 0 ||

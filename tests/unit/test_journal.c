@@ -120,6 +120,13 @@ test_corrupt(void **state)
 		"attempt 0 5 1 deferred 10 mta 451 4.4.7 a\tb\n",
 		"attempt  0 5 1 deferred 10 mta 451 4.4.7 x\n",
 		"\n",
+		"reported 0 5 bounced -\n",
+		"reported 2 5 failed -\n",	/* rcpt */
+		"reported 0 5 failed\n",
+		"reported 0 5 failed -- \n",
+		"reported 0 5 failed 0123456789abcdef0123456789ABCDEF\n",
+		"reported 0 5 failed 0123456789abcdef0123456789abcde\n",
+		"reported 0 5 failed 0123456789abcdef0123456789abcdef \n",
 	};
 	const char *why;
 	unsigned line;
@@ -137,6 +144,59 @@ test_corrupt(void **state)
 		assert_non_null(why);
 		assert_int_equal(line, 2);
 	}
+	buf_free(&b);
+}
+
+/*
+ * A `reported` record formats as documented, parses back with its
+ * action and uid (or none), and sits among attempt records.
+ */
+static void
+test_reported(void **state)
+{
+	struct journal_attempt a = { .type = JOURNAL_REPORTED, .rcpt = 1,
+		.time = 1765000002, .action = JOURNAL_ACT_FAILED,
+		.report = "0123456789abcdef0123456789abcdef" };
+	struct journal_attempt n = { .type = JOURNAL_REPORTED, .rcpt = 0,
+		.time = 7, .action = JOURNAL_ACT_RELAYED };
+	struct journal_attempt bad = a;
+	struct buf b = BUF_INIT;
+	struct seen s = { .n = 0 };
+	const char *why;
+	unsigned line;
+	size_t used;
+
+	(void)state;
+	assert_int_equal(buf_puts(&b,
+	    "attempt 1 5 1 failed - pipe 554 5.3.0 exit 1\n"), 0);
+	assert_int_equal(journal_format(&a, &b), 0);
+	assert_int_equal(journal_format(&n, &b), 0);
+	assert_string_equal(b.data,
+	    "attempt 1 5 1 failed - pipe 554 5.3.0 exit 1\n"
+	    "reported 1 1765000002 failed 0123456789abcdef0123456789abcdef\n"
+	    "reported 0 7 relayed -\n");
+	assert_int_equal(journal_parse(b.data, b.len, 2, collect, &s, &used,
+	    &why, &line), 0);
+	assert_int_equal(used, b.len);
+	assert_int_equal(s.n, 3);
+	assert_int_equal(s.v[0].type, JOURNAL_ATTEMPT);
+	assert_int_equal(s.v[1].type, JOURNAL_REPORTED);
+	assert_int_equal(s.v[1].rcpt, 1);
+	assert_int_equal(s.v[1].time, 1765000002);
+	assert_int_equal(s.v[1].action, JOURNAL_ACT_FAILED);
+	assert_string_equal(s.v[1].report, a.report);
+	assert_int_equal(s.v[2].action, JOURNAL_ACT_RELAYED);
+	assert_string_equal(s.v[2].report, "");
+	assert_string_equal(journal_action_name(JOURNAL_ACT_DELAYED),
+	    "delayed");
+	/* a uid that would not parse back is refused, nothing written */
+	buf_reset(&b);
+	memcpy(bad.report, "0123456789ABCDEF", 17);
+	assert_int_equal(journal_format(&bad, &b), -EINVAL);
+	bad = a;
+	bad.action = (enum journal_action)9;
+	assert_int_equal(journal_format(&bad, &b), -EINVAL);
+	assert_int_equal(b.len, 0);
 	buf_free(&b);
 }
 
@@ -184,6 +244,7 @@ main(void)
 		cmocka_unit_test(test_torn_tail),
 		cmocka_unit_test(test_corrupt),
 		cmocka_unit_test(test_reason_cleaned),
+		cmocka_unit_test(test_reported),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

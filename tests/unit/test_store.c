@@ -1962,6 +1962,99 @@ test_list(void **state)
 	free(tx);
 }
 
+/* A `reported` record settling recipient rcpt's outcome. */
+static struct journal_attempt
+jreported(size_t rcpt, enum journal_action act, const char *uid)
+{
+	struct journal_attempt a = { .type = JOURNAL_REPORTED, .rcpt = rcpt,
+		.time = 1765000100, .action = act };
+
+	snprintf(a.report, sizeof(a.report), "%s", uid);
+	return a;
+}
+
+/*
+ * A kept file (m->keep: reports owed) stays after its last mark with
+ * every state byte written, takes `reported` records for its final
+ * recipients (in m->hist at once and on disk), and goes only by
+ * store_remove, which refuses while a recipient is pending; nothing is
+ * accepted after the removal.
+ */
+static void
+test_keep_remove(void **state)
+{
+	static const char uid[] = "0123456789abcdef0123456789abcdef";
+	struct fx *fx = *state;
+	struct envelope env;
+	struct rec r;
+	struct mrec k[5];
+	struct journal_attempt a;
+	struct store_msg *m;
+	char *text, *path;
+	size_t len, end;
+
+	memset(k, 0, sizeof(k));
+	open_store(fx, 0, 100);
+	make_env(&env, 2, NULL);
+	commit_wait(fx, &env, BODY, NULL, 0, &r);
+	assert_int_equal(r.err, 0);
+	m = r.m;
+	m->keep = true;
+	end = m->msg_off + m->msg_len;
+	path = strdup(m->path);
+	assert_int_equal(store_remove(fx->st, m, on_mark, &k[0]), -EBUSY);
+	a = jrec(0, 1, JOURNAL_FAILED, -1, "5.1.1", "no such user");
+	assert_int_equal(store_mark(fx->st, m, 0, RCPT_FAILED, &a, on_mark,
+	    &k[0]), 0);
+	/* a delay warning settles a recipient still pending */
+	a = jreported(1, JOURNAL_ACT_DELAYED, uid);
+	assert_int_equal(store_note(fx->st, m, &a, on_mark, &k[2]), 0);
+	assert_int_equal(m->hist[1].reported, 1u << JOURNAL_ACT_DELAYED);
+	assert_int_equal(store_mark(fx->st, m, 1, RCPT_DELIVERED, NULL,
+	    on_mark, &k[1]), 0);
+	run_until(fx, &k[1].calls, 1);
+	run_until(fx, &k[0].calls, 1);
+	run_until(fx, &k[2].calls, 1);
+	assert_int_equal(k[0].err | k[1].err | k[2].err, 0);
+	k[2].calls = 0;
+	assert_false(k[1].removed);
+	assert_true(exists(path));
+	text = slurp(path, &len);
+	assert_int_equal(text[m->env.rcpt[0].state_off], 'F');
+	assert_int_equal(text[m->env.rcpt[1].state_off], 'D');
+	free(text);
+	/* the outcomes settled: records appended, memory first */
+	a = jreported(0, JOURNAL_ACT_FAILED, uid);
+	assert_int_equal(store_note(fx->st, m, &a, on_mark, &k[2]), 0);
+	assert_int_equal(m->hist[0].reported, 1u << JOURNAL_ACT_FAILED);
+	assert_string_equal(m->hist[0].reason, "no such user");
+	a = jreported(1, JOURNAL_ACT_DELIVERED, "");
+	assert_int_equal(store_note(fx->st, m, &a, on_mark, &k[3]), 0);
+	assert_int_equal(m->hist[1].reported, 1u << JOURNAL_ACT_DELAYED |
+	    1u << JOURNAL_ACT_DELIVERED);
+	assert_int_equal(m->hist[1].attempts, 0);
+	run_until(fx, &k[3].calls, 1);
+	text = slurp(path, &len);
+	assert_string_equal(text + end,
+	    "attempt 0 1765000000 1 failed - pipe 550 5.1.1 no such user\n"
+	    "reported 1 1765000100 delayed 0123456789abcdef0123456789abcdef\n"
+	    "reported 0 1765000100 failed 0123456789abcdef0123456789abcdef\n"
+	    "reported 1 1765000100 delivered -\n");
+	free(text);
+	assert_int_equal(store_remove(fx->st, m, on_mark, &k[4]), 0);
+	assert_int_equal(store_remove(fx->st, m, on_mark, &k[4]), -ENOENT);
+	a = jreported(0, JOURNAL_ACT_FAILED, uid);
+	assert_int_equal(store_note(fx->st, m, &a, on_mark, &k[0]), -ENOENT);
+	run_until(fx, &k[4].calls, 1);
+	assert_int_equal(k[2].calls + k[3].calls, 2);
+	assert_int_equal(k[2].err | k[3].err | k[4].err, 0);
+	assert_true(k[4].removed);
+	assert_false(exists(path));
+	assert_int_equal(store_count(fx->st), 0);
+	store_msg_free(m);
+	free(path);
+}
+
 int
 main(void)
 {
@@ -1982,6 +2075,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_foldering_auto, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(test_mark, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_keep_remove, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover_busy, setup,
