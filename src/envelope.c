@@ -27,7 +27,8 @@
 /* The record keys, in the order envelope_format writes them. */
 enum env_key {
 	K_UID, K_TAG, K_SUBMITTED, K_FROM, K_USER, K_CLIENT, K_HELO,
-	K_TRUSTED, K_RET, K_ENVID, K_SOURCE, K_SIZE, K_RCPT, K_PAD, K_END,
+	K_TRUSTED, K_RET, K_ENVID, K_SOURCE, K_REPORT_FOR, K_SIZE, K_RCPT,
+	K_PAD, K_END,
 	K_COUNT
 };
 
@@ -47,6 +48,7 @@ static const struct {
 	[K_RET] = { "ret", NULL },
 	[K_ENVID] = { "envid", NULL },
 	[K_SOURCE] = { "source", NULL },
+	[K_REPORT_FOR] = { "report-for", NULL },
 	[K_SIZE] = { "size", "missing required key \"size\"" },
 	[K_RCPT] = { "rcpt", "no \"rcpt\" record" },
 	[K_PAD] = { "pad", NULL },
@@ -132,6 +134,34 @@ env_xtext_ok(const char *s, size_t n, bool partial)
 	if (!partial && n == 0)
 		return false;
 	return smtpcodec_xtext_chars(s, n);
+}
+
+/*
+ * "UID R,R,..." (report-for): an envelope uid, one space, recipient
+ * indices in plain decimal (at most 9 digits) joined by commas; any
+ * prefix of that when partial.
+ */
+static bool
+env_report_for_ok(const char *s, size_t n, bool partial)
+{
+	size_t i, digits = 0;
+
+	if (n <= ENVELOPE_UID_LEN)
+		return partial && env_uid_ok(s, n, true);
+	if (!env_uid_ok(s, ENVELOPE_UID_LEN, false) ||
+	    s[ENVELOPE_UID_LEN] != ' ')
+		return false;
+	for (i = ENVELOPE_UID_LEN + 1; i < n; i++) {
+		if (s[i] == ',' && digits > 0) {
+			digits = 0;
+		} else if (s[i] >= '0' && s[i] <= '9' && digits < 9 &&
+		    !(digits == 1 && s[i - 1] == '0')) {
+			digits++;
+		} else {
+			return false;
+		}
+	}
+	return partial || digits > 0;
 }
 
 /* Free text (client, helo, source): non-empty, no control bytes. */
@@ -370,6 +400,11 @@ env_single_value(struct env_parse *p, enum env_key k, const char *v,
 		ok = env_xtext_ok(v, n, partial);
 		dst = &e->envid;
 		break;
+	case K_REPORT_FOR:
+		p->why = "report-for is not a uid and recipient indices";
+		ok = env_report_for_ok(v, n, partial);
+		dst = &e->report_for;
+		break;
 	case K_PAD:
 		p->why = "pad is not a run of '-'";
 		ok = env_pad_ok(v, n, partial);
@@ -489,6 +524,7 @@ envelope_free(struct envelope *e)
 	free(e->helo);
 	free(e->ret);
 	free(e->envid);
+	free(e->report_for);
 	free(e->source);
 	envelope_init(e);
 }
@@ -550,6 +586,9 @@ env_format_ok(const struct envelope *e)
 	     strcmp(e->ret, "HDRS") != 0) ||
 	    (e->envid != NULL &&
 	     !env_xtext_ok(e->envid, strlen(e->envid), false)) ||
+	    (e->report_for != NULL &&
+	     !env_report_for_ok(e->report_for, strlen(e->report_for),
+	     false)) ||
 	    e->nrcpt == 0)
 		return false;
 	for (size_t i = 0; i < e->nrcpt; i++) {
@@ -597,6 +636,7 @@ env_write(struct envelope *e, struct buf *out, size_t start, size_t pad)
 	    (r = env_put(out, "ret", e->ret)) < 0 ||
 	    (r = env_put(out, "envid", e->envid)) < 0 ||
 	    (r = env_put(out, "source", e->source)) < 0 ||
+	    (r = env_put(out, "report-for", e->report_for)) < 0 ||
 	    (r = buf_printf(out, "size %llu\n",
 	    (unsigned long long)e->size)) < 0)
 		return r;

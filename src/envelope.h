@@ -55,6 +55,9 @@ struct envelope {
 	char *ret;		/* DSN RET: "FULL", "HDRS" or NULL */
 	char *envid;		/* DSN ENVID (xtext) or NULL */
 	char *source;		/* e.g. "Submitted/x.sub 64769:1234" or NULL */
+	char *report_for;	/* a delivery report: "UID R,R,..." the
+				   original's uid and the recipients it
+				   reports on (docs/QUEUE.md), or NULL */
 	uint64_t size;		/* bytes of message after the empty line */
 	struct env_rcpt *rcpt;
 	size_t nrcpt;

@@ -104,6 +104,7 @@ assert_env_equal(const struct envelope *a, const struct envelope *b)
 	assert_str_eq_null(a->ret, b->ret);
 	assert_str_eq_null(a->envid, b->envid);
 	assert_str_eq_null(a->source, b->source);
+	assert_str_eq_null(a->report_for, b->report_for);
 	assert_true(a->size == b->size);
 	assert_int_equal(a->nrcpt, b->nrcpt);
 	for (size_t i = 0; i < a->nrcpt; i++) {
@@ -192,6 +193,56 @@ test_roundtrip_min(void **state)
 	assert_true(p.trusted);
 	envelope_free(&e);
 	envelope_free(&p);
+	buf_free(&b);
+}
+
+/*
+ * A report's report-for record ("UID R,R,..."): written after source,
+ * parsed back; a malformed value is corrupt on parse and refused on
+ * format.
+ */
+static void
+test_report_for(void **state)
+{
+	static const char *const bad[] = {
+		"", UID, UID " ", UID " 1,", UID " ,1", UID " 1,,2",
+		UID " 01", UID " 1 2", UID "  1", UID " -1", UID " 1234567890",
+		"6F1C0D9BE3A14C2E8D7F5A9B0C1D2E3F 1", "6f1c 1",
+	};
+	struct envelope e, p;
+	struct buf b = BUF_INIT;
+
+	(void)state;
+	fill_min(&e);
+	e.report_for = strdup(UID " 0,2,10");
+	e.source = strdup("x");
+	assert_int_equal(envelope_format(&e, &b), 0);
+	assert_non_null(strstr(b.data,
+	    "\nsource x\nreport-for " UID " 0,2,10\nsize 0\n"));
+	parse_ok(b.data, b.len, &p);
+	assert_env_equal(&e, &p);
+	envelope_free(&p);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct buf t = BUF_INIT;
+		const char *at = strstr(b.data, "report-for ");
+		const char *eol = strchr(at, '\n');
+		const char *why = NULL;
+		unsigned line = 0;
+
+		assert_int_equal(buf_printf(&t, "%.*sreport-for %s%s",
+		    (int)(at - b.data), b.data, bad[i], eol), 0);
+		if (envelope_parse(t.data, t.len, &p, &why, &line) != -EINVAL)
+			fail_msg("case %zu (%s) parsed", i, bad[i]);
+		assert_string_equal(why,
+		    "report-for is not a uid and recipient indices");
+		free(e.report_for);	/* and format refuses it */
+		e.report_for = strdup(bad[i]);
+		buf_reset(&t);
+		if (envelope_format(&e, &t) != -EINVAL)
+			fail_msg("case %zu (%s) formatted", i, bad[i]);
+		buf_free(&t);
+	}
+	envelope_free(&e);
 	buf_free(&b);
 }
 
@@ -857,6 +908,7 @@ main(void)
 		cmocka_unit_test(test_format_exact),
 		cmocka_unit_test(test_roundtrip_full),
 		cmocka_unit_test(test_roundtrip_min),
+		cmocka_unit_test(test_report_for),
 		cmocka_unit_test(test_format_offsets_relative),
 		cmocka_unit_test(test_parse_doc_example_and_order),
 		cmocka_unit_test(test_parse_number_limits),
