@@ -31,11 +31,22 @@
 #define STORE_KEEP_TOTAL (8 * 1024 * 1024)	/* ... up to this in all */
 #define STORE_COPY_CHUNK (128 * 1024)	/* a draft copy's read size */
 
+struct store_msg;
+
 struct store_settings {
 	int foldering;		/* 0, 10, 100 or FOLDERING_AUTO */
 	uint64_t limit;		/* queue limit in messages */
 	bool dir_fsync_always;	/* [queue] directory-fsync = always: never
 				   rely on a file's fsync for its new name */
+	/*
+	 * Recovery, for a file whose recipients are all final: does it
+	 * still owe a report (a final outcome without its `reported`
+	 * record that must be reported)? Then it is kept (m->keep) and
+	 * handed over like a live one. Runs on a pool thread: must be
+	 * pure. NULL: never (every such file is removed).
+	 */
+	bool (*owes_report)(const struct store_msg *m, const void *arg);
+	const void *owes_arg;
 };
 
 /*
@@ -110,7 +121,8 @@ typedef void (*store_scan_cb)(void *arg, int err, size_t found,
  * Start-up recovery: remove every stray ID.tmp, load every ID.msg in Queue/
  * and every subfolder (whatever foldering says now), move corrupt ones to
  * Queue/corrupt/ with a log line, remove files whose recipients are all
- * final. found() gets each live message in ID order (arrival order); the
+ * final (unless settings' owes_report keeps one: then found with
+ * pending 0 and keep set). found() gets each live message in ID order (arrival order); the
  * receiver owns it (store_msg_free). New IDs are allocated above every ID
  * seen. Must finish before store_commit is used.
  */

@@ -143,7 +143,11 @@ recover_msg(struct recover_job *j, struct sdir *d, const char *rel,
 		goto out;
 	}
 	m->pending = envelope_pending(&m->env);
-	if (m->pending == 0) {
+	if (m->pending == 0 && st->set.owes_report &&
+	    st->set.owes_report(m, st->set.owes_arg)) {
+		/* every recipient final, a report still owed: kept */
+		m->keep = true;
+	} else if (m->pending == 0) {
 		/* S3 -> S4: every recipient final, the unlink was lost */
 		if (unlinkat(d->fd, name, 0) == 0) {
 			*changed = true;

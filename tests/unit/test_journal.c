@@ -30,7 +30,8 @@ collect(void *arg, const struct journal_attempt *a)
 	if (s->n == 8)
 		return -E2BIG;
 	s->v[s->n] = *a;
-	memcpy(s->reason[s->n], a->reason, a->reason_len);
+	if (a->reason_len)	/* a `reported` record has none */
+		memcpy(s->reason[s->n], a->reason, a->reason_len);
 	s->reason[s->n][a->reason_len] = '\0';
 	s->n++;
 	return 0;

@@ -2055,6 +2055,82 @@ test_keep_remove(void **state)
 	free(path);
 }
 
+/* owes_report for the tests: a failed recipient not yet reported. */
+static bool
+owes_failed(const struct store_msg *m, const void *arg)
+{
+	(void)arg;
+	for (size_t i = 0; i < m->env.nrcpt; i++)
+		if (m->env.rcpt[i].state == RCPT_FAILED && (m->hist == NULL ||
+		    !(m->hist[i].reported & 1u << JOURNAL_ACT_FAILED)))
+			return true;
+	return false;
+}
+
+/*
+ * A crash after a kept file's last mark: recovery hands the file over
+ * (pending 0, kept) while owes_report says a report is owed, and
+ * removes it once the outcome is settled by its `reported` record.
+ */
+static void
+test_recover_owed(void **state)
+{
+	struct store_settings set = { .limit = 100,
+		.owes_report = owes_failed };
+	struct fx *fx = *state;
+	struct envelope env;
+	struct rec r;
+	struct mrec k[3];
+	struct journal_attempt a;
+	struct scan sc = { .nfound = 0 };
+	struct store_msg *m;
+	char *path;
+
+	memset(k, 0, sizeof(k));
+	assert_int_equal(store_open(&fx->loop, fx->base, &set, &fx->lg,
+	    &fx->st), 0);
+	make_env(&env, 2, NULL);
+	commit_wait(fx, &env, BODY, NULL, 0, &r);
+	assert_int_equal(r.err, 0);
+	m = r.m;
+	m->keep = true;
+	path = strdup(m->path);
+	a = jrec(0, 1, JOURNAL_FAILED, -1, "5.1.1", "no such user");
+	assert_int_equal(store_mark(fx->st, m, 0, RCPT_FAILED, &a, on_mark,
+	    &k[0]), 0);
+	assert_int_equal(store_mark(fx->st, m, 1, RCPT_DELIVERED, NULL,
+	    on_mark, &k[1]), 0);
+	run_until(fx, &k[0].calls, 1);
+	run_until(fx, &k[1].calls, 1);
+	store_msg_free(m);
+	/* the crash: the report was never queued */
+	store_close(fx->st);
+	assert_int_equal(store_open(&fx->loop, fx->base, &set, &fx->lg,
+	    &fx->st), 0);
+	recover_wait(fx, &sc);
+	assert_int_equal(sc.found, 1);
+	m = sc.m[0];
+	assert_int_equal(m->pending, 0);
+	assert_true(m->keep);
+	assert_string_equal(m->hist[0].reason, "no such user");
+	assert_true(exists(path));
+	/* settled: the next recovery removes the file */
+	a = (struct journal_attempt){ .type = JOURNAL_REPORTED, .rcpt = 0,
+		.time = 1765000100, .action = JOURNAL_ACT_FAILED };
+	assert_int_equal(store_note(fx->st, m, &a, on_mark, &k[2]), 0);
+	run_until(fx, &k[2].calls, 1);
+	assert_int_equal(k[2].err, 0);
+	store_msg_free(m);
+	store_close(fx->st);
+	assert_int_equal(store_open(&fx->loop, fx->base, &set, &fx->lg,
+	    &fx->st), 0);
+	memset(&sc, 0, sizeof(sc));
+	recover_wait(fx, &sc);
+	assert_int_equal(sc.found, 0);
+	assert_false(exists(path));
+	free(path);
+}
+
 int
 main(void)
 {
@@ -2076,6 +2152,8 @@ main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_mark, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keep_remove, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_owed, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_journal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover_busy, setup,
