@@ -100,7 +100,8 @@ dequeue_owed(const struct envelope *e, size_t rcpt,
 	switch (ev) {
 	case DEQUEUE_EV_FAILED:
 		if (n & NOTIFY_FAILURE)
-			*send = DEQUEUE_TO_SENDER | (copy ? DEQUEUE_TO_COPY : 0);
+			*send = DEQUEUE_TO_SENDER |
+			    (copy ? DEQUEUE_TO_COPY : 0);
 		break;
 	case DEQUEUE_EV_DELAYED:
 		if (n & NOTIFY_DELAY)
