@@ -81,6 +81,50 @@ int dequeue_rcpt_outcome(const struct envelope *e, size_t i,
 	const struct store_hist *h, enum report_action action,
 	int64_t will_retry_until, struct report_rcpt *out);
 
+/* One recipient a report is about, and what it says of it. */
+struct dequeue_item {
+	size_t rcpt;			/* index in the original */
+	enum report_action action;
+};
+
+/* What a report needs besides the original. */
+struct dequeue_report_args {
+	const char *to;			/* the report's recipient (the
+					   return-path or the copy address) */
+	const char *hostname;		/* [server] hostname */
+	const char *message_id;		/* the report's, without <> */
+	int64_t now;
+	int config_return;		/* [reports] return */
+	uint64_t return_size_limit;	/* [reports] return-size-limit */
+	uint64_t max_lifetime_s;	/* for Will-Retry-Until */
+	const char *msg;		/* the original's first bytes (at
+					   least report_read_limit of them) */
+	size_t msg_len;
+};
+
+/* A report ready to build (report_build(&in, ...)) and commit (env). */
+struct dequeue_report {
+	struct envelope env;		/* tag DSN, from "", the one
+					   recipient (NOTIFY=NEVER),
+					   report-for "UID R,R,..." */
+	struct report_rcpt *rcpt;	/* nrcpt lines, into the original */
+	size_t nrcpt;
+	struct report_in in;		/* points into the original, args
+					   and rcpt */
+};
+
+/*
+ * Prepare the report about items it[0..n) (ascending recipient indices,
+ * each once) of m. The envelope's uid is left empty (the commit makes
+ * one). 0, -EINVAL (bad items, no recipient to send to, an original
+ * without uid) or -ENOMEM; out is empty on error.
+ */
+int dequeue_report_prepare(const struct store_msg *m,
+	const struct dequeue_item *it, size_t n,
+	const struct dequeue_report_args *a, struct dequeue_report *out);
+/* Free a prepared report (env, lines). */
+void dequeue_report_free(struct dequeue_report *d);
+
 /*
  * Append "id=ID rcpt=ADDR result=RESULT reason=REASON" and, when
  * report_id is not NULL, " report=RID" to out, each value quoted by
