@@ -64,6 +64,12 @@ import_work(uv_work_t *req)
 	}
 	r = store__load_envelope(fd, &m->env, &m->hist, &m->jend, &why,
 	    &line);
+	if (r == 0 && m->env.report_for != NULL) {
+		/* only the daemon's own reports may say whom they settle */
+		r = -EBADMSG;
+		why = "report-for in a foreign file";
+		line = 0;
+	}
 	if (r == -EBADMSG) {
 		int q = store__quarantine(st, AT_FDCWD, j->src, &dest);
 

@@ -1140,6 +1140,20 @@ test_import(void **state)
 	assert_int_equal(store_count(fx->st), 1);
 	assert_true(log_has(fx, "bad.msg (line 1: "));
 	free(text);
+	/* a forged report-for (it could settle another message's report) */
+	text = queue_text(UID, 2, "DP", NULL, BODY, &len);
+	p = strstr(text, "\nsize ");
+	assert_non_null(p);
+	want = fmt("%.*s\nreport-for " UID " 0%s", (int)(p - text), text, p);
+	spit(bad, want, strlen(want));
+	free(want);
+	import_wait(fx, bad, &r);
+	assert_int_equal(r.err, -EBADMSG);
+	assert_null(r.m);
+	assert_false(exists(bad));
+	assert_true(log_has(fx, "report-for in a foreign file"));
+	assert_int_equal(store_count(fx->st), 1);
+	free(text);
 	/* nothing left to deliver: removed, -EALREADY */
 	text = queue_text(UID, 2, "DF", NULL, BODY, &len);
 	spit(done, text, len);
