@@ -85,21 +85,14 @@ format_reported(const struct journal_attempt *a, struct buf *out)
 		a->time, action_names[a->action], un ? a->report : "-");
 }
 
-/* Append a's record. */
-int
-journal_format(const struct journal_attempt *a, struct buf *out)
+/* Append an `attempt` record. */
+static int
+format_attempt(const struct journal_attempt *a, struct buf *out)
 {
 	const char *rs = a->reason ? a->reason : "";
-	size_t rn = strlen(rs), start = out->len;
+	size_t rn = strlen(rs);
 	int r;
 
-	if (a->type == JOURNAL_REPORTED) {
-		if ((r = format_reported(a, out)) < 0 && out->data) {
-			out->len = start;
-			out->data[start] = '\0';
-		}
-		return r;
-	}
 	if (a->type != JOURNAL_ATTEMPT || (unsigned)a->kind > JOURNAL_FAILED ||
 	    (unsigned)a->src > JOURNAL_MTA || a->time < 0 || a->attempt == 0 ||
 	    a->reply < 200 || a->reply > 599 ||
@@ -123,6 +116,17 @@ journal_format(const struct journal_attempt *a, struct buf *out)
 			rs[i]);
 	if (r == 0)
 		r = buf_putc(out, '\n');
+	return r;
+}
+
+/* Append a's record. */
+int
+journal_format(const struct journal_attempt *a, struct buf *out)
+{
+	size_t start = out->len;
+	int r = a->type == JOURNAL_REPORTED ? format_reported(a, out) :
+		format_attempt(a, out);
+
 	if (r < 0 && out->data) {
 		out->len = start;	/* nothing half-written stays */
 		out->data[start] = '\0';
